@@ -1,0 +1,6 @@
+"""The ledger: control tables for exactly-once imports (files, leases, lane checkpoints, summaries,
+expected files per day, day status), on SQLite, PostgreSQL or MariaDB/MySQL."""
+
+from .store import DEFAULT_EXPECTED_FILES, LATER_DAY_STAGES, DayRecord, FileRecord, Ledger
+
+__all__ = ["Ledger", "FileRecord", "DayRecord", "DEFAULT_EXPECTED_FILES", "LATER_DAY_STAGES"]

@@ -1,0 +1,199 @@
+"""The ledger's tables (SQLAlchemy Core), portable across SQLite, PostgreSQL and MariaDB/MySQL.
+
+Modelled on SciELO's control schema (``control_log_file``, ``control_log_file_summary``,
+``control_date_status``) with statuses stored as the words of :mod:`analytics_ingest.vocabulary`,
+plus what exactly-once delivery needs: a lease per file, a checkpoint per (file, lane) and the
+lines Matomo rejected.
+
+Portability choices:
+
+* ``path`` is ``String(1024)``; its uniqueness per site goes through ``path_hash`` (SHA-256 hex),
+  because MariaDB cannot index 1024 utf8mb4 characters (3072-byte key limit).
+* times are naive UTC in the database (``DATETIME(6)`` on MariaDB, which otherwise drops
+  sub-seconds); :class:`UTCDateTime` turns them into aware UTC datetimes in Python.
+* surrogate keys are ``Integer`` (SQLite only auto-increments ``INTEGER PRIMARY KEY``); sizes, line
+  numbers and counters are ``BigInteger``.
+
+The hand-written Alembic migrations in ``migrations/versions`` must create exactly these tables; a
+test compares them with Alembic's ``compare_metadata``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects import mysql
+from sqlalchemy.types import TypeDecorator
+
+PATH_MAX = 1024
+STATUS_LEN = 16
+OWNER_MAX = 255
+MESSAGE_MAX = 1000
+REASON_MAX = 500
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_N_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class UTCDateTime(TypeDecorator):
+    """Naive UTC in the database, aware UTC in Python (naive values are taken as UTC)."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect):
+        if dialect.name in ("mysql", "mariadb"):
+            return dialect.type_descriptor(mysql.DATETIME(fsp=6))
+        return dialect.type_descriptor(DateTime())
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if not isinstance(value, dt.datetime):
+            raise TypeError(f"expected a datetime, got {type(value).__name__}")
+        if value.tzinfo is not None:
+            value = value.astimezone(dt.timezone.utc).replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        if isinstance(value, str):  # defensive: SQLite text that bypassed the type
+            value = dt.datetime.fromisoformat(value)
+        return value.replace(tzinfo=dt.timezone.utc)
+
+
+# --- one row per log file (SciELO control_log_file) --------------------------------------------
+files = Table(
+    "ledger_file",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("site_id", Integer, nullable=False),
+    Column("path", String(PATH_MAX), nullable=False),
+    Column("path_hash", String(64), nullable=False),  # sha256(path) hex: the unique key
+    Column("size", BigInteger, nullable=False),
+    Column("fingerprint", String(128), nullable=False),
+    Column("fingerprint_len", BigInteger, nullable=False),
+    Column("day", Date, nullable=True),
+    Column("status", String(STATUS_LEN), nullable=False),
+    Column("invalid_reason", String(REASON_MAX), nullable=True),
+    Column("plan", Text, nullable=True),  # JSON: lanes, batch size, classification, format
+    Column("lease_owner", String(OWNER_MAX), nullable=True),
+    Column("lease_expires_at", UTCDateTime, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    UniqueConstraint("site_id", "path_hash"),
+    Index(None, "site_id", "day"),
+    Index(None, "status"),
+)
+
+# --- delivery checkpoint per (file, lane) ------------------------------------------------------
+lanes = Table(
+    "ledger_lane",
+    metadata,
+    Column("file_id", Integer, ForeignKey("ledger_file.id", ondelete="CASCADE"), primary_key=True),
+    Column("lane", Integer, primary_key=True, autoincrement=False),
+    Column("delivered_through", BigInteger, nullable=False),  # 0 = nothing delivered
+    Column("in_flight_through", BigInteger, nullable=True),  # NULL = nothing in flight
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# --- lines Matomo refused (its invalid_indices, mapped to line numbers) ------------------------
+rejected_lines = Table(
+    "ledger_rejected_line",
+    metadata,
+    Column("file_id", Integer, ForeignKey("ledger_file.id", ondelete="CASCADE"), primary_key=True),
+    Column("line_no", BigInteger, primary_key=True, autoincrement=False),
+)
+
+# --- one row per import attempt (SciELO control_log_file_summary) ------------------------------
+summaries = Table(
+    "ledger_summary",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("file_id", Integer, ForeignKey("ledger_file.id", ondelete="CASCADE"), nullable=False),
+    Column("started_at", UTCDateTime, nullable=True),
+    Column("finished_at", UTCDateTime, nullable=True),
+    Column("status", String(STATUS_LEN), nullable=True),
+    Column("lines_total", BigInteger, nullable=True),
+    Column("tracked", BigInteger, nullable=True),
+    Column("pages", BigInteger, nullable=True),
+    Column("downloads", BigInteger, nullable=True),
+    Column("bots", BigInteger, nullable=True),
+    Column("static", BigInteger, nullable=True),
+    Column("http_errors", BigInteger, nullable=True),
+    Column("http_redirects", BigInteger, nullable=True),
+    Column("filtered", BigInteger, nullable=True),
+    Column("invalid", BigInteger, nullable=True),
+    Column("delivered", BigInteger, nullable=True),
+    Column("rejected", BigInteger, nullable=True),
+    Column("seconds", Float, nullable=True),
+    Column("format_name", String(64), nullable=True),
+    Column("compression", String(16), nullable=True),
+    Column("incomplete", Boolean, nullable=True),
+    Column("message", String(MESSAGE_MAX), nullable=True),
+    Index(None, "file_id"),
+)
+
+# --- expected files per site and day, as date ranges (scieloorg/usage CollectionLogFilesPerDay) -
+expected_files = Table(
+    "ledger_expected_files",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("site_id", Integer, nullable=False),
+    Column("start_day", Date, nullable=False),
+    Column("end_day", Date, nullable=True),  # NULL = open-ended
+    Column("count", Integer, nullable=False),
+    UniqueConstraint("site_id", "start_day"),
+)
+
+# --- one row per (site, day) (SciELO control_date_status) --------------------------------------
+days = Table(
+    "ledger_day",
+    metadata,
+    Column("site_id", Integer, primary_key=True, autoincrement=False),
+    Column("day", Date, primary_key=True),
+    Column("status", String(STATUS_LEN), nullable=False),
+    Column("expected", Integer, nullable=False),
+    Column("found", Integer, nullable=False),
+    Column("loaded", Integer, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index(None, "status"),
+)
+
+SUMMARY_FIELDS = tuple(c.name for c in summaries.columns if c.name not in ("id", "file_id"))
+
+__all__ = [
+    "metadata",
+    "files",
+    "lanes",
+    "rejected_lines",
+    "summaries",
+    "expected_files",
+    "days",
+    "UTCDateTime",
+    "SUMMARY_FIELDS",
+]

@@ -1,0 +1,785 @@
+"""The ledger: what was imported, how far each lane got, and the state of each day.
+
+One :class:`Ledger` wraps one SQLAlchemy engine (SQLite, PostgreSQL or MariaDB/MySQL) and is safe
+to share between threads: every thread gets its own connection, kept for the thread's lifetime
+(returned to the pool when the thread ends), so the per-batch checkpoint write
+(:meth:`Ledger.mark_in_flight`) costs one short transaction and no pool round trip.
+
+Every method is one transaction. Times are UTC: stored naive, returned aware.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+import threading
+import time
+import weakref
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from sqlalchemy import and_, bindparam, create_engine, delete, event, func, insert, or_, select, update
+from sqlalchemy.dialects.mysql import insert as mysql_insert
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.pool import StaticPool
+
+from ..errors import ConfigError
+from ..vocabulary import (
+    DAY_CALCULATED,
+    DAY_DONE,
+    DAY_LOADED,
+    DAY_PARTIAL,
+    DAY_PRETABLE,
+    DAY_QUEUE,
+    DAY_STATUSES,
+    FILE_INVALID,
+    FILE_LOADED,
+    FILE_PARTIAL,
+    FILE_QUEUE,
+    FILE_STATUSES,
+)
+from . import migrate as _migrate
+from . import schema as S
+
+DEFAULT_EXPECTED_FILES = 1
+LATER_DAY_STAGES = (DAY_PRETABLE, DAY_CALCULATED, DAY_DONE)
+_UPDATABLE_FILE_FIELDS = ("size", "fingerprint", "fingerprint_len", "day", "status", "invalid_reason", "plan")
+_IDLE_REFRESH_SECONDS = 300.0  # a server connection idle longer than this is re-checked out (pre-ping)
+_SQLITE_BUSY_MS = 30_000
+_SQLITE_BEGIN = "analytics_ingest_begin"
+
+
+# --- records ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class FileRecord:
+    id: int
+    site_id: int
+    path: str
+    size: int
+    fingerprint: str
+    fingerprint_len: int
+    day: dt.date | None
+    status: str
+    invalid_reason: str | None
+    plan: str | None
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class DayRecord:
+    site_id: int
+    day: dt.date
+    status: str
+    expected: int
+    found: int
+    loaded: int
+    updated_at: dt.datetime
+
+
+# --- helpers ------------------------------------------------------------------------------------
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def _path_hash(path: str) -> str:
+    return hashlib.sha256(path.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _as_date(value: dt.date | None, what: str) -> dt.date | None:
+    if value is None:
+        return None
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    raise ValueError(f"{what} must be a date, not {type(value).__name__}")
+
+
+def _check_file_status(status: str) -> str:
+    if status not in FILE_STATUSES:
+        raise ValueError(f"unknown file status {status!r}; expected one of {', '.join(FILE_STATUSES)}")
+    return status
+
+
+def _check_day_status(status: str) -> str:
+    if status not in DAY_STATUSES:
+        raise ValueError(f"unknown day status {status!r}; expected one of {', '.join(DAY_STATUSES)}")
+    return status
+
+
+def _redact_raw(url: str) -> str:
+    """Hide the password of a URL that SQLAlchemy could not even parse."""
+    return re.sub(r"(://[^:/@\s]*):[^@\s]*@", r"\1:***@", str(url))
+
+
+def _one_line(text: str, secret: str | None) -> str:
+    line = next((ln.strip() for ln in str(text).splitlines() if ln.strip()), "")
+    if secret:
+        line = line.replace(secret, "***")
+    return line[:200]
+
+
+def _file_record(row) -> FileRecord:
+    return FileRecord(
+        id=row.id,
+        site_id=row.site_id,
+        path=row.path,
+        size=row.size,
+        fingerprint=row.fingerprint,
+        fingerprint_len=row.fingerprint_len,
+        day=row.day,
+        status=row.status,
+        invalid_reason=row.invalid_reason,
+        plan=row.plan,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+def _day_record(row) -> DayRecord:
+    return DayRecord(
+        site_id=row.site_id,
+        day=row.day,
+        status=row.status,
+        expected=row.expected,
+        found=row.found,
+        loaded=row.loaded,
+        updated_at=row.updated_at,
+    )
+
+
+def _fmt_range(start: dt.date, end: dt.date | None) -> str:
+    return f"{start.isoformat()}..{end.isoformat() if end else 'open'}"
+
+
+_FILE_COLUMNS = [
+    S.files.c[name]
+    for name in (
+        "id", "site_id", "path", "size", "fingerprint", "fingerprint_len", "day", "status",
+        "invalid_reason", "plan", "created_at", "updated_at",
+    )
+]
+
+
+# --- the ledger ---------------------------------------------------------------------------------
+class Ledger:
+    """Control tables for exactly-once imports (see the module docstring)."""
+
+    def __init__(self, url: str, *, migrate: bool = True) -> None:
+        self._closed = False
+        self._lock = threading.RLock()
+        self._local = threading.local()
+        self._conns: set[Connection] = set()
+        self._stmts: dict[Any, Any] = {}
+        try:
+            parsed = make_url(url)
+        except Exception:  # noqa: BLE001 - any parse failure is a configuration problem
+            raise ConfigError(
+                f"ledger URL {_redact_raw(url)} is not a database URL; use e.g. sqlite:///path/to/ledger.sqlite "
+                "or postgresql+psycopg2://user@host:5432/dbname"
+            ) from None
+        self.url_for_display: str = parsed.render_as_string(hide_password=True)
+        secret = parsed.password if parsed.password else None
+        try:
+            self._engine: Engine = self._create_engine(parsed)
+        except Exception as exc:  # noqa: BLE001 - unknown dialect, missing driver, bad option
+            raise ConfigError(
+                f"cannot use ledger URL {self.url_for_display}: {type(exc).__name__}: {_one_line(exc, secret)}; "
+                "check the scheme and driver (sqlite:///…, postgresql+psycopg2://…, mysql+pymysql://…)"
+            ) from None
+        self._dialect = self._engine.dialect.name
+        if self._dialect == "mariadb":
+            self._dialect = "mysql"
+        self._sqlite = self._dialect == "sqlite"
+        try:
+            self._run(lambda conn: conn.exec_driver_sql("SELECT 1").scalar(), read=True, retry=False)
+        except Exception as exc:  # noqa: BLE001
+            self._engine.dispose()
+            reason = _one_line(getattr(exc, "orig", None) or exc, secret)
+            raise ConfigError(
+                f"cannot connect to the ledger database {self.url_for_display}: {reason}; check the ledger URL "
+                "(host, port, user, database name) and that the database server is running"
+            ) from None
+        if migrate:
+            try:
+                self._release_thread_connection()  # DDL on MariaDB/SQLite goes better without our open conn
+                _migrate.upgrade(self._engine)
+            except Exception as exc:  # noqa: BLE001
+                self.close()
+                reason = _one_line(getattr(exc, "orig", None) or exc, secret)
+                raise ConfigError(
+                    f"cannot bring the ledger database {self.url_for_display} to the current schema: "
+                    f"{type(exc).__name__}: {reason}; check that the user may create tables there and that "
+                    "this version of analytics-ingest is not older than the one that last used it"
+                ) from None
+        self._prepare_statements()
+
+    # -- engine and connections -------------------------------------------------------------
+    @staticmethod
+    def _create_engine(url) -> Engine:
+        backend = url.get_backend_name()
+        if backend == "sqlite":
+            database = url.database or ""
+            memory = database in ("", ":memory:") or "mode=memory" in database
+            connect_args: dict[str, Any] = {"check_same_thread": False, "timeout": _SQLITE_BUSY_MS / 1000}
+            if memory:
+                engine = create_engine(url, connect_args=connect_args, poolclass=StaticPool)
+            else:
+                if not database.startswith("file:"):
+                    Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+                engine = create_engine(url, connect_args=connect_args, pool_size=8, max_overflow=56)
+
+            @event.listens_for(engine, "connect")
+            def _sqlite_connect(dbapi_conn, _record):  # pragma: no cover - exercised by every sqlite test
+                dbapi_conn.isolation_level = None  # we emit BEGIN ourselves (below)
+                cur = dbapi_conn.cursor()
+                cur.execute(f"PRAGMA busy_timeout={_SQLITE_BUSY_MS}")
+                if not memory:
+                    cur.execute("PRAGMA journal_mode=WAL")
+                cur.execute("PRAGMA synchronous=NORMAL")
+                cur.execute("PRAGMA foreign_keys=ON")
+                cur.close()
+
+            @event.listens_for(engine, "begin")
+            def _sqlite_begin(conn):
+                # Writers take the write lock up front (BEGIN IMMEDIATE) so they wait on busy_timeout
+                # instead of failing when a read-then-write transaction meets another writer.
+                conn.exec_driver_sql(conn.info.pop(_SQLITE_BEGIN, "BEGIN IMMEDIATE"))
+
+            return engine
+        kwargs: dict[str, Any] = {"pool_pre_ping": True, "pool_size": 8, "max_overflow": 56, "pool_timeout": 60}
+        if backend in ("mysql", "mariadb"):
+            kwargs["pool_recycle"] = 1800
+            kwargs["isolation_level"] = "READ COMMITTED"  # fewer gap locks on the upserts
+        if backend == "postgresql" and "connect_timeout" not in url.query:
+            kwargs["connect_args"] = {"connect_timeout": 10}
+        return create_engine(url, **kwargs)
+
+    def _conn(self) -> Connection:
+        local = self._local
+        conn: Connection | None = getattr(local, "conn", None)
+        now = time.monotonic()
+        if conn is not None:
+            if conn.closed or conn.invalidated:
+                self._discard(conn)
+            elif not self._sqlite and now - local.used > _IDLE_REFRESH_SECONDS:
+                self._discard(conn)  # back to the pool; the next checkout pre-pings it
+            else:
+                local.used = now
+                return conn
+        if self._closed:
+            raise RuntimeError("the ledger is closed")
+        conn = self._engine.connect()
+        local.conn, local.used = conn, now
+        with self._lock:
+            self._conns.add(conn)
+        # Give the connection back when this thread goes away (no strong reference to the ledger).
+        weakref.finalize(threading.current_thread(), Ledger._thread_ended, weakref.ref(self), conn)
+        return conn
+
+    @staticmethod
+    def _thread_ended(ledger_ref, conn: Connection) -> None:
+        ledger = ledger_ref()
+        if ledger is not None:
+            with ledger._lock:
+                ledger._conns.discard(conn)
+        try:
+            conn.close()
+        except Exception:  # noqa: BLE001
+            pass
+
+    def _discard(self, conn: Connection) -> None:
+        with self._lock:
+            self._conns.discard(conn)
+        if getattr(self._local, "conn", None) is conn:
+            self._local.conn = None
+        try:
+            conn.close()
+        except Exception:  # noqa: BLE001 - already broken; nothing to give back
+            pass
+
+    def _release_thread_connection(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            self._discard(conn)
+
+    def _is_retryable(self, exc: DBAPIError) -> bool:
+        orig = exc.orig
+        if self._dialect == "postgresql":
+            return getattr(orig, "pgcode", None) in ("40P01", "40001")
+        if self._dialect == "mysql":
+            code = orig.args[0] if getattr(orig, "args", None) else None
+            return code in (1213, 1205)
+        return False
+
+    def _run(self, fn: Callable[[Connection], Any], *, read: bool = False, retry: bool = True) -> Any:
+        """Run ``fn(conn)`` in one transaction on this thread's connection.
+
+        Deadlocks / serialisation failures are retried (the transaction was rolled back). A lost
+        connection is replaced and, when ``retry``, the call is repeated once.
+        """
+        attempt = 0
+        while True:
+            conn = self._conn()
+            try:
+                if self._sqlite:
+                    conn.info[_SQLITE_BEGIN] = "BEGIN" if read else "BEGIN IMMEDIATE"
+                with conn.begin():
+                    return fn(conn)
+            except DBAPIError as exc:
+                if exc.connection_invalidated:
+                    self._discard(conn)
+                    if retry and attempt == 0:
+                        attempt += 1
+                        continue
+                elif self._is_retryable(exc) and attempt < 5:
+                    attempt += 1
+                    time.sleep(0.01 * attempt)
+                    continue
+                raise
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            conns = list(self._conns)
+            self._conns.clear()
+        for conn in conns:
+            try:
+                conn.close()
+            except Exception:  # noqa: BLE001
+                pass
+        self._local = threading.local()
+        self._engine.dispose()
+
+    def __enter__(self) -> "Ledger":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Ledger({self.url_for_display!r})"
+
+    # -- statements built once --------------------------------------------------------------
+    def _insert(self, table):
+        if self._dialect == "postgresql":
+            return pg_insert(table)
+        if self._dialect == "mysql":
+            return mysql_insert(table)
+        if self._sqlite:
+            return sqlite_insert(table)
+        return insert(table)
+
+    def _upsert(self, table, keys: tuple[str, ...], update_cols: tuple[str, ...]):
+        cache_key = ("upsert", table.name, keys, update_cols)
+        stmt = self._stmts.get(cache_key)
+        if stmt is None:
+            ins = self._insert(table)
+            if self._dialect == "mysql":
+                stmt = ins.on_duplicate_key_update({c: ins.inserted[c] for c in update_cols})
+            else:
+                stmt = ins.on_conflict_do_update(
+                    index_elements=list(keys), set_={c: ins.excluded[c] for c in update_cols}
+                )
+            self._stmts[cache_key] = stmt
+        return stmt
+
+    def _insert_ignore(self, table):
+        cache_key = ("ignore", table.name)
+        stmt = self._stmts.get(cache_key)
+        if stmt is None:
+            ins = self._insert(table)
+            if self._dialect == "mysql":
+                first = next(iter(table.primary_key.columns)).name
+                stmt = ins.on_duplicate_key_update({first: ins.inserted[first]})
+            else:
+                stmt = ins.on_conflict_do_nothing()
+            self._stmts[cache_key] = stmt
+        return stmt
+
+    def _prepare_statements(self) -> None:
+        L = S.lanes
+        where = and_(L.c.file_id == bindparam("b_file"), L.c.lane == bindparam("b_lane"))
+        self._lane_set_flight = (
+            update(L).where(where).values(in_flight_through=bindparam("b_flight"), updated_at=bindparam("b_at"))
+        )
+        self._lane_set_both = (
+            update(L)
+            .where(where)
+            .values(
+                in_flight_through=bindparam("b_flight"),
+                delivered_through=bindparam("b_done"),
+                updated_at=bindparam("b_at"),
+            )
+        )
+        self._lane_upsert_flight = self._upsert(L, ("file_id", "lane"), ("in_flight_through", "updated_at"))
+        self._lane_upsert_both = self._upsert(
+            L, ("file_id", "lane"), ("in_flight_through", "delivered_through", "updated_at")
+        )
+
+    # -- files ------------------------------------------------------------------------------
+    def register_file(
+        self,
+        *,
+        path: str,
+        site_id: int,
+        size: int,
+        fingerprint: str,
+        fingerprint_len: int,
+        day: dt.date | None = None,
+        status: str = FILE_QUEUE,
+    ) -> FileRecord:
+        """Add a file; if (site_id, path) is known already, return the existing record unchanged."""
+        _check_file_status(status)
+        if not path or len(path) > S.PATH_MAX:
+            raise ValueError(f"file path must be 1 to {S.PATH_MAX} characters long")
+        day = _as_date(day, "day")
+        existing = self.get_file(site_id, path)
+        if existing is not None:
+            return existing
+        now = _now()
+        values = dict(
+            site_id=int(site_id),
+            path=path,
+            path_hash=_path_hash(path),
+            size=int(size),
+            fingerprint=fingerprint,
+            fingerprint_len=int(fingerprint_len),
+            day=day,
+            status=status,
+            created_at=now,
+            updated_at=now,
+        )
+        try:
+            new_id = self._run(lambda conn: conn.execute(insert(S.files).values(**values)).inserted_primary_key[0])
+        except IntegrityError:
+            existing = self.get_file(site_id, path)  # registered concurrently by another process
+            if existing is not None:
+                return existing
+            raise
+        return self.get_file_by_id(new_id)
+
+    def get_file(self, site_id: int, path: str) -> FileRecord | None:
+        stmt = select(*_FILE_COLUMNS).where(
+            S.files.c.site_id == int(site_id), S.files.c.path_hash == _path_hash(path)
+        )
+        row = self._run(lambda conn: conn.execute(stmt).first(), read=True)
+        if row is None or row.path != path:
+            return None
+        return _file_record(row)
+
+    def get_file_by_id(self, file_id: int) -> FileRecord:
+        stmt = select(*_FILE_COLUMNS).where(S.files.c.id == int(file_id))
+        row = self._run(lambda conn: conn.execute(stmt).first(), read=True)
+        if row is None:
+            raise KeyError(f"no file with id {file_id} in the ledger")
+        return _file_record(row)
+
+    def list_files(
+        self, site_id: int | None = None, day: dt.date | None = None, status: str | None = None
+    ) -> list[FileRecord]:
+        stmt = select(*_FILE_COLUMNS)
+        if site_id is not None:
+            stmt = stmt.where(S.files.c.site_id == int(site_id))
+        if day is not None:
+            stmt = stmt.where(S.files.c.day == _as_date(day, "day"))
+        if status is not None:
+            stmt = stmt.where(S.files.c.status == _check_file_status(status))
+        stmt = stmt.order_by(S.files.c.id)
+        rows = self._run(lambda conn: conn.execute(stmt).all(), read=True)
+        return [_file_record(r) for r in rows]
+
+    def update_file(self, file_id: int, **fields) -> None:
+        unknown = sorted(set(fields) - set(_UPDATABLE_FILE_FIELDS))
+        if unknown:
+            raise ValueError(f"cannot update file field(s) {', '.join(unknown)}; allowed: {', '.join(_UPDATABLE_FILE_FIELDS)}")
+        if "status" in fields:
+            _check_file_status(fields["status"])
+        if "day" in fields:
+            fields["day"] = _as_date(fields["day"], "day")
+        if fields.get("invalid_reason") is not None:
+            fields["invalid_reason"] = str(fields["invalid_reason"])[: S.REASON_MAX]
+        for name in ("size", "fingerprint_len"):
+            if name in fields:
+                fields[name] = int(fields[name])
+        fields["updated_at"] = _now()
+        stmt = update(S.files).where(S.files.c.id == int(file_id)).values(**fields)
+        rowcount = self._run(lambda conn: conn.execute(stmt).rowcount)
+        if rowcount == 0:
+            raise KeyError(f"no file with id {file_id} in the ledger")
+
+    def reset_file_progress(self, file_id: int) -> None:
+        """Forget lanes, checkpoints, the plan and rejected lines (a changed file imported anew)."""
+        file_id = int(file_id)
+
+        def work(conn: Connection) -> None:
+            conn.execute(delete(S.lanes).where(S.lanes.c.file_id == file_id))
+            conn.execute(delete(S.rejected_lines).where(S.rejected_lines.c.file_id == file_id))
+            conn.execute(update(S.files).where(S.files.c.id == file_id).values(plan=None, updated_at=_now()))
+
+        self._run(work)
+
+    # -- leases -----------------------------------------------------------------------------
+    def acquire_lease(self, file_id: int, owner: str, ttl_seconds: float) -> bool:
+        """Take the file's lease if it is free, expired or already ours. Atomic across processes."""
+        if not owner or len(owner) > S.OWNER_MAX:
+            raise ValueError(f"lease owner must be 1 to {S.OWNER_MAX} characters long")
+        now = _now()
+        F = S.files.c
+        stmt = (
+            update(S.files)
+            .where(F.id == int(file_id), or_(F.lease_owner.is_(None), F.lease_expires_at < now, F.lease_owner == owner))
+            .values(lease_owner=owner, lease_expires_at=now + dt.timedelta(seconds=ttl_seconds))
+        )
+        return self._run(lambda conn: conn.execute(stmt).rowcount) == 1
+
+    def renew_lease(self, file_id: int, owner: str, ttl_seconds: float) -> bool:
+        """Extend our lease; False if someone else holds it now (ours expired and was taken)."""
+        F = S.files.c
+        stmt = (
+            update(S.files)
+            .where(F.id == int(file_id), F.lease_owner == owner)
+            .values(lease_expires_at=_now() + dt.timedelta(seconds=ttl_seconds))
+        )
+        return self._run(lambda conn: conn.execute(stmt).rowcount) == 1
+
+    def release_lease(self, file_id: int, owner: str) -> None:
+        F = S.files.c
+        stmt = (
+            update(S.files)
+            .where(F.id == int(file_id), F.lease_owner == owner)
+            .values(lease_owner=None, lease_expires_at=None)
+        )
+        self._run(lambda conn: conn.execute(stmt))
+
+    def lease_holder(self, file_id: int) -> tuple[str, dt.datetime] | None:
+        F = S.files.c
+        stmt = select(F.lease_owner, F.lease_expires_at).where(F.id == int(file_id))
+        row = self._run(lambda conn: conn.execute(stmt).first(), read=True)
+        if row is None or row.lease_owner is None or row.lease_expires_at is None:
+            return None
+        if row.lease_expires_at <= _now():
+            return None
+        return row.lease_owner, row.lease_expires_at
+
+    # -- lanes / checkpoints ----------------------------------------------------------------
+    def lanes(self, file_id: int) -> dict[int, tuple[int, int | None]]:
+        L = S.lanes.c
+        stmt = select(L.lane, L.delivered_through, L.in_flight_through).where(L.file_id == int(file_id))
+        rows = self._run(lambda conn: conn.execute(stmt).all(), read=True)
+        return {r.lane: (r.delivered_through, r.in_flight_through) for r in rows}
+
+    def mark_in_flight(
+        self, file_id: int, lane: int, in_flight_through: int | None, delivered_through: int | None = None
+    ) -> None:
+        """Record the batch now being sent (and, in the same write, the one Matomo just confirmed)."""
+        params = {"b_file": file_id, "b_lane": lane, "b_flight": in_flight_through, "b_at": _now()}
+        if delivered_through is None:
+            stmt, fallback = self._lane_set_flight, self._lane_upsert_flight
+        else:
+            params["b_done"] = delivered_through
+            stmt, fallback = self._lane_set_both, self._lane_upsert_both
+
+        def work(conn: Connection) -> None:
+            if conn.execute(stmt, params).rowcount:
+                return
+            row = {
+                "file_id": file_id,
+                "lane": lane,
+                "in_flight_through": in_flight_through,
+                "delivered_through": delivered_through or 0,
+                "updated_at": params["b_at"],
+            }
+            conn.execute(fallback, row)  # first write for this lane
+
+        self._run(work)
+
+    def add_rejected_lines(self, file_id: int, line_numbers: list[int]) -> None:
+        lines = sorted({int(n) for n in line_numbers})
+        if not lines:
+            return
+        stmt = self._insert_ignore(S.rejected_lines)
+        rows = [{"file_id": int(file_id), "line_no": n} for n in lines]
+
+        def work(conn: Connection) -> None:
+            for i in range(0, len(rows), 1000):
+                conn.execute(stmt, rows[i : i + 1000])
+
+        self._run(work)
+
+    def rejected_lines(self, file_id: int) -> list[int]:
+        R = S.rejected_lines.c
+        stmt = select(R.line_no).where(R.file_id == int(file_id)).order_by(R.line_no)
+        return list(self._run(lambda conn: conn.execute(stmt).scalars().all(), read=True))
+
+    # -- summaries --------------------------------------------------------------------------
+    def add_summary(self, file_id: int, summary: dict) -> int:
+        """Append one import attempt's summary; returns its id. Keys must be column names."""
+        unknown = sorted(set(summary) - set(S.SUMMARY_FIELDS))
+        if unknown:
+            raise ValueError(
+                f"unknown summary field(s) {', '.join(unknown)}; allowed: {', '.join(S.SUMMARY_FIELDS)}"
+            )
+        values = dict(summary)
+        if values.get("status") is not None:
+            _check_file_status(values["status"])
+        if values.get("message") is not None:
+            values["message"] = str(values["message"])[: S.MESSAGE_MAX]
+        if values.get("incomplete") is not None:
+            values["incomplete"] = bool(values["incomplete"])
+        if values.get("seconds") is not None:
+            values["seconds"] = float(values["seconds"])
+        values["file_id"] = int(file_id)
+        stmt = insert(S.summaries).values(**values)
+        # Not repeated after a lost connection: the row might already be there.
+        return int(self._run(lambda conn: conn.execute(stmt).inserted_primary_key[0], retry=False))
+
+    def summaries(self, file_id: int) -> list[dict]:
+        T = S.summaries
+        stmt = select(T).where(T.c.file_id == int(file_id)).order_by(T.c.id)
+        rows = self._run(lambda conn: conn.execute(stmt).mappings().all(), read=True)
+        return [dict(r) for r in rows]
+
+    # -- expected files per site and day ----------------------------------------------------
+    def set_expected_files(self, site_id: int, start: dt.date, end: dt.date | None, count: int) -> None:
+        """Expect ``count`` files a day for ``site_id`` from ``start`` to ``end`` (inclusive; None = on)."""
+        start = _as_date(start, "start")
+        end = _as_date(end, "end")
+        if start is None:
+            raise ValueError("start must be a date")
+        if end is not None and end < start:
+            raise ValueError(f"range {_fmt_range(start, end)} ends before it starts")
+        if int(count) < 0:
+            raise ValueError("expected file count must be 0 or more")
+        E = S.expected_files
+
+        def work(conn: Connection) -> None:
+            rows = conn.execute(
+                select(E.c.id, E.c.start_day, E.c.end_day).where(E.c.site_id == int(site_id)).order_by(E.c.start_day)
+            ).all()
+            for row in rows:
+                if row.start_day == start and row.end_day == end:
+                    conn.execute(update(E).where(E.c.id == row.id).values(count=int(count)))
+                    return
+            for row in rows:
+                if row.start_day <= (end or dt.date.max) and start <= (row.end_day or dt.date.max):
+                    raise ValueError(
+                        f"expected-files range {_fmt_range(start, end)} for site {site_id} overlaps the existing "
+                        f"range {_fmt_range(row.start_day, row.end_day)}; give ranges that do not overlap"
+                    )
+            conn.execute(insert(E).values(site_id=int(site_id), start_day=start, end_day=end, count=int(count)))
+
+        self._run(work)
+
+    def _expected(self, conn: Connection, site_id: int, day: dt.date) -> int:
+        E = S.expected_files.c
+        value = conn.execute(
+            select(E.count)
+            .where(E.site_id == int(site_id), E.start_day <= day, or_(E.end_day.is_(None), E.end_day >= day))
+            .limit(1)
+        ).scalar()
+        return DEFAULT_EXPECTED_FILES if value is None else int(value)
+
+    def expected_files(self, site_id: int, day: dt.date) -> int:
+        day = _as_date(day, "day")
+        return self._run(lambda conn: self._expected(conn, site_id, day), read=True)
+
+    # -- day status -------------------------------------------------------------------------
+    def _day_counts(self, conn: Connection, site_id: int, day: dt.date) -> tuple[int, int, int, int]:
+        """(expected, found, loaded, partial) for one site and day."""
+        F = S.files.c
+        rows = conn.execute(
+            select(F.status, func.count())
+            .where(F.site_id == int(site_id), F.day == day)
+            .group_by(F.status)
+        ).all()
+        by_status = {status: n for status, n in rows}
+        found = sum(n for status, n in by_status.items() if status != FILE_INVALID)
+        return (
+            self._expected(conn, site_id, day),
+            found,
+            by_status.get(FILE_LOADED, 0),
+            by_status.get(FILE_PARTIAL, 0),
+        )
+
+    def _write_day(self, conn: Connection, site_id: int, day: dt.date, status: str, counts) -> None:
+        expected, found, loaded = counts[:3]
+        stmt = self._upsert(S.days, ("site_id", "day"), ("status", "expected", "found", "loaded", "updated_at"))
+        conn.execute(
+            stmt,
+            {
+                "site_id": int(site_id),
+                "day": day,
+                "status": status,
+                "expected": expected,
+                "found": found,
+                "loaded": loaded,
+                "updated_at": _now(),
+            },
+        )
+
+    def recompute_day_status(self, site_id: int, day: dt.date, *, force: bool = False) -> str:
+        """Derive the day's status from its files; a day past ``loaded`` stays put unless ``force``.
+
+        loaded >= expected and every found (not invalid) file loaded -> loaded; some file loaded or
+        partial -> partial; otherwise queue. Unlike SciELO's rule, more files than expected still
+        count as loaded.
+        """
+        day = _as_date(day, "day")
+        D = S.days.c
+
+        def work(conn: Connection) -> str:
+            counts = self._day_counts(conn, site_id, day)
+            expected, found, loaded, partial = counts
+            if loaded >= expected and loaded == found:
+                status = DAY_LOADED
+            elif loaded > 0 or partial > 0:
+                status = DAY_PARTIAL
+            else:
+                status = DAY_QUEUE
+            if not force:
+                current = conn.execute(
+                    select(D.status).where(D.site_id == int(site_id), D.day == day)
+                ).scalar()
+                if current in LATER_DAY_STAGES:
+                    status = current  # keep the stage, refresh the counts
+            self._write_day(conn, site_id, day, status, counts)
+            return status
+
+        return self._run(work)
+
+    def set_day_status(self, site_id: int, day: dt.date, status: str) -> None:
+        _check_day_status(status)
+        day = _as_date(day, "day")
+
+        def work(conn: Connection) -> None:
+            self._write_day(conn, site_id, day, status, self._day_counts(conn, site_id, day))
+
+        self._run(work)
+
+    def day_status(self, site_id: int, day: dt.date) -> str | None:
+        D = S.days.c
+        stmt = select(D.status).where(D.site_id == int(site_id), D.day == _as_date(day, "day"))
+        return self._run(lambda conn: conn.execute(stmt).scalar(), read=True)
+
+    def day_statuses(self, site_id: int | None = None, since: dt.date | None = None) -> list[DayRecord]:
+        D = S.days
+        stmt = select(D)
+        if site_id is not None:
+            stmt = stmt.where(D.c.site_id == int(site_id))
+        if since is not None:
+            stmt = stmt.where(D.c.day >= _as_date(since, "since"))
+        stmt = stmt.order_by(D.c.site_id, D.c.day)
+        rows = self._run(lambda conn: conn.execute(stmt).all(), read=True)
+        return [_day_record(r) for r in rows]
+
+
+__all__ = ["Ledger", "FileRecord", "DayRecord", "DEFAULT_EXPECTED_FILES", "LATER_DAY_STAGES"]

@@ -1,0 +1,1 @@
+pytest_plugins = ["analytics_ingest_tests.db_fixtures"]

@@ -1,0 +1,396 @@
+"""The ledger on SQLite, PostgreSQL and MariaDB: schema, files, leases, lanes, summaries, days."""
+
+from __future__ import annotations
+
+import datetime as dt
+import gc
+import threading
+import time
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import inspect
+
+from analytics_ingest.errors import ConfigError
+from analytics_ingest.ledger import DayRecord, FileRecord, Ledger
+from analytics_ingest.ledger import migrate, schema
+from analytics_ingest.vocabulary import (
+    DAY_CALCULATED,
+    DAY_DONE,
+    DAY_LOADED,
+    DAY_PARTIAL,
+    DAY_PRETABLE,
+    DAY_QUEUE,
+    FILE_FAILED,
+    FILE_INVALID,
+    FILE_LOADED,
+    FILE_LOADING,
+    FILE_PARTIAL,
+    FILE_QUEUE,
+)
+
+D1 = dt.date(2024, 3, 14)
+
+
+@pytest.fixture
+def ledger(ledger_url):
+    led = Ledger(ledger_url)
+    yield led
+    led.close()
+
+
+def _register(led: Ledger, path: str = "/logs/a.log.gz", site_id: int = 1, **kw) -> FileRecord:
+    base = dict(path=path, site_id=site_id, size=1000, fingerprint="f" * 64, fingerprint_len=1000)
+    base.update(kw)
+    return led.register_file(**base)
+
+
+# --- schema -------------------------------------------------------------------------------------
+def test_migrate_twice_is_a_noop_and_matches_schema(ledger_url, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # migrations are found from the package, not the cwd
+    led = Ledger(ledger_url)
+    try:
+        engine = led._engine
+        migrate.upgrade(engine)  # second run: nothing to do
+        Ledger(ledger_url).close()  # third, through a new instance
+        with engine.connect() as conn:
+            assert migrate.current_revision(conn) == migrate.head_revision() == "0001"
+            ctx = MigrationContext.configure(
+                conn, opts={"version_table": migrate.VERSION_TABLE, "compare_type": True}
+            )
+            diffs = compare_metadata(ctx, schema.metadata)
+            tables = set(inspect(conn).get_table_names())
+        assert diffs == []
+        assert tables == set(schema.metadata.tables) | {migrate.VERSION_TABLE}
+    finally:
+        led.close()
+
+
+# --- files --------------------------------------------------------------------------------------
+def test_register_get_update_list(ledger):
+    path = "/logs/übersicht/" + "x" * 900 + ".log"  # long, non-ASCII: fits on every backend
+    rec = _register(ledger, path=path, day=D1)
+    assert rec.status == FILE_QUEUE and rec.day == D1 and rec.plan is None
+    assert rec.created_at.tzinfo is not None and rec.created_at.utcoffset() == dt.timedelta(0)
+    assert ledger.get_file(1, path) == rec
+    assert ledger.get_file_by_id(rec.id) == rec
+    assert ledger.get_file(2, path) is None
+    assert ledger.get_file(1, "/logs/other.log") is None
+    with pytest.raises(KeyError):
+        ledger.get_file_by_id(rec.id + 1000)
+
+    # registering again returns the existing record unchanged
+    again = _register(ledger, path=path, size=5, fingerprint="other", day=dt.date(2020, 1, 1))
+    assert again == rec
+    # the same path on another site is another file
+    other_site = _register(ledger, path=path, site_id=2)
+    assert other_site.id != rec.id
+
+    ledger.update_file(rec.id, size=2000, fingerprint="g" * 64, fingerprint_len=1500, status=FILE_LOADING,
+                       plan='{"lanes": 4}', invalid_reason=None, day=dt.date(2024, 3, 15))
+    got = ledger.get_file_by_id(rec.id)
+    assert (got.size, got.fingerprint, got.fingerprint_len, got.status, got.plan, got.day) == (
+        2000, "g" * 64, 1500, FILE_LOADING, '{"lanes": 4}', dt.date(2024, 3, 15))
+    assert got.updated_at >= rec.updated_at and got.created_at == rec.created_at
+
+    with pytest.raises(ValueError):
+        ledger.update_file(rec.id, status="done-ish")
+    with pytest.raises(ValueError):
+        ledger.update_file(rec.id, path="/elsewhere")
+    with pytest.raises(ValueError):
+        _register(ledger, path="/x", status="nope")
+    with pytest.raises(KeyError):
+        ledger.update_file(rec.id + 1000, status=FILE_FAILED)
+
+    _register(ledger, path="/logs/b.log", day=D1, status=FILE_INVALID)
+    assert [f.path for f in ledger.list_files(site_id=1)] == [path, "/logs/b.log"]
+    assert [f.path for f in ledger.list_files(day=D1)] == ["/logs/b.log"]
+    assert [f.id for f in ledger.list_files(status=FILE_LOADING)] == [rec.id]
+    assert len(ledger.list_files()) == 3
+
+    # reset forgets progress (lanes, rejected lines, plan) but keeps the file and its history
+    ledger.mark_in_flight(rec.id, 0, 10)
+    ledger.add_rejected_lines(rec.id, [4])
+    ledger.add_summary(rec.id, {"status": FILE_PARTIAL})
+    ledger.reset_file_progress(rec.id)
+    assert ledger.lanes(rec.id) == {} and ledger.rejected_lines(rec.id) == []
+    assert ledger.get_file_by_id(rec.id).plan is None
+    assert len(ledger.summaries(rec.id)) == 1
+
+
+# --- leases -------------------------------------------------------------------------------------
+def test_lease_exclusive_across_instances_with_expiry_and_renewal(ledger_url):
+    a, b = Ledger(ledger_url), Ledger(ledger_url, migrate=False)
+    try:
+        fid = _register(a).id
+        assert a.lease_holder(fid) is None
+        assert a.acquire_lease(fid, "A", 30)
+        assert not b.acquire_lease(fid, "B", 30)
+        assert a.acquire_lease(fid, "A", 30)  # re-entrant for the same owner
+        owner, until = b.lease_holder(fid)
+        assert owner == "A" and until > dt.datetime.now(dt.timezone.utc)
+        assert not b.renew_lease(fid, "B", 30)
+        assert a.renew_lease(fid, "A", 30)
+        b.release_lease(fid, "B")  # not the holder: no effect
+        assert b.lease_holder(fid)[0] == "A"
+        a.release_lease(fid, "A")
+        assert b.lease_holder(fid) is None
+
+        # expiry: a lapsed lease can be taken, and its old holder cannot renew it
+        assert b.acquire_lease(fid, "B", 0.3)
+        assert not a.acquire_lease(fid, "A", 30)
+        time.sleep(0.45)
+        assert a.lease_holder(fid) is None
+        assert a.acquire_lease(fid, "A", 30)
+        assert not b.renew_lease(fid, "B", 30)
+        assert a.lease_holder(fid)[0] == "A"
+        assert not a.acquire_lease(fid + 1000, "A", 30)  # no such file
+    finally:
+        a.close()
+        b.close()
+
+
+def test_lease_race_has_exactly_one_winner(ledger_url):
+    setup = Ledger(ledger_url)
+    contenders = [Ledger(ledger_url, migrate=False) for _ in range(8)]  # 8 engines, 8 connections
+    try:
+        for round_no in range(3):
+            fid = _register(setup, path=f"/logs/race-{round_no}.log").id
+            barrier = threading.Barrier(len(contenders))
+            results: dict[int, bool] = {}
+            errors: list[BaseException] = []
+
+            def run(i: int) -> None:
+                try:
+                    barrier.wait()
+                    results[i] = contenders[i].acquire_lease(fid, f"owner-{i}", 60)
+                except BaseException as exc:  # noqa: BLE001
+                    errors.append(exc)
+
+            threads = [threading.Thread(target=run, args=(i,)) for i in range(len(contenders))]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(30)
+            assert not errors
+            winners = [i for i, won in results.items() if won]
+            assert len(results) == 8 and len(winners) == 1
+            assert setup.lease_holder(fid)[0] == f"owner-{winners[0]}"
+    finally:
+        for led in contenders:
+            led.close()
+        setup.close()
+
+
+# --- lanes --------------------------------------------------------------------------------------
+def test_lanes_round_trip(ledger):
+    fid = _register(ledger).id
+    other = _register(ledger, path="/logs/other.log").id
+    assert ledger.lanes(fid) == {}
+    ledger.mark_in_flight(fid, 0, 200)  # first batch of lane 0 in flight
+    ledger.mark_in_flight(fid, 3, 150)
+    assert ledger.lanes(fid) == {0: (0, 200), 3: (0, 150)}
+    ledger.mark_in_flight(fid, 0, 410, delivered_through=200)  # confirmed + next, one write
+    assert ledger.lanes(fid)[0] == (200, 410)
+    ledger.mark_in_flight(fid, 0, None, delivered_through=410)  # last batch confirmed
+    ledger.mark_in_flight(fid, 5, None, delivered_through=99)  # first write may be a delivery
+    assert ledger.lanes(fid) == {0: (410, None), 3: (0, 150), 5: (99, None)}
+    assert ledger.lanes(other) == {}
+    big = 3_000_000_000  # line numbers beyond 32 bits
+    ledger.mark_in_flight(other, 1, big + 1, delivered_through=big)
+    assert ledger.lanes(other) == {1: (big, big + 1)}
+
+    ledger.add_rejected_lines(fid, [17, 5, 17])
+    ledger.add_rejected_lines(fid, [5, 40])  # a re-sent batch reports the same lines again
+    ledger.add_rejected_lines(fid, [])
+    assert ledger.rejected_lines(fid) == [5, 17, 40]
+    assert ledger.rejected_lines(other) == []
+
+
+def test_thread_connections_are_returned_when_threads_end(sqlite_ledger_url):
+    led = Ledger(sqlite_ledger_url)
+    try:
+        fid = _register(led).id
+
+        def work(i: int) -> None:
+            led.mark_in_flight(fid, i, i * 10)
+
+        for start in range(0, 40, 8):  # more threads over time than the pool holds
+            threads = [threading.Thread(target=work, args=(i,)) for i in range(start, start + 8)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            del threads
+            gc.collect()
+        assert len(led.lanes(fid)) == 40
+        assert len(led._conns) <= 2  # this thread's, plus at most one not yet collected
+    finally:
+        led.close()
+
+
+def test_mark_in_flight_speed_sqlite(sqlite_ledger_url):
+    led = Ledger(sqlite_ledger_url)
+    try:
+        fid = _register(led).id
+        n = 3000
+        t0 = time.perf_counter()
+        for i in range(1, n + 1):
+            led.mark_in_flight(fid, 0, i * 100, delivered_through=(i - 1) * 100)
+        single = n / (time.perf_counter() - t0)
+
+        lanes, per_lane = 4, 750
+
+        def lane(k: int) -> None:
+            for i in range(1, per_lane + 1):
+                led.mark_in_flight(fid, k, i * 100, delivered_through=(i - 1) * 100)
+
+        threads = [threading.Thread(target=lane, args=(k,)) for k in range(lanes)]
+        t0 = time.perf_counter()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        multi = lanes * per_lane / (time.perf_counter() - t0)
+        print(f"\nmark_in_flight on SQLite: {single:,.0f} ops/s (1 thread), {multi:,.0f} ops/s ({lanes} threads)")
+        assert led.lanes(fid)[0] == ((per_lane - 1) * 100, per_lane * 100)
+    finally:
+        led.close()
+
+
+# --- summaries ----------------------------------------------------------------------------------
+def test_summaries(ledger):
+    fid = _register(ledger).id
+    started = dt.datetime(2024, 3, 15, 1, 2, 3, 456789, tzinfo=dt.timezone.utc)
+    first = {
+        "started_at": started,
+        "finished_at": started + dt.timedelta(seconds=90),
+        "status": FILE_PARTIAL,
+        "lines_total": 5_000_000_000,
+        "tracked": 10, "pages": 7, "downloads": 3, "bots": 1, "static": 2, "http_errors": 3,
+        "http_redirects": 4, "filtered": 5, "invalid": 6, "delivered": 9, "rejected": 1,
+        "seconds": 90.25, "format_name": "ncsa_extended", "compression": "gzip", "incomplete": True,
+        "message": "stopped: Matomo down " + "x" * 2000,
+    }
+    id1 = ledger.add_summary(fid, first)
+    id2 = ledger.add_summary(fid, {"status": FILE_LOADED, "delivered": 1, "incomplete": False})
+    assert id2 > id1
+    rows = ledger.summaries(fid)
+    assert [r["id"] for r in rows] == [id1, id2]
+    r = rows[0]
+    for key in ("status", "lines_total", "tracked", "pages", "downloads", "bots", "static", "http_errors",
+                "http_redirects", "filtered", "invalid", "delivered", "rejected", "format_name", "compression"):
+        assert r[key] == first[key], key
+    assert r["started_at"] == started and r["finished_at"] == started + dt.timedelta(seconds=90)
+    assert r["seconds"] == pytest.approx(90.25)
+    assert r["incomplete"] is True and rows[1]["incomplete"] is False
+    assert r["message"].startswith("stopped: Matomo down") and len(r["message"]) == schema.MESSAGE_MAX
+    assert rows[1]["lines_total"] is None
+    with pytest.raises(ValueError, match="ignored"):
+        ledger.add_summary(fid, {"ignored": {"bots": 1}})
+    with pytest.raises(ValueError):
+        ledger.add_summary(fid, {"status": "great"})
+    assert len(ledger.summaries(fid)) == 2
+
+
+# --- expected files -----------------------------------------------------------------------------
+def test_expected_file_ranges(ledger):
+    # SciELO nbr: 2 up to 2022-04-05, 3 until 2022-05-08, 2 after
+    ledger.set_expected_files(7, dt.date(2020, 1, 1), dt.date(2022, 4, 5), 2)
+    ledger.set_expected_files(7, dt.date(2022, 4, 6), dt.date(2022, 5, 8), 3)
+    ledger.set_expected_files(7, dt.date(2022, 5, 9), None, 2)
+    assert ledger.expected_files(7, dt.date(2019, 12, 31)) == 1  # default
+    assert ledger.expected_files(7, dt.date(2020, 1, 1)) == 2
+    assert ledger.expected_files(7, dt.date(2022, 4, 5)) == 2
+    assert ledger.expected_files(7, dt.date(2022, 4, 6)) == 3
+    assert ledger.expected_files(7, dt.date(2022, 5, 8)) == 3
+    assert ledger.expected_files(7, dt.date(2030, 1, 1)) == 2
+    assert ledger.expected_files(8, dt.date(2022, 4, 6)) == 1  # another site
+
+    with pytest.raises(ValueError) as err:
+        ledger.set_expected_files(7, dt.date(2022, 5, 1), dt.date(2022, 5, 20), 4)
+    assert "2022-05-01..2022-05-20" in str(err.value) and "2022-04-06..2022-05-08" in str(err.value)
+    with pytest.raises(ValueError, match="open"):
+        ledger.set_expected_files(7, dt.date(2031, 1, 1), None, 1)
+    with pytest.raises(ValueError):
+        ledger.set_expected_files(7, dt.date(2018, 1, 1), dt.date(2017, 1, 1), 1)  # ends before it starts
+
+    ledger.set_expected_files(7, dt.date(2022, 4, 6), dt.date(2022, 5, 8), 4)  # same range: new count
+    assert ledger.expected_files(7, dt.date(2022, 4, 20)) == 4
+    ledger.set_expected_files(8, dt.date(2022, 4, 6), dt.date(2022, 5, 8), 0)  # ranges are per site
+    assert ledger.expected_files(8, dt.date(2022, 4, 20)) == 0
+
+
+# --- day status ---------------------------------------------------------------------------------
+def test_day_status_transitions(ledger):
+    site = 3
+    ledger.set_expected_files(site, dt.date(2024, 1, 1), None, 2)
+    assert ledger.day_status(site, D1) is None
+    a = _register(ledger, path="/logs/a", site_id=site, day=D1).id
+    b = _register(ledger, path="/logs/b", site_id=site, day=D1).id
+    _register(ledger, path="/logs/bad", site_id=site, day=D1, status=FILE_INVALID)  # never counts
+    _register(ledger, path="/logs/other-day", site_id=site, day=D1 + dt.timedelta(days=1), status=FILE_LOADED)
+
+    assert ledger.recompute_day_status(site, D1) == DAY_QUEUE
+    ledger.update_file(a, status=FILE_PARTIAL)
+    assert ledger.recompute_day_status(site, D1) == DAY_PARTIAL
+    ledger.update_file(a, status=FILE_LOADED)
+    assert ledger.recompute_day_status(site, D1) == DAY_PARTIAL  # 1 of 2
+    ledger.update_file(b, status=FILE_LOADED)
+    assert ledger.recompute_day_status(site, D1) == DAY_LOADED
+    assert ledger.day_status(site, D1) == DAY_LOADED
+
+    # an extra file turns up: partial until it is loaded, then loaded (SciELO fell back to queue)
+    c = _register(ledger, path="/logs/c", site_id=site, day=D1).id
+    assert ledger.recompute_day_status(site, D1) == DAY_PARTIAL
+    ledger.update_file(c, status=FILE_LOADED)
+    assert ledger.recompute_day_status(site, D1) == DAY_LOADED
+    (rec,) = ledger.day_statuses(site, since=D1)[:1]
+    assert isinstance(rec, DayRecord)
+    assert (rec.site_id, rec.day, rec.status, rec.expected, rec.found, rec.loaded) == (site, D1, DAY_LOADED, 2, 3, 3)
+
+    # later stages are not moved backwards unless forced
+    ledger.set_day_status(site, D1, DAY_PRETABLE)
+    ledger.update_file(c, status=FILE_PARTIAL)
+    assert ledger.recompute_day_status(site, D1) == DAY_PRETABLE
+    assert ledger.day_statuses(site)[0].loaded == 2  # counts are refreshed all the same
+    for stage in (DAY_CALCULATED, DAY_DONE):
+        ledger.set_day_status(site, D1, stage)
+        assert ledger.recompute_day_status(site, D1) == stage
+    assert ledger.recompute_day_status(site, D1, force=True) == DAY_PARTIAL
+    with pytest.raises(ValueError):
+        ledger.set_day_status(site, D1, "finished")
+
+    # a day with no files at all: queue (nothing found, nothing loaded)
+    empty = dt.date(2024, 2, 1)
+    assert ledger.recompute_day_status(site, empty) == DAY_QUEUE
+    # listing: ordered by site and day, filtered by site and since
+    ledger.recompute_day_status(1, D1)
+    listed = [(r.site_id, r.day) for r in ledger.day_statuses()]
+    assert listed == sorted(listed) and (1, D1) in listed
+    assert [r.day for r in ledger.day_statuses(site, since=empty)] == [empty, D1]
+    assert [r.day for r in ledger.day_statuses(site, since=D1)] == [D1]
+
+
+# --- configuration errors -----------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql+psycopg2://u:s3cret@127.0.0.1:1/x",
+        "mysql+pymysql://u:s3cret@127.0.0.1:1/x",
+        "nosuchdb://u:s3cret@127.0.0.1/x",
+        "postgresql+psycopg2://u:s3cret@127.0.0.1:notaport/x",
+        "not a url at all",
+    ],
+)
+def test_bad_url_is_a_config_error_without_the_password(url):
+    with pytest.raises(ConfigError) as err:
+        Ledger(url)
+    message = str(err.value)
+    assert "s3cret" not in message
+    assert "\n" not in message
+    assert "ledger" in message
+    if "127.0.0.1:1/" in url:
+        assert "u:***@127.0.0.1:1/x" in message
+    assert err.value.__cause__ is None and err.value.__suppress_context__
