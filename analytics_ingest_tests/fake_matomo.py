@@ -1,0 +1,1120 @@
+"""A protocol-faithful fake Matomo on loopback, for the test suite.
+
+Usage::
+
+    with FakeMatomo(token="t0ken", sites={1: {"name": "Demo", "main_url": "https://example.org",
+                                               "timezone": "UTC"}}) as fake:
+        client = MatomoClient(fake.url, token="t0ken")   # fake.url == "http://127.0.0.1:<port>"
+        fake.inject("500_after_commit", on_post=2)
+        ...
+        assert fake.duplicates() == {}
+        assert fake.errors == []
+
+What it speaks (modelled on Matomo 4/5 and on what ``import_logs.py`` sends, see
+``shared/reference/matomo_import_logs.md`` §1):
+
+Bulk tracking -- ``POST /matomo.php`` or ``/piwik.php`` (any query string, e.g.
+``?queuedtracking=0``) with the JSON body ``{"requests": [...], "token_auth": "..."}``.
+
+* Each request is a JSON object of parameters or a URL/query string ``"?a=b&c=d"``. As in
+  Matomo, a *string* without a ``?query`` part is dropped silently (it is not in the batch at
+  all, so later positions shift down by one). Parameter values are stored as strings (``1`` and
+  ``true`` become ``"1"``, ``false``/``null`` become ``""``, objects and lists become JSON text).
+* A request is valid when ``idsite`` is a configured site, ``rec`` is ``"1"``, one of ``url``,
+  ``download`` or ``link`` is present, and ``cdt`` (when given) is ``YYYY-MM-DD HH:MM:SS`` (UTC),
+  ISO 8601 or a Unix timestamp. Invalid requests are neither stored nor fatal: their 0-based
+  positions come back in ``invalid_indices`` (only for a super-user token, as in Matomo; the
+  configured token is a super user unless ``superuser=False``).
+* A body that is not JSON, or has no ``requests`` list -> 400
+  ``{"status":"error","tracked":0,"invalid":0,"message":...}``. A missing or wrong
+  ``token_auth`` -> the same 400 shape, and nothing of the POST is stored (real Matomo refuses
+  ``cdt`` older than 24 h without a token with admin rights; the fake treats every wrong token so).
+* A POST is committed atomically (``bulk_requests_use_transaction = 1``) and answered
+  ``200 {"status":"success","tracked":N,"invalid":M,"invalid_indices":[...]}``.
+
+Reporting API -- ``GET`` or ``POST`` (form) on ``/index.php`` or ``/`` with ``module=API``,
+``format=json`` and ``method=...``; every method except ``API.getMatomoVersion`` needs the token.
+Errors are HTTP 200 ``{"result":"error","message":...}`` as in Matomo. Methods:
+
+* ``API.getMatomoVersion`` -> ``{"value": "4.12.3"}``
+* ``SitesManager.getSiteFromId`` (idSite), ``SitesManager.getSitesIdFromSiteUrl`` (url),
+  ``SitesManager.getAllSites``
+* ``Live.getLastVisitsDetails`` (idSite, period, date, segment, filter_limit default 100 / -1 = all,
+  filter_offset, filter_sort_order desc|asc). Visits are rebuilt from the stored hits of the site:
+  same (normalised ``cip``, ``ua``), a new visit after 30 minutes of inactivity or when the UTC
+  day changes (Matomo's ``create_new_visit_after_midnight``; sites are taken as UTC whatever their
+  ``timezone``). A visit belongs to the period holding its *last* action (Matomo filters on
+  ``visit_last_action_time``). Hits are placed by ``cdt``, not by arrival order. ``segment``
+  supports ``visitIp==A`` and comma-separated OR lists of it (values URL-encoded, the whole
+  segment may be encoded once more). ``idVisit`` is positional: stable only while no hit with
+  an earlier ``cdt`` arrives. ``actionDetails`` entries carry ``type`` (action, download, outlink,
+  event), ``url``, ``idpageview`` (the request's ``pv_id`` or null), ``timestamp``,
+  ``serverTimePretty``, ``pageTitle``, ``pageId``.
+* ``VisitsSummary.get`` / ``Actions.get`` (period day|week|month|year|range, date D or A,B; a
+  comma range with a non-range period answers ``{date: {...}}`` per day/period like Matomo).
+  Computed live from the stored hits with the visit rules above -- a real Matomo shows them only
+  after archiving. Approximations: nb_actions counts every action; nb_uniq_pageviews counts
+  distinct (visit, url); no segment; no periods in the site's own timezone.
+* ``CoreAdminHome.invalidateArchivedReports`` (idSites, dates, period, segment, cascadeDown) ->
+  ``{"result":"success","message":...}``, recorded in ``fake.invalidations``.
+
+Faults -- ``fake.inject(kind, on_post=k | None, times=1, target="bulk", **params)``: ``on_post`` is
+the 1-based number of the bulk POST it hits (counted from start or the last ``reset()``,
+``times`` consecutive ones from there); ``None`` means the next ``times`` POSTs. ``for_seconds``
+(any kind) makes it a time window opened by the first POST it hits, ``times`` is then ignored.
+The first matching fault, in injection order, wins. ``target="api"`` applies it to Reporting
+API calls instead (counted separately; ``skip_some`` is bulk-only). Kinds and parameters:
+
+====================== ==========================================================================
+``500_before_commit``  nothing stored; 500 with ``body="json"`` (Matomo's error JSON, ``tracked``
+                       param, default 0) or ``body="html"``
+``500_after_commit``   the batch IS stored, then 500 (``tracked`` default: the stored count)
+``timeout_before_commit`` wait ``seconds`` (default 5), close without answer; nothing stored
+``timeout_after_commit``  store, wait ``seconds``, close without answer
+``reset``              RST (SO_LINGER 0) right after the request head, body unread; nothing stored
+``html_200``           200 with an HTML page (``body="gif"`` for QueuedTracking's GIF); nothing
+                       stored
+``maintenance_503``    503 with ``Retry-After: <retry_after>`` (default 1) and an HTML page
+``skip_some``          store all but ``positions`` (0-based) and answer success with tracked = the
+                       stored count; skipped ones are not reported invalid (MySQL 1205 skips)
+``slow``               wait ``seconds`` (default 1), then behave normally
+====================== ==========================================================================
+
+``fake.inject_fn(fn)``: ``fn(post_number, requests_or_None)`` is called for every bulk POST no
+injected fault matched, after the body is read; it returns ``None`` (normal), a kind, or
+``(kind, {params})``.
+
+Introspection: ``hits(idsite=None)`` (copies, in arrival order, with ``_order`` 0-based global
+arrival number and ``_post`` the POST number), ``pv_ids(idsite=None)``, ``duplicates()``
+(``{pv_id: count}`` for (idsite, pv_id, cdt) seen more than once), ``bulk_posts``, ``bulk_log``
+(one dict per bulk POST: post, path, query, user_agent, content_type, fault, requests, status,
+tracked, invalid), ``api_calls``, ``connections`` (TCP connections accepted), ``requests_log``
+((method, path, params) of Reporting API calls, token values replaced by ``"***"``),
+``invalidations``, ``errors`` (handler exceptions, answered 500; a client hanging up is not an
+error), ``faults`` / ``clear_faults()``, ``reset()``.
+
+The server never prints: request logging is off (query strings may carry the token), and the
+token is masked in everything it records.
+"""
+
+from __future__ import annotations
+
+import calendar
+import datetime as _dt
+import hashlib
+import ipaddress
+import json
+import socket
+import struct
+import sys
+import threading
+import time
+import traceback
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Callable
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+__all__ = ["FakeMatomo", "Fault", "FAULT_KINDS", "MATOMO_VERSION"]
+
+MATOMO_VERSION = "4.12.3"
+VISIT_INACTIVITY_SECONDS = 1800
+DEFAULT_FILTER_LIMIT = 100
+BULK_PATHS = ("/matomo.php", "/piwik.php")
+API_PATHS = ("/", "/index.php")
+MASK = "***"
+
+# kind -> allowed parameters (besides for_seconds)
+FAULT_KINDS: dict[str, tuple[str, ...]] = {
+    "500_before_commit": ("body", "tracked"),
+    "500_after_commit": ("body", "tracked"),
+    "timeout_before_commit": ("seconds",),
+    "timeout_after_commit": ("seconds",),
+    "reset": (),
+    "html_200": ("body",),
+    "maintenance_503": ("retry_after",),
+    "skip_some": ("positions",),
+    "slow": ("seconds",),
+}
+_API_KINDS = set(FAULT_KINDS) - {"skip_some"}
+
+_GIF = (
+    b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\x00\x00\x00!\xf9\x04\x01\x00\x00\x00\x00"
+    b",\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;"
+)
+_HTML_TRACKER = (
+    "<!DOCTYPE html>\n<html><head><title>Matomo</title></head><body>"
+    "This endpoint belongs to Matomo (fake). No bulk JSON answer here.</body></html>\n"
+)
+_HTML_500 = (
+    "<!DOCTYPE html>\n<html><head><title>500 Internal Server Error</title></head><body>"
+    "<h1>Internal Server Error</h1><p>An error occurred (fake Matomo).</p></body></html>\n"
+)
+_HTML_503 = (
+    "<!DOCTYPE html>\n<html><head><title>Matomo is under maintenance</title></head><body>"
+    "<h1>Maintenance</h1><p>Matomo is being upgraded; please retry later.</p></body></html>\n"
+)
+_HTML_UI = (
+    "<!DOCTYPE html>\n<html><head><title>Matomo</title></head><body>"
+    "<p>Fake Matomo: only module=API is served.</p></body></html>\n"
+)
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+class Fault:
+    """One injected fault. Created by :meth:`FakeMatomo.inject`; its ``applied`` counter says how
+    many requests it hit."""
+
+    def __init__(self, kind: str, on_post: int | None, times: int, target: str, params: dict) -> None:
+        self.kind = kind
+        self.on_post = on_post
+        self.times = times
+        self.target = target
+        self.for_seconds = params.pop("for_seconds", None)
+        self.params = params
+        self.remaining = times
+        self.started: float | None = None
+        self.applied = 0
+
+    def _matches(self, n: int, now: float) -> bool:
+        """Called under the fake's lock for the n-th POST (or API call)."""
+        if self.for_seconds is not None:
+            if self.on_post is not None and n < self.on_post:
+                return False
+            if self.started is None:
+                self.started = now
+            elif now - self.started >= self.for_seconds:
+                return False
+            self.applied += 1
+            return True
+        if self.on_post is not None:
+            hit = self.on_post <= n < self.on_post + self.times
+        else:
+            hit = self.remaining > 0
+            if hit:
+                self.remaining -= 1
+        if hit:
+            self.applied += 1
+        return hit
+
+    def __repr__(self) -> str:
+        return (
+            f"Fault({self.kind!r}, on_post={self.on_post}, times={self.times}, "
+            f"target={self.target!r}, for_seconds={self.for_seconds}, params={self.params}, "
+            f"applied={self.applied})"
+        )
+
+
+class _Stored:
+    __slots__ = ("params", "order", "post", "ts", "ip", "idsite")
+
+    def __init__(self, params: dict, order: int, post: int, ts: int, ip: str, idsite: int) -> None:
+        self.params = params
+        self.order = order
+        self.post = post
+        self.ts = ts
+        self.ip = ip
+        self.idsite = idsite
+
+
+class _ApiError(Exception):
+    pass
+
+
+class _Visit:
+    __slots__ = ("key", "hits", "first", "last", "day", "id")
+
+    def __init__(self, key: tuple, hit: _Stored) -> None:
+        self.key = key
+        self.hits = [hit]
+        self.first = self.last = hit.ts
+        self.day = hit.ts // 86400
+        self.id = 0
+
+
+def _as_str(value: Any) -> str:
+    # PHP's view of a JSON value used as a request parameter.
+    if value is None or value is False:
+        return ""
+    if value is True:
+        return "1"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, (int, float)):
+        return str(value)
+    return json.dumps(value, separators=(",", ":"))
+
+
+def _norm_ip(text: str) -> str:
+    try:
+        return ipaddress.ip_address(text.strip()).compressed
+    except ValueError:
+        return text.strip()
+
+
+def _parse_cdt(value: str | None) -> int | None:
+    """Unix seconds for a Matomo ``cdt`` (naive means UTC); None when unparseable."""
+    if value is None or value == "":
+        return int(time.time())
+    text = value.strip()
+    try:
+        return int(float(text))
+    except ValueError:
+        pass
+    try:
+        parsed = _dt.datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=_dt.timezone.utc)
+    return int(parsed.timestamp())
+
+
+def _day_str(ts: int) -> str:
+    return time.strftime("%Y-%m-%d", time.gmtime(ts))
+
+
+def _pretty(ts: int) -> str:
+    t = time.gmtime(ts)
+    return f"{_MONTHS[t.tm_mon - 1]} {t.tm_mday}, {t.tm_year} {t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}"
+
+
+def _parse_day(text: str) -> _dt.date:
+    text = text.strip()
+    today = _dt.datetime.now(_dt.timezone.utc).date()
+    if text in ("today", "now"):
+        return today
+    if text == "yesterday":
+        return today - _dt.timedelta(days=1)
+    try:
+        return _dt.date.fromisoformat(text)
+    except ValueError:
+        raise _ApiError(f"Date format must be: YYYY-MM-DD, or 'today' or 'yesterday' or any keyword "
+                        f"supported by the strtotime function. Date given: {text!r}") from None
+
+
+def _period_bounds(period: str, day: _dt.date) -> tuple[_dt.date, _dt.date]:
+    """[start, end] (inclusive days) of the Matomo period holding ``day``."""
+    if period == "day":
+        return day, day
+    if period == "week":
+        start = day - _dt.timedelta(days=day.weekday())
+        return start, start + _dt.timedelta(days=6)
+    if period == "month":
+        last = calendar.monthrange(day.year, day.month)[1]
+        return day.replace(day=1), day.replace(day=last)
+    if period == "year":
+        return day.replace(month=1, day=1), day.replace(month=12, day=31)
+    raise _ApiError(f"The period '{period}' is not supported. Try any of the following instead: "
+                    "day, week, month, year, range")
+
+
+def _ts_of(day: _dt.date) -> int:
+    return calendar.timegm(day.timetuple())
+
+
+def _periods(period: str, date: str, *, single: bool) -> list[tuple[str, int, int]]:
+    """[(label, start_ts, end_ts_exclusive)] for a period/date pair.
+
+    ``single=True`` (Live) folds everything into one span; otherwise a comma range with a
+    non-range period gives one entry per period, as Matomo's multi-period answers.
+    """
+    period = (period or "").strip().lower()
+    date = (date or "").strip()
+    if not period:
+        raise _ApiError("Please specify a value for 'period'.")
+    if not date:
+        raise _ApiError("Please specify a value for 'date'.")
+    if "," in date:
+        a, b = (_parse_day(x) for x in date.split(",", 1))
+        if b < a:
+            raise _ApiError(f"The date range '{date}' is invalid: end before start.")
+        if period == "range" or single:
+            if period != "range":  # Live folds e.g. period=day&date=A,B into one span
+                a = _period_bounds(period, a)[0]
+                b = _period_bounds(period, b)[1]
+            return [(date, _ts_of(a), _ts_of(b) + 86400)]
+        out = []
+        cur = a
+        while cur <= b:
+            start, end = _period_bounds(period, cur)
+            label = str(start) if period == "day" else (
+                f"{start.year}-{start.month:02d}" if period == "month" else
+                str(start.year) if period == "year" else f"{start},{end}")
+            out.append((label, _ts_of(start), _ts_of(end) + 86400))
+            cur = end + _dt.timedelta(days=1)
+        return out
+    if period == "range":
+        raise _ApiError("The date for period=range must be 'YYYY-MM-DD,YYYY-MM-DD'.")
+    start, end = _period_bounds(period, _parse_day(date))
+    return [(date, _ts_of(start), _ts_of(end) + 86400)]
+
+
+def _parse_segment(segment: str) -> set[str] | None:
+    """The set of normalised IPs of a ``visitIp==A[,visitIp==B...]`` segment (None = no segment)."""
+    seg = (segment or "").strip()
+    if not seg:
+        return None
+    if "==" not in seg and "%3D%3D" in seg.upper():
+        seg = unquote(seg)  # the whole segment was encoded once more
+    ips: set[str] = set()
+    for part in seg.split(","):
+        name, sep, value = part.partition("==")
+        if sep != "==" or name.strip() != "visitIp" or ";" in part:
+            raise _ApiError(f"The segment condition '{part}' is not supported by this fake Matomo "
+                            "(only visitIp==A, OR-ed with ',').")
+        ips.add(_norm_ip(unquote(value)))
+    return ips
+
+
+def _action_type(params: dict) -> str:
+    if params.get("download"):
+        return "download"
+    if params.get("link"):
+        return "outlink"
+    if params.get("e_c") or params.get("e_a"):
+        return "event"
+    return "action"
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False
+    allow_reuse_address = True
+    fake: "FakeMatomo"
+
+    def handle_error(self, request, client_address) -> None:  # socketserver hook
+        # Never print (the default prints a traceback to stderr). Hang-ups are not errors.
+        exc = sys.exc_info()[1]
+        if isinstance(exc, OSError):  # ConnectionError, TimeoutError, a socket closed by a fault
+            return
+        self.fake._record_error(traceback.format_exc())
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "Apache"
+    sys_version = ""
+    timeout = 120  # an idle keep-alive connection is dropped after this
+    server: _Server
+
+    # --- plumbing ------------------------------------------------------------------------------
+    def setup(self) -> None:
+        super().setup()
+        self._sent = False
+        self.server.fake._track(self.connection, True)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        except OSError:
+            pass
+        finally:
+            self.server.fake._track(self.connection, False)
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - base signature
+        pass  # never print: query strings may carry the token
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server naming
+        self._dispatch("GET")
+
+    def do_POST(self) -> None:  # noqa: N802
+        self._dispatch("POST")
+
+    def _dispatch(self, method: str) -> None:
+        self._sent = False
+        fake = self.server.fake
+        try:
+            split = urlsplit(self.path)
+            if split.path in BULK_PATHS:
+                if method == "POST":
+                    fake._handle_bulk(self, split.path, split.query)
+                else:
+                    self.read_body()
+                    self.send(200, _HTML_TRACKER, "text/html; charset=utf-8")
+            elif split.path in API_PATHS:
+                fake._handle_api(self, method, split.path, split.query)
+            else:
+                self.read_body()
+                self.send(404, "<html><body><h1>404 Not Found</h1></body></html>\n", "text/html")
+        except (ConnectionError, TimeoutError):
+            self.close_connection = True  # the client went away; not the server's fault
+        except Exception:  # noqa: BLE001 - answer 500 and record, never crash
+            fake._record_error(traceback.format_exc())
+            self.close_connection = True
+            if not self._sent:
+                try:
+                    self.send(500, json.dumps({"result": "error", "message": "fake Matomo bug"}),
+                              "application/json")
+                except OSError:
+                    pass
+
+    def read_body(self) -> bytes:
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            chunks = []
+            while True:
+                size_line = self.rfile.readline(65537)
+                if not size_line:
+                    raise ConnectionResetError("client hung up inside a chunked body")
+                size = int(size_line.split(b";", 1)[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
+                        pass
+                    break
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline(65537)
+            return b"".join(chunks)
+        length = int(self.headers.get("Content-Length") or 0)
+        if length <= 0:
+            return b""
+        data = self.rfile.read(length)
+        if len(data) < length:
+            raise ConnectionResetError("client hung up inside the body")
+        return data
+
+    def send(self, status: int, body: bytes | str, ctype: str, headers: dict | None = None) -> None:
+        if isinstance(body, str):
+            body = body.encode("utf-8")
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        for key, value in (headers or {}).items():
+            self.send_header(key, str(value))
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        self._sent = True
+        self.wfile.write(body)
+
+    def send_json(self, status: int, obj: Any, headers: dict | None = None) -> None:
+        self.send(status, json.dumps(obj), "application/json; charset=utf-8", headers)
+
+    def reset(self) -> None:
+        """Close with RST: SO_LINGER 0, then close before anything is answered."""
+        self.close_connection = True
+        self._sent = True
+        try:
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        except OSError:
+            pass
+        try:
+            self.rfile.close()  # drops the makefile reference so close() is the real close
+        except OSError:
+            pass
+        try:
+            self.connection.close()
+        except OSError:
+            pass
+
+    def hang_up(self) -> None:
+        """Close without an answer (FIN)."""
+        self.close_connection = True
+        self._sent = True
+
+
+class FakeMatomo:
+    """The fake server. Starts listening on construction; use as a context manager or call
+    :meth:`close`. See the module docstring for the protocol."""
+
+    def __init__(
+        self,
+        token: str = "t0ken",
+        sites: dict | None = None,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        superuser: bool = True,
+        version: str = MATOMO_VERSION,
+    ) -> None:
+        if sites is None:
+            sites = {1: {"name": "Demo", "main_url": "https://example.org", "timezone": "UTC"}}
+        self.token = token
+        self.superuser = superuser
+        self.version = version
+        self.sites: dict[int, dict] = {int(k): dict(v) for k, v in sites.items()}
+        self._lock = threading.RLock()
+        self._stop = threading.Event()
+        self._conns: set = set()
+        self._fn: Callable | None = None
+        self._init_state()
+        self._server = _Server((host, port), _Handler)
+        self._server.fake = self
+        self.host, self.port = self._server.server_address[:2]
+        self.url = f"http://{self.host}:{self.port}"
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+            name=f"FakeMatomo:{self.port}", daemon=True,
+        )
+        self._thread.start()
+        self._closed = False
+
+    def _init_state(self) -> None:
+        self._hits: list[_Stored] = []
+        self._order = 0
+        self._bulk_posts = 0
+        self._api_calls = 0
+        self._accepted = 0
+        self._faults: list[Fault] = []
+        self.bulk_log: list[dict] = []
+        self.requests_log: list[tuple[str, str, dict]] = []
+        self.invalidations: list[dict] = []
+        self.errors: list[str] = []
+
+    # --- lifecycle ---------------------------------------------------------------------------------
+    def __enter__(self) -> "FakeMatomo":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop promptly: wakes sleeping faults, stops accepting, drops open connections."""
+        if self._closed:
+            return
+        self._closed = True
+        self._stop.set()
+        self._server.shutdown()
+        self._server.server_close()
+        with self._lock:
+            conns = list(self._conns)
+        for conn in conns:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        self._thread.join(timeout=5)
+
+    def reset(self) -> None:
+        """Forget hits, counters, faults and logs (sites, token and inject_fn stay)."""
+        with self._lock:
+            self._init_state()
+
+    # --- fault injection -------------------------------------------------------------------------------
+    def inject(self, kind: str, on_post: int | None = None, times: int = 1, *, target: str = "bulk",
+               **params: Any) -> Fault:
+        if kind not in FAULT_KINDS:
+            raise ValueError(f"unknown fault kind {kind!r}; known: {sorted(FAULT_KINDS)}")
+        if target not in ("bulk", "api"):
+            raise ValueError("target must be 'bulk' or 'api'")
+        if target == "api" and kind not in _API_KINDS:
+            raise ValueError(f"{kind!r} applies to bulk POSTs only")
+        unknown = set(params) - set(FAULT_KINDS[kind]) - {"for_seconds"}
+        if unknown:
+            raise TypeError(f"{kind!r} takes no parameter(s) {sorted(unknown)}; "
+                            f"it takes {list(FAULT_KINDS[kind]) + ['for_seconds']}")
+        if on_post is not None and on_post < 1:
+            raise ValueError("on_post is 1-based")
+        if times < 1:
+            raise ValueError("times must be >= 1")
+        if kind == "skip_some":
+            params["positions"] = {int(p) for p in params.get("positions", ())}
+        fault = Fault(kind, on_post, times, target, dict(params))
+        with self._lock:
+            self._faults.append(fault)
+        return fault
+
+    def inject_fn(self, fn: Callable[[int, list | None], Any] | None) -> None:
+        """Custom fault logic for bulk POSTs (None removes it). See the module docstring."""
+        with self._lock:
+            self._fn = fn
+
+    def clear_faults(self) -> None:
+        with self._lock:
+            self._faults.clear()
+            self._fn = None
+
+    @property
+    def faults(self) -> list[Fault]:
+        with self._lock:
+            return list(self._faults)
+
+    def _pick_fault(self, target: str, n: int) -> Fault | None:
+        now = time.monotonic()
+        for fault in self._faults:
+            if fault.target == target and fault._matches(n, now):
+                return fault
+        return None
+
+    # --- introspection ---------------------------------------------------------------------------
+    @property
+    def bulk_posts(self) -> int:
+        with self._lock:
+            return self._bulk_posts
+
+    @property
+    def connections(self) -> int:
+        """TCP connections accepted (keep-alive clients reuse them)."""
+        with self._lock:
+            return self._accepted
+
+    @property
+    def api_calls(self) -> int:
+        with self._lock:
+            return self._api_calls
+
+    def hits(self, idsite: int | None = None) -> list[dict]:
+        with self._lock:
+            rows = [h for h in self._hits if idsite is None or h.idsite == int(idsite)]
+            return [dict(h.params, _order=h.order, _post=h.post) for h in rows]
+
+    def pv_ids(self, idsite: int | None = None) -> list[str]:
+        with self._lock:
+            return [h.params["pv_id"] for h in self._hits
+                    if "pv_id" in h.params and (idsite is None or h.idsite == int(idsite))]
+
+    def duplicates(self) -> dict[str, int]:
+        with self._lock:
+            counts = Counter((h.idsite, h.params["pv_id"], h.params.get("cdt", ""))
+                             for h in self._hits if "pv_id" in h.params)
+        return {key[1]: n for key, n in counts.items() if n > 1}
+
+    # --- internals -------------------------------------------------------------------------------
+    def _track(self, conn: socket.socket, add: bool) -> None:
+        with self._lock:
+            if add:
+                self._conns.add(conn)
+                self._accepted += 1
+            else:
+                self._conns.discard(conn)
+
+    def _record_error(self, text: str) -> None:
+        if self.token:
+            text = text.replace(self.token, MASK)
+        with self._lock:
+            self.errors.append(text)
+
+    def _mask(self, params: dict) -> dict:
+        return {k: (MASK if k == "token_auth" or (self.token and v == self.token) else v)
+                for k, v in params.items()}
+
+    def _wait(self, seconds: float) -> None:
+        self._stop.wait(max(0.0, float(seconds)))
+
+    # --- bulk tracking ---------------------------------------------------------------------------
+    def _handle_bulk(self, h: _Handler, path: str, query: str) -> None:
+        with self._lock:
+            self._bulk_posts += 1
+            n = self._bulk_posts
+            fault = self._pick_fault("bulk", n)
+            fn = self._fn
+            entry: dict[str, Any] = {
+                "post": n, "path": path,
+                "query": self._mask(dict(parse_qsl(query, keep_blank_values=True))),
+                "user_agent": h.headers.get("User-Agent", ""),
+                "content_type": h.headers.get("Content-Type", ""),
+                "fault": fault.kind if fault else None,
+                "requests": None, "status": None, "tracked": 0, "invalid": 0,
+            }
+            self.bulk_log.append(entry)
+        kind, params = (fault.kind, fault.params) if fault else (None, {})
+
+        if kind == "reset":
+            entry["status"] = "reset"
+            h.reset()
+            return
+
+        body = h.read_body()
+        data, problem = self._parse_bulk_body(body)
+        requests_list = data.get("requests") if data is not None and problem is None else None
+        if requests_list is not None:
+            entry["requests"] = len(requests_list)
+
+        if kind is None and fn is not None:
+            decided = fn(n, requests_list)
+            if decided:
+                if isinstance(decided, str):
+                    kind, params = decided, {}
+                else:
+                    kind, params = decided[0], dict(decided[1])
+                if kind not in FAULT_KINDS:
+                    raise ValueError(f"inject_fn returned unknown kind {kind!r}")
+                if kind == "skip_some":
+                    params["positions"] = {int(p) for p in params.get("positions", ())}
+                entry["fault"] = kind
+                if kind == "reset":
+                    entry["status"] = "reset"
+                    h.reset()
+                    return
+
+        if kind == "slow":
+            self._wait(params.get("seconds", 1))
+        elif kind == "500_before_commit":
+            entry["status"] = 500
+            self._send_500(h, params, tracked=0)
+            return
+        elif kind == "timeout_before_commit":
+            entry["status"] = "timeout"
+            self._wait(params.get("seconds", 5))
+            h.hang_up()
+            return
+        elif kind == "html_200":
+            entry["status"] = 200
+            if params.get("body") == "gif":
+                h.send(200, _GIF, "image/gif")
+            else:
+                h.send(200, params.get("body") or _HTML_TRACKER, "text/html; charset=utf-8")
+            return
+        elif kind == "maintenance_503":
+            entry["status"] = 503
+            h.send(503, _HTML_503, "text/html; charset=utf-8",
+                   {"Retry-After": params.get("retry_after", 1)})
+            return
+
+        if problem is not None:
+            entry["status"] = 400
+            h.send_json(400, {"status": "error", "tracked": 0, "invalid": 0, "message": problem})
+            return
+
+        skip = params.get("positions", set()) if kind == "skip_some" else set()
+        tracked, invalid = self._commit(n, requests_list, skip)
+        entry["tracked"], entry["invalid"] = tracked, len(invalid)
+
+        if kind == "500_after_commit":
+            entry["status"] = 500
+            self._send_500(h, params, tracked=tracked, invalid=invalid)
+            return
+        if kind == "timeout_after_commit":
+            entry["status"] = "timeout"
+            self._wait(params.get("seconds", 5))
+            h.hang_up()
+            return
+        result: dict[str, Any] = {"status": "success", "tracked": tracked, "invalid": len(invalid)}
+        if self.superuser:
+            result["invalid_indices"] = invalid
+        entry["status"] = 200
+        h.send_json(200, result)
+
+    def _send_500(self, h: _Handler, params: dict, tracked: int, invalid: list | None = None) -> None:
+        if params.get("body") == "html":
+            h.send(500, _HTML_500, "text/html; charset=utf-8")
+            return
+        invalid = invalid or []
+        result: dict[str, Any] = {"status": "error", "tracked": int(params.get("tracked", tracked)),
+                                  "invalid": len(invalid)}
+        if self.superuser:
+            result["invalid_indices"] = invalid
+        h.send_json(500, result)
+
+    def _parse_bulk_body(self, body: bytes) -> tuple[dict | None, str | None]:
+        try:
+            data = json.loads(body.decode("utf-8").strip())
+        except (UnicodeDecodeError, ValueError):
+            return None, "The bulk request body is not valid JSON."
+        if not isinstance(data, dict) or not isinstance(data.get("requests"), list):
+            return None, "The bulk request body has no 'requests' list."
+        token = data.get("token_auth")
+        if not token:
+            return data, ("token_auth must be specified when using Bulk Tracking Import. "
+                          "See the Tracking API documentation.")
+        if token != self.token:
+            return data, "token_auth specified does not have Admin permission for idsite=1"
+        return data, None
+
+    def _commit(self, post: int, requests_list: list, skip: set) -> tuple[int, list[int]]:
+        batch: list[tuple[dict, int, str, int]] = []
+        invalid: list[int] = []
+        index = -1
+        for item in requests_list:
+            if isinstance(item, str):
+                query = urlsplit(item).query
+                if not query:
+                    continue  # Matomo drops a string request without a query part
+                params = {k: v for k, v in parse_qsl(query, keep_blank_values=True)}
+            elif isinstance(item, dict):
+                params = {str(k): _as_str(v) for k, v in item.items()}
+            else:
+                params = None
+            index += 1
+            checked = self._validate(params) if params is not None else None
+            if checked is None:
+                invalid.append(index)
+                continue
+            if index in skip:
+                continue
+            idsite, ts = checked
+            batch.append((params, idsite, _norm_ip(params.get("cip", "127.0.0.1")), ts))
+        with self._lock:  # one transaction
+            for params, idsite, ip, ts in batch:
+                self._hits.append(_Stored(params, self._order, post, ts, ip, idsite))
+                self._order += 1
+        return len(batch), invalid
+
+    def _validate(self, params: dict) -> tuple[int, int] | None:
+        try:
+            idsite = int(params.get("idsite", ""))
+        except ValueError:
+            return None
+        if idsite not in self.sites or params.get("rec") != "1":
+            return None
+        if not (params.get("url") or params.get("download") or params.get("link")):
+            return None
+        ts = _parse_cdt(params.get("cdt"))
+        if ts is None:
+            return None
+        return idsite, ts
+
+    # --- Reporting API ---------------------------------------------------------------------------
+    def _handle_api(self, h: _Handler, method: str, path: str, query: str) -> None:
+        params = dict(parse_qsl(query, keep_blank_values=True))
+        body = h.read_body()
+        if method == "POST" and body:
+            ctype = (h.headers.get("Content-Type") or "").lower()
+            if "json" not in ctype and "multipart" not in ctype:
+                params.update(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+        with self._lock:
+            self._api_calls += 1
+            n = self._api_calls
+            self.requests_log.append((method, path, self._mask(params)))
+            fault = self._pick_fault("api", n)
+        if fault is not None:
+            kind, fp = fault.kind, fault.params
+            if kind == "reset":
+                h.reset()
+                return
+            if kind == "slow":
+                self._wait(fp.get("seconds", 1))
+            elif kind in ("500_before_commit", "500_after_commit"):
+                if fp.get("body") == "html":
+                    h.send(500, _HTML_500, "text/html; charset=utf-8")
+                else:
+                    h.send_json(500, {"result": "error", "message": "Internal Server Error (fault)"})
+                return
+            elif kind in ("timeout_before_commit", "timeout_after_commit"):
+                self._wait(fp.get("seconds", 5))
+                h.hang_up()
+                return
+            elif kind == "html_200":
+                h.send(200, fp.get("body") if fp.get("body") not in (None, "gif") else _HTML_UI,
+                       "text/html; charset=utf-8")
+                return
+            elif kind == "maintenance_503":
+                h.send(503, _HTML_503, "text/html; charset=utf-8",
+                       {"Retry-After": fp.get("retry_after", 1)})
+                return
+
+        if params.get("module") != "API":
+            h.send(200, _HTML_UI, "text/html; charset=utf-8")
+            return
+        if (params.get("format") or "xml").lower() != "json":
+            h.send(200, '<?xml version="1.0" encoding="utf-8" ?>\n<result>'
+                        '<error message="This fake Matomo renders format=json only" /></result>\n',
+                   "text/xml; charset=utf-8")
+            return
+        try:
+            result = self._api(params)
+        except _ApiError as exc:
+            result = {"result": "error", "message": str(exc)}
+        h.send_json(200, result)
+
+    _METHODS = (
+        "API.getMatomoVersion", "API.getPiwikVersion", "SitesManager.getSiteFromId",
+        "SitesManager.getSitesIdFromSiteUrl", "SitesManager.getAllSites", "Live.getLastVisitsDetails",
+        "VisitsSummary.get", "Actions.get", "CoreAdminHome.invalidateArchivedReports",
+    )
+
+    def _api(self, p: dict) -> Any:
+        name = p.get("method", "")
+        if name not in self._METHODS:
+            module, _, meth = name.partition(".")
+            raise _ApiError(f"The method '{meth or name}' does not exist or is not available in the "
+                            f"module '{module}'.")
+        if name in ("API.getMatomoVersion", "API.getPiwikVersion"):
+            return {"value": self.version}
+        if p.get("token_auth") != self.token:
+            raw = p.get("idSite") or p.get("idSites") or "1"
+            first = raw.split(",")[0] if raw != "all" else "1"
+            raise _ApiError(f"You can't access this resource as it requires 'view' access for the "
+                            f"website id = {first}.")
+        if name == "SitesManager.getSiteFromId":
+            return self._site_dict(self._site_id(p.get("idSite")))
+        if name == "SitesManager.getSitesIdFromSiteUrl":
+            want = (urlsplit(p.get("url", "")).hostname or p.get("url", "")).lower()
+            want = want[4:] if want.startswith("www.") else want
+            out = []
+            for idsite, site in sorted(self.sites.items()):
+                hostname = (urlsplit(site.get("main_url", "")).hostname or "").lower()
+                hostname = hostname[4:] if hostname.startswith("www.") else hostname
+                if want and hostname == want:
+                    out.append({"idsite": str(idsite)})
+            return out
+        if name == "SitesManager.getAllSites":
+            return {str(i): self._site_dict(i) for i in sorted(self.sites)}
+        if name == "Live.getLastVisitsDetails":
+            return self._live(p)
+        if name in ("VisitsSummary.get", "Actions.get"):
+            return self._summary(name, p)
+        return self._invalidate(p)
+
+    def _site_id(self, raw: str | None) -> int:
+        try:
+            idsite = int(raw or "")
+        except ValueError:
+            idsite = None
+        if idsite is None or idsite not in self.sites:
+            raise _ApiError(f"An unexpected website was found in the request: website id was set to "
+                            f"'{raw}' .")
+        return idsite
+
+    def _site_dict(self, idsite: int) -> dict:
+        site = self.sites[idsite]
+        out = {
+            "idsite": str(idsite), "name": site.get("name", f"Site {idsite}"),
+            "main_url": site.get("main_url", "http://localhost"),
+            "ts_created": site.get("ts_created", "2020-01-01 00:00:00"),
+            "ecommerce": "0", "sitesearch": "1", "sitesearch_keyword_parameters": "",
+            "sitesearch_category_parameters": "", "timezone": site.get("timezone", "UTC"),
+            "currency": site.get("currency", "USD"), "exclude_unknown_urls": "0",
+            "excluded_ips": "", "excluded_parameters": "", "excluded_user_agents": "",
+            "excluded_referrers": "", "group": "", "type": "website", "keep_url_fragment": "0",
+            "creator_login": "admin",
+        }
+        for key, value in site.items():
+            out.setdefault(key, value)
+        return out
+
+    def _visits(self, idsite: int) -> list[_Visit]:
+        with self._lock:
+            rows = [h for h in self._hits if h.idsite == idsite]
+        rows.sort(key=lambda r: (r.ts, r.order))
+        current: dict[tuple, _Visit] = {}
+        visits: list[_Visit] = []
+        for row in rows:
+            key = (row.ip, row.params.get("ua", ""))
+            visit = current.get(key)
+            if (visit is None or row.ts - visit.last > VISIT_INACTIVITY_SECONDS
+                    or row.ts // 86400 != visit.day):
+                visit = _Visit(key, row)
+                visits.append(visit)
+                current[key] = visit
+            else:
+                visit.hits.append(row)
+                visit.last = row.ts
+        for i, visit in enumerate(visits, 1):
+            visit.id = i
+        return visits
+
+    def _live(self, p: dict) -> list[dict]:
+        idsite = self._site_id(p.get("idSite"))
+        (_label, start, end), = _periods(p.get("period", ""), p.get("date", ""), single=True)
+        ips = _parse_segment(p.get("segment", ""))
+        try:
+            limit = int(p.get("filter_limit") or DEFAULT_FILTER_LIMIT)
+            offset = int(p.get("filter_offset") or 0)
+        except ValueError:
+            raise _ApiError("filter_limit and filter_offset must be integers") from None
+        chosen = [v for v in self._visits(idsite)
+                  if start <= v.last < end and (ips is None or v.key[0] in ips)]
+        reverse = (p.get("filter_sort_order") or "desc").lower() != "asc"
+        chosen.sort(key=lambda v: (v.last, v.id), reverse=reverse)
+        chosen = chosen[offset:] if limit < 0 else chosen[offset:offset + limit]
+        return [self._visit_dict(idsite, v) for v in chosen]
+
+    def _visit_dict(self, idsite: int, v: _Visit) -> dict:
+        ip, ua = v.key
+        uid = next((h.params["uid"] for h in v.hits if h.params.get("uid")), None)
+        details = []
+        for h in v.hits:
+            prm = h.params
+            kind = _action_type(prm)
+            url = prm.get("download") if kind == "download" else (
+                prm.get("link") if kind == "outlink" else prm.get("url"))
+            details.append({
+                "type": kind,
+                "url": url or prm.get("url"),
+                "pageTitle": prm.get("action_name"),
+                "pageIdAction": None,
+                "idpageview": prm.get("pv_id"),
+                "serverTimePretty": _pretty(h.ts),
+                "pageId": h.order + 1,
+                "timestamp": h.ts,
+                "bandwidth": int(prm["bw_bytes"]) if prm.get("bw_bytes", "").isdigit() else None,
+            })
+        return {
+            "idSite": idsite,
+            "idVisit": v.id,
+            "visitIp": ip,
+            "visitorId": hashlib.sha1(f"{ip}|{ua}".encode()).hexdigest()[:16],
+            "userId": uid,
+            "actions": len(v.hits),
+            "firstActionTimestamp": v.first,
+            "lastActionTimestamp": v.last,
+            "serverDate": _day_str(v.first),
+            "serverTimestamp": v.last,
+            "serverTimePretty": _pretty(v.last),
+            "visitDuration": v.last - v.first,
+            "actionDetails": details,
+        }
+
+    def _summary(self, name: str, p: dict) -> Any:
+        idsite = self._site_id(p.get("idSite"))
+        spans = _periods(p.get("period", ""), p.get("date", ""), single=False)
+        visits = self._visits(idsite)
+        results = {label: self._summarise(name, [v for v in visits if s <= v.last < e])
+                   for label, s, e in spans}
+        if len(spans) == 1 and ("," not in (p.get("date") or "") or p.get("period") == "range"):
+            return next(iter(results.values()))
+        return results
+
+    @staticmethod
+    def _summarise(name: str, visits: list[_Visit]) -> dict:
+        if name == "VisitsSummary.get":
+            n = len(visits)
+            actions = sum(len(v.hits) for v in visits)
+            length = sum(v.last - v.first for v in visits)
+            bounces = sum(1 for v in visits if len(v.hits) == 1)
+            return {
+                "nb_uniq_visitors": len({v.key for v in visits}),
+                "nb_users": len({h.params["uid"] for v in visits for h in v.hits if h.params.get("uid")}),
+                "nb_visits": n,
+                "nb_actions": actions,
+                "nb_visits_converted": 0,
+                "bounce_count": bounces,
+                "sum_visit_length": length,
+                "max_actions": max((len(v.hits) for v in visits), default=0),
+                "bounce_rate": f"{round(100 * bounces / n) if n else 0}%",
+                "nb_actions_per_visit": round(actions / n, 1) if n else 0,
+                "avg_time_on_site": round(length / n) if n else 0,
+            }
+        kinds: Counter = Counter()
+        uniq: dict[str, set] = {"action": set(), "download": set(), "outlink": set()}
+        for v in visits:
+            for h in v.hits:
+                kind = _action_type(h.params)
+                kinds[kind] += 1
+                if kind in uniq:
+                    uniq[kind].add((v.id, h.params.get("download") or h.params.get("link")
+                                    or h.params.get("url")))
+        return {
+            "nb_pageviews": kinds["action"], "nb_uniq_pageviews": len(uniq["action"]),
+            "nb_downloads": kinds["download"], "nb_uniq_downloads": len(uniq["download"]),
+            "nb_outlinks": kinds["outlink"], "nb_uniq_outlinks": len(uniq["outlink"]),
+            "nb_searches": 0, "nb_keywords": 0,
+        }
+
+    def _invalidate(self, p: dict) -> dict:
+        raw_sites = (p.get("idSites") or "").strip()
+        if raw_sites == "all":
+            site_ids = sorted(self.sites)
+        else:
+            site_ids = [self._site_id(x.strip()) for x in raw_sites.split(",") if x.strip()]
+            if not site_ids:
+                raise _ApiError("Please specify a value for 'idSites'.")
+        dates = []
+        for part in (p.get("dates") or "").split(","):
+            if part.strip():
+                dates.append(str(_parse_day(part)))
+        if not dates:
+            raise _ApiError("Please specify a value for 'dates'.")
+        period = p.get("period") or None
+        if period and period not in ("day", "week", "month", "year", "range"):
+            raise _ApiError(f"The period '{period}' is not supported.")
+        record = {"idSites": site_ids, "dates": dates, "period": period,
+                  "segment": p.get("segment") or None,
+                  "cascadeDown": (p.get("cascadeDown") or "").lower() in ("1", "true")}
+        with self._lock:
+            self.invalidations.append(record)
+        return {"result": "success",
+                "message": "Success. The reports for the given websites and dates were invalidated "
+                           "and will be reprocessed by the next archiving run."}

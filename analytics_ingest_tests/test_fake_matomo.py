@@ -1,0 +1,501 @@
+"""Tests of the fake Matomo itself (the other suites trust it)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from urllib.parse import quote
+
+import pytest
+import requests
+
+from analytics_ingest_tests.fake_matomo import FakeMatomo
+
+TOKEN = "t0ken"
+SITES = {
+    1: {"name": "Demo", "main_url": "https://example.org", "timezone": "UTC"},
+    2: {"name": "Other", "main_url": "https://www.other.example", "timezone": "UTC"},
+}
+
+
+def hit(pv: str, cdt: str = "2024-03-14 10:00:00", ip: str = "192.0.2.1", ua: str = "UA-1",
+        idsite: int = 1, **extra) -> dict:
+    req = {"idsite": idsite, "rec": 1, "apiv": 1, "url": f"https://example.org/p/{pv}", "cip": ip,
+           "cdt": cdt, "pv_id": pv, "ua": ua}
+    req.update(extra)
+    return req
+
+
+@pytest.fixture
+def fake():
+    with FakeMatomo(token=TOKEN, sites=SITES) as server:
+        yield server
+        assert server.errors == []
+
+
+@pytest.fixture
+def http():
+    with requests.Session() as session:
+        yield session
+
+
+def post(http, fake, reqs, token=TOKEN, path="/matomo.php?queuedtracking=0", timeout=5):
+    body = {"requests": reqs}
+    if token is not None:
+        body["token_auth"] = token
+    return http.post(fake.url + path, json=body, timeout=timeout)
+
+
+def api(http, fake, method, token=TOKEN, verb="GET", **params):
+    form = {"module": "API", "format": "json", "method": method, **params}
+    if token is not None:
+        form["token_auth"] = token
+    if verb == "GET":
+        resp = http.get(fake.url + "/index.php", params=form, timeout=5)
+    else:
+        resp = http.post(fake.url + "/", data=form, timeout=5)
+    assert resp.status_code == 200
+    return resp.json()
+
+
+# --- bulk tracking ------------------------------------------------------------------------------
+
+def test_bulk_success_with_invalid_indices_and_query_string_requests(fake, http):
+    reqs = [
+        hit("a"),
+        {"idsite": 99, "rec": 1, "url": "https://example.org/x"},  # unknown site
+        "?idsite=1&rec=1&url=https%3A%2F%2Fexample.org%2Fq&cip=192.0.2.9&cdt=2024-03-14+11:00:00&pv_id=q",
+        {"idsite": 1, "url": "https://example.org/norec"},  # no rec
+        {"idsite": 1, "rec": 1, "cip": "192.0.2.1"},  # no url/download/link
+        hit("d", download="https://example.org/f.pdf"),
+        hit("bad", cdt="not a date"),
+    ]
+    resp = post(http, fake, reqs)
+    assert resp.status_code == 200
+    assert resp.json() == {"status": "success", "tracked": 3, "invalid": 4, "invalid_indices": [1, 3, 4, 6]}
+    stored = fake.hits()
+    assert [h["pv_id"] for h in stored] == ["a", "q", "d"]
+    assert stored[0]["rec"] == "1" and stored[0]["idsite"] == "1"  # all params as strings
+    assert stored[1]["url"] == "https://example.org/q" and stored[1]["cdt"] == "2024-03-14 11:00:00"
+    assert [h["_order"] for h in stored] == [0, 1, 2] and {h["_post"] for h in stored} == {1}
+    assert fake.pv_ids() == ["a", "q", "d"] and fake.pv_ids(idsite=2) == []
+    assert fake.bulk_posts == 1
+    assert fake.bulk_log[0]["query"] == {"queuedtracking": "0"}
+
+
+def test_piwik_php_and_string_without_query_is_dropped(fake, http):
+    resp = post(http, fake, ["idsite=1&rec=1", hit("a"), {"idsite": 5}], path="/piwik.php")
+    # Matomo drops a string request with no '?query' entirely: positions shift down.
+    assert resp.json() == {"status": "success", "tracked": 1, "invalid": 1, "invalid_indices": [1]}
+
+
+def test_non_superuser_token_gets_no_invalid_indices():
+    with FakeMatomo(token=TOKEN, superuser=False) as fake:
+        body = {"requests": [{"idsite": 7}], "token_auth": TOKEN}
+        resp = requests.post(fake.url + "/matomo.php", json=body, timeout=5)
+        assert resp.json() == {"status": "success", "tracked": 0, "invalid": 1}
+
+
+@pytest.mark.parametrize(
+    "body", [b"not json", b'{"token_auth": "t0ken"}', b'{"requests": "x", "token_auth": "t0ken"}', b""]
+)
+def test_bad_bodies_are_400_and_store_nothing(fake, http, body):
+    resp = http.post(fake.url + "/matomo.php", data=body, timeout=5)
+    assert resp.status_code == 400
+    data = resp.json()
+    assert data["status"] == "error" and data["tracked"] == 0 and data["invalid"] == 0
+    assert fake.hits() == [] and fake.bulk_posts == 1
+
+
+@pytest.mark.parametrize("token", [None, "", "wrong"])
+def test_wrong_or_missing_token_refuses_the_whole_post(fake, http, token):
+    resp = post(http, fake, [hit("a"), hit("b")], token=token)
+    assert resp.status_code == 400
+    assert resp.json()["status"] == "error" and "token_auth" in resp.json()["message"]
+    assert fake.hits() == []
+
+
+def test_posts_commit_atomically_under_concurrency(fake):
+    def worker(k: int) -> None:
+        with requests.Session() as s:
+            for j in range(5):
+                reqs = [hit(f"{k}-{j}-{i}", ip=f"192.0.2.{k}") for i in range(20)]
+                assert post(s, fake, reqs).json()["tracked"] == 20
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    stored = fake.hits()
+    assert len(stored) == 8 * 5 * 20 and fake.bulk_posts == 40
+    by_post: dict[int, list[int]] = {}
+    for h in stored:
+        by_post.setdefault(h["_post"], []).append(h["_order"])
+    for orders in by_post.values():  # each POST's hits are contiguous: one transaction
+        assert orders == list(range(orders[0], orders[0] + 20))
+    assert fake.duplicates() == {}
+
+
+def test_keep_alive_reuses_one_connection(fake, http):
+    for i in range(5):
+        assert post(http, fake, [hit(str(i))]).status_code == 200
+    api(http, fake, "API.getMatomoVersion", token=None)
+    assert fake.connections == 1
+
+
+def test_duplicates_pv_ids_and_reset(fake, http):
+    post(http, fake, [hit("a"), hit("b")])
+    post(http, fake, [hit("a"), hit("c"), hit("b", idsite=2)])
+    assert fake.duplicates() == {"a": 2}
+    fake.reset()
+    assert fake.hits() == [] and fake.bulk_posts == 0 and fake.bulk_log == []
+
+
+# --- faults -------------------------------------------------------------------------------------
+
+def test_500_before_commit_on_a_given_post(fake, http):
+    fake.inject("500_before_commit", on_post=2)
+    assert post(http, fake, [hit("a")]).status_code == 200
+    resp = post(http, fake, [hit("b")])
+    assert resp.status_code == 500
+    assert resp.json() == {"status": "error", "tracked": 0, "invalid": 0, "invalid_indices": []}
+    assert post(http, fake, [hit("b")]).status_code == 200
+    assert fake.pv_ids() == ["a", "b"] and fake.bulk_posts == 3
+    assert [e["status"] for e in fake.bulk_log] == [200, 500, 200]
+
+
+def test_500_before_commit_html_body(fake, http):
+    fake.inject("500_before_commit", body="html")
+    resp = post(http, fake, [hit("a")])
+    assert resp.status_code == 500 and resp.headers["Content-Type"].startswith("text/html")
+    assert fake.hits() == []
+
+
+def test_500_after_commit_stores_and_a_blind_retry_duplicates(fake, http):
+    fake.inject("500_after_commit")
+    resp = post(http, fake, [hit("a"), hit("b")])
+    assert resp.status_code == 500 and resp.json()["tracked"] == 2
+    assert fake.pv_ids() == ["a", "b"]
+    assert post(http, fake, [hit("a"), hit("b")]).status_code == 200
+    assert fake.duplicates() == {"a": 2, "b": 2}
+
+
+def test_timeout_before_commit(fake, http):
+    fake.inject("timeout_before_commit", seconds=0.6)
+    with pytest.raises(requests.exceptions.ReadTimeout):
+        post(http, fake, [hit("a")], timeout=0.2)
+    time.sleep(0.7)
+    assert fake.hits() == []
+    assert post(http, fake, [hit("a")]).status_code == 200  # next POST is fine
+
+
+def test_timeout_before_commit_then_close_without_answer(fake, http):
+    fake.inject("timeout_before_commit", seconds=0.2)
+    with pytest.raises(requests.exceptions.ConnectionError):
+        post(http, fake, [hit("a")], timeout=3)
+    assert fake.hits() == []
+
+
+def test_timeout_after_commit(fake, http):
+    fake.inject("timeout_after_commit", seconds=0.6)
+    with pytest.raises(requests.exceptions.ReadTimeout):
+        post(http, fake, [hit("a")], timeout=0.2)
+    assert fake.pv_ids() == ["a"]
+
+
+def test_reset_raises_connection_error_and_stores_nothing(fake, http):
+    fake.inject("reset")
+    with pytest.raises(requests.exceptions.ConnectionError) as info:
+        post(http, fake, [hit(str(i)) for i in range(200)])
+    assert "aborted" in repr(info.value).lower() or "reset" in repr(info.value).lower()
+    assert fake.hits() == [] and fake.bulk_log[0]["status"] == "reset"
+    assert post(http, fake, [hit("a")]).status_code == 200
+    # on the wire it is a real RST, not a clean close
+    fake.inject("reset")
+    body = json.dumps({"requests": [hit("b")], "token_auth": TOKEN}).encode()
+    with socket.create_connection((fake.host, fake.port), timeout=5) as raw:
+        raw.sendall(b"POST /matomo.php HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+        with pytest.raises(ConnectionResetError):
+            raw.recv(100)
+    assert fake.pv_ids() == ["a"]
+
+
+def test_html_200_and_gif(fake, http):
+    fake.inject("html_200")
+    fake.inject("html_200", body="gif")
+    resp = post(http, fake, [hit("a")])
+    assert resp.status_code == 200 and resp.headers["Content-Type"].startswith("text/html")
+    with pytest.raises(ValueError):
+        resp.json()
+    resp = post(http, fake, [hit("a")])
+    assert resp.headers["Content-Type"] == "image/gif" and resp.content.startswith(b"GIF89a")
+    assert fake.hits() == []
+
+
+def test_maintenance_503_times_and_for_seconds(fake, http):
+    fake.inject("maintenance_503", times=2, retry_after=7)
+    for _ in range(2):
+        resp = post(http, fake, [hit("a")])
+        assert resp.status_code == 503 and resp.headers["Retry-After"] == "7"
+    assert post(http, fake, [hit("a")]).status_code == 200
+    fake.inject("maintenance_503", for_seconds=0.4)
+    assert post(http, fake, [hit("b")]).status_code == 503
+    assert post(http, fake, [hit("b")]).status_code == 503
+    time.sleep(0.45)
+    assert post(http, fake, [hit("b")]).status_code == 200
+    assert fake.pv_ids() == ["a", "b"]
+
+
+def test_skip_some_is_silent(fake, http):
+    fake.inject("skip_some", positions=[1, 3])
+    resp = post(http, fake, [hit("a"), hit("b"), hit("c"), hit("d")])
+    assert resp.json() == {"status": "success", "tracked": 2, "invalid": 0, "invalid_indices": []}
+    assert fake.pv_ids() == ["a", "c"]
+
+
+def test_slow_then_normal(fake, http):
+    fake.inject("slow", seconds=0.3)
+    started = time.monotonic()
+    assert post(http, fake, [hit("a")]).json()["tracked"] == 1
+    assert time.monotonic() - started >= 0.3
+
+
+def test_client_hanging_up_mid_response_is_not_an_error(fake, http):
+    fake.inject("slow", seconds=0.4)
+    with pytest.raises(requests.exceptions.ReadTimeout):
+        post(http, fake, [hit("a")], timeout=0.1)
+    time.sleep(0.5)  # the server answers into a closed socket
+    assert fake.pv_ids() == ["a"]  # slow = committed late, after the client gave up
+    assert post(http, fake, [hit("b")]).status_code == 200
+    # the fixture asserts fake.errors == []
+
+
+def test_inject_fn_and_fault_bookkeeping(fake, http):
+    seen = []
+
+    def fn(n, reqs):
+        seen.append((n, len(reqs) if reqs is not None else None))
+        if reqs and any(r.get("pv_id") == "boom" for r in reqs):
+            return ("500_after_commit", {"tracked": 0})
+        return None
+
+    fake.inject_fn(fn)
+    assert post(http, fake, [hit("a")]).status_code == 200
+    resp = post(http, fake, [hit("boom")])
+    assert resp.status_code == 500 and resp.json()["tracked"] == 0  # lies, as in the field
+    assert seen == [(1, 1), (2, 1)] and fake.pv_ids() == ["a", "boom"]
+    fault = fake.inject("500_before_commit", on_post=3, times=2)
+    for _ in range(3):
+        post(http, fake, [hit("c")])
+    assert fault.applied == 2 and fake.pv_ids() == ["a", "boom", "c"]
+    with pytest.raises(ValueError):
+        fake.inject("explode")
+    with pytest.raises(TypeError):
+        fake.inject("slow", second=1)
+
+
+def test_handler_exception_is_answered_500_and_recorded():
+    with FakeMatomo(token=TOKEN) as fake:
+        fake.inject_fn(lambda n, reqs: 1 / 0)
+        resp = requests.post(fake.url + "/matomo.php", json={"requests": [hit("a")], "token_auth": TOKEN})
+        assert resp.status_code == 500
+        assert len(fake.errors) == 1 and "ZeroDivisionError" in fake.errors[0]
+
+
+def test_close_is_prompt_even_while_a_fault_sleeps():
+    fake = FakeMatomo(token=TOKEN)
+    fake.inject("timeout_before_commit", seconds=60)
+    t = threading.Thread(target=lambda: pytest.raises(
+        requests.exceptions.RequestException, requests.post, fake.url + "/matomo.php",
+        json={"requests": [hit("a")], "token_auth": TOKEN}, timeout=10), daemon=True)
+    t.start()
+    time.sleep(0.2)
+    started = time.monotonic()
+    fake.close()
+    assert time.monotonic() - started < 2
+    t.join(5)
+    assert not t.is_alive()
+
+
+def test_api_faults(fake, http):
+    fake.inject("500_before_commit", target="api")
+    version = {"module": "API", "method": "API.getMatomoVersion", "format": "json"}
+    resp = http.get(fake.url + "/index.php", params=version)
+    assert resp.status_code == 500
+    assert api(http, fake, "API.getMatomoVersion") == {"value": "4.12.3"}
+    with pytest.raises(ValueError):
+        fake.inject("skip_some", target="api")
+
+
+# --- Reporting API ------------------------------------------------------------------------------
+
+def test_version_site_and_errors(fake, http, capfd):
+    assert api(http, fake, "API.getMatomoVersion", token=None) == {"value": "4.12.3"}
+    site = api(http, fake, "SitesManager.getSiteFromId", idSite=1)
+    assert (site["idsite"], site["name"], site["timezone"]) == ("1", "Demo", "UTC")
+    assert site["main_url"] == "https://example.org"
+    assert api(http, fake, "SitesManager.getSiteFromId", verb="POST", idSite=2)["name"] == "Other"
+    assert api(http, fake, "SitesManager.getSiteFromId", idSite=42)["result"] == "error"
+    denied = api(http, fake, "SitesManager.getSiteFromId", token="nope", idSite=1)
+    assert denied == {
+        "result": "error",
+        "message": "You can't access this resource as it requires 'view' access for the website id = 1.",
+    }
+    assert api(http, fake, "Nope.nothing")["result"] == "error"
+    assert api(http, fake, "SitesManager.getSitesIdFromSiteUrl", url="http://other.example/") == [{"idsite": "2"}]
+    assert set(api(http, fake, "SitesManager.getAllSites")) == {"1", "2"}
+    xml = http.get(fake.url + "/index.php", params={"module": "API", "method": "API.getMatomoVersion"})
+    assert xml.headers["Content-Type"].startswith("text/xml")
+    # the token never leaves the test: masked in the log, never printed
+    assert all(p.get("token_auth") in (None, "***") for _m, _p, p in fake.requests_log)
+    logged = {"module": "API", "format": "json", "method": "SitesManager.getSiteFromId", "idSite": "2",
+              "token_auth": "***"}
+    assert ("POST", "/", logged) in fake.requests_log
+    out, err = capfd.readouterr()
+    assert TOKEN not in out and TOKEN not in err
+
+
+def test_live_visits_segments_and_paging(fake, http):
+    v6 = "2001:db8::1"
+    reqs = [
+        hit("a1", "2024-03-14 10:00:00", ip="192.0.2.1"),
+        hit("a2", "2024-03-14 10:20:00", ip="192.0.2.1", download="https://example.org/f.pdf"),
+        hit("a3", "2024-03-14 11:00:00", ip="192.0.2.1"),  # > 30 min later: new visit
+        hit("b1", "2024-03-14 10:05:00", ip="2001:0db8:0:0::1"),  # stored normalised
+        hit("c1", "2024-03-14 10:06:00", ip="192.0.2.1", ua="Other UA"),  # other UA: other visit
+        hit("d1", "2024-03-13 23:50:00", ip="192.0.2.7"),
+        hit("d2", "2024-03-14 00:10:00", ip="192.0.2.7"),  # midnight: new visit
+        hit("z1", "2024-03-14 12:00:00", ip="192.0.2.1", idsite=2),
+    ]
+    post(http, fake, reqs)
+
+    def live(**p):
+        p.setdefault("filter_limit", -1)
+        return api(http, fake, "Live.getLastVisitsDetails", idSite=1, period="day", date="2024-03-14", **p)
+
+    visits = live()
+    pvs = [[a["idpageview"] for a in v["actionDetails"]] for v in visits]
+    assert pvs == [["a3"], ["a1", "a2"], ["c1"], ["b1"], ["d2"]]
+    first = visits[1]  # ordered by last action, newest first
+    assert first["visitIp"] == "192.0.2.1" and first["actionDetails"][1]["type"] == "download"
+    assert first["actionDetails"][0]["timestamp"] == 1710410400
+    assert first["actionDetails"][0]["type"] == "action"
+    assert "serverTimePretty" in first["actionDetails"][0]
+    seg = f"visitIp=={quote(v6)},visitIp==192.0.2.7"
+    assert [v["visitIp"] for v in live(segment=seg)] == [v6, "192.0.2.7"]
+    assert [v["visitIp"] for v in live(segment=quote(seg, safe=""))] == [v6, "192.0.2.7"]  # double-encoded
+    assert len(live(filter_limit=2)) == 2
+    page2 = live(filter_limit=2, filter_offset=1)
+    assert [v["actionDetails"][0]["idpageview"] for v in page2] == ["a1", "c1"]
+    day13 = api(http, fake, "Live.getLastVisitsDetails", idSite=1, period="day", date="2024-03-13")
+    assert [v["actionDetails"][0]["idpageview"] for v in day13] == ["d1"]
+    both = api(http, fake, "Live.getLastVisitsDetails", idSite=1, period="range",
+               date="2024-03-13,2024-03-14", filter_limit=-1)
+    assert len(both) == 6
+    assert live(segment="browserCode==FF")["result"] == "error"
+    denied = api(http, fake, "Live.getLastVisitsDetails", token="bad", idSite=1, period="day", date="2024-03-14")
+    assert denied["result"] == "error"
+
+
+def test_summaries_and_invalidation(fake, http):
+    post(http, fake, [
+        hit("a1", "2024-03-14 10:00:00"),
+        hit("a2", "2024-03-14 10:01:00", download="https://example.org/f.pdf"),
+        hit("b1", "2024-03-14 10:05:00", ip="192.0.2.2"),
+        hit("c1", "2024-03-15 10:05:00", ip="192.0.2.2"),
+    ])
+    summary = api(http, fake, "VisitsSummary.get", idSite=1, period="day", date="2024-03-14")
+    assert (summary["nb_visits"], summary["nb_actions"]) == (2, 3)
+    actions = api(http, fake, "Actions.get", idSite=1, period="day", date="2024-03-14")
+    assert (actions["nb_pageviews"], actions["nb_downloads"]) == (2, 1)
+    multi = api(http, fake, "VisitsSummary.get", idSite=1, period="day", date="2024-03-14,2024-03-16")
+    assert {d: r["nb_visits"] for d, r in multi.items()} == {"2024-03-14": 2, "2024-03-15": 1, "2024-03-16": 0}
+    result = api(http, fake, "CoreAdminHome.invalidateArchivedReports", verb="POST", idSites="1",
+                 dates="2024-03-14,2024-03-15", period="day")
+    assert result["result"] == "success"
+    assert fake.invalidations == [{"idSites": [1], "dates": ["2024-03-14", "2024-03-15"], "period": "day",
+                                   "segment": None, "cascadeDown": False}]
+
+
+# --- the bench helpers that sit beside the fake ---------------------------------------------------
+
+def _bench_module(name: str):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "bench" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_gen_logs_manifest_matches_import_logs_rules(tmp_path):
+    import gzip
+    import re
+
+    gen = _bench_module("gen_logs")
+    out = tmp_path / "access.log"
+    manifest = gen.generate(str(out), 3000, seed=5, date="2024-03-14", tz="+0100")
+    assert json.loads((tmp_path / "access.log.manifest.json").read_text()) == manifest
+    # an independent classifier with import_logs' default rules and check order
+    line_re = re.compile(r'(\S+) \S+ \S+ \[([^\]]+)\] "(\S+) (.*?) \S+" (\d+) (\S+) "(.*?)" "(.*?)"$')
+    names = ("pages", "static", "downloads", "bots", "http_redirects", "http_errors", "invalid")
+    counts = dict.fromkeys(names, 0)
+    lines = out.read_text(encoding="utf-8").split("\n")[:-1]
+    assert line_re.match(lines[0])
+    for line in lines:
+        m = line_re.match(line)
+        if not m:
+            counts["invalid"] += 1
+            continue
+        path, status, ua = m.group(4), m.group(5), m.group(8).lower()
+        ext = path.partition("?")[0].rsplit(".")[-1].lower()
+        is_bot = any(s in ua for s in gen.BOT_SUBSTRINGS)
+        if ext in gen.DOWNLOAD_EXTS:
+            assert status == "200" and not is_bot
+            counts["downloads"] += 1
+        elif status[0] in "45":
+            counts["http_errors"] += 1
+        elif status[0] == "3" and status != "304":
+            counts["http_redirects"] += 1
+        elif ext in gen.STATIC_EXTS:
+            counts["static"] += 1
+        elif is_bot:
+            counts["bots"] += 1
+        else:
+            counts["pages"] += 1
+    assert counts == {k: manifest[k] for k in counts}
+    assert manifest["tracked"] == manifest["pages"] + manifest["downloads"] == sum(manifest["days"].values())
+    assert sum(counts.values()) == manifest["lines"] == 3000
+    # deterministic, gzip included
+    gen.generate(str(tmp_path / "again.log"), 3000, seed=5)
+    assert (tmp_path / "again.log").read_bytes() == out.read_bytes()
+    gen.generate(str(tmp_path / "a.gz"), 500, seed=5, gzip=True)
+    gen.generate(str(tmp_path / "b.gz"), 500, seed=5, gzip=True)
+    assert (tmp_path / "a.gz").read_bytes() == (tmp_path / "b.gz").read_bytes()
+    gen.generate(str(tmp_path / "plain.log"), 500, seed=5)
+    assert gzip.decompress((tmp_path / "a.gz").read_bytes()) == (tmp_path / "plain.log").read_bytes()
+
+
+def test_null_matomo_counts_and_keeps_alive():
+    null = _bench_module("null_matomo")
+    url, stop, stats = null.start_null_matomo()
+    try:
+        with requests.Session() as s:
+            for _ in range(3):
+                body = {"requests": [{}, {}], "token_auth": "x"}
+                resp = s.post(url + "/piwik.php?queuedtracking=0", json=body)
+                assert resp.json() == {"status": "success", "tracked": 2, "invalid": 0}
+            assert s.post(url + "/matomo.php", data=b"nope").status_code == 400
+            site = s.post(url + "/", data={"module": "API", "method": "SitesManager.getSiteFromId", "idSite": "3",
+                                           "format": "json", "token_auth": "any"}).json()
+            assert site["idsite"] == "3" and site["main_url"]
+            version = {"module": "API", "method": "API.getMatomoVersion", "format": "json"}
+            assert s.get(url + "/index.php", params=version).json() == {"value": "4.12.3"}
+        assert stats.snapshot() == {"requests": 6, "posts": 3, "api_calls": 2, "bad_posts": 1, "connections": 1}
+    finally:
+        stop()
