@@ -1,0 +1,208 @@
+"""``analytics-ingest``: the command-line shell over the engine.
+
+Bad configuration or input ends with one line on stderr (no traceback) and exit status 2; an
+import that did not deliver every trackable line exits 1; 0 means everything arrived.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import sys
+from importlib import resources
+
+from .classify import ClassifyOptions
+from .config import load_settings
+from .errors import IngestError
+from .importer import ImportOptions
+from .matomo.retry import RetryPolicy
+from .report import render_text, totals
+
+EXIT_OK, EXIT_INCOMPLETE, EXIT_CONFIG, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be 1 or more")
+    return value
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--home", help="state directory (env ANALYTICS_INGEST_HOME, default ./.analytics_ingest)")
+    p.add_argument("--ledger-url", help="SQLAlchemy URL of the ledger (env ANALYTICS_INGEST_LEDGER_URL)")
+    p.add_argument("--json", action="store_true", help="print the result as one JSON object on stdout")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="analytics-ingest", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    imp = sub.add_parser("import", help="import access-log files into Matomo, exactly once")
+    imp.add_argument("paths", nargs="+", metavar="PATH", help="log files (plain, gzip, bz2, xz) or - for stdin")
+    imp.add_argument("--site", type=int, required=True, help="Matomo idsite")
+    imp.add_argument("--format", dest="format_name", help="log format name (default: auto-detect)")
+    imp.add_argument("--log-format-regex", help="a regex with named groups (implies --format regex)")
+    imp.add_argument("--log-date-format", help="strptime format of the regex's date group")
+    imp.add_argument("--recorders", type=_positive, default=4, help="concurrent delivery lanes (default 4)")
+    imp.add_argument("--batch-size", type=_positive, default=500, help="hits per bulk request (default 500)")
+    imp.add_argument("--enable-static", action="store_true", help="track static files (as downloads)")
+    imp.add_argument("--enable-bots", action="store_true", help="track bots (sent with bots=1)")
+    imp.add_argument("--enable-http-errors", action="store_true", help="track 4xx/5xx responses")
+    imp.add_argument("--enable-http-redirects", action="store_true", help="track 3xx responses except 304")
+    imp.add_argument("--exclude-path", action="append", default=[], metavar="GLOB")
+    imp.add_argument("--include-path", action="append", default=[], metavar="GLOB")
+    imp.add_argument("--include-host", action="append", default=[], metavar="HOST")
+    imp.add_argument("--exclude-host", action="append", default=[], metavar="HOST")
+    imp.add_argument("--useragent-exclude", action="append", default=[], metavar="SUBSTRING")
+    imp.add_argument("--force", action="store_true", help="re-import a file whose content changed")
+    imp.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
+                     help="wait this long for another import of the same file to finish")
+    imp.add_argument("--matomo-url", help="Matomo base URL (env MATOMO_URL; unset = offline outbox)")
+    imp.add_argument("--retry-max-attempts", type=_positive, default=8)
+    imp.add_argument("--retry-delay", type=float, default=1.0, help="first retry delay in seconds (doubles)")
+    imp.add_argument("--request-timeout", type=float, default=120.0)
+    imp.add_argument("--no-progress", action="store_true")
+    _add_common(imp)
+
+    st = sub.add_parser("status", help="print the per-day status table")
+    st.add_argument("--site", type=int)
+    st.add_argument("--since", type=dt.date.fromisoformat, metavar="YYYY-MM-DD")
+    _add_common(st)
+
+    demo = sub.add_parser("demo", help="import the bundled demo logs offline (into the outbox)")
+    _add_common(demo)
+    return parser
+
+
+def _settings(args, matomo_url=None):
+    return load_settings(home=args.home, ledger_url=args.ledger_url, matomo_url=matomo_url)
+
+
+def _spool_stdin(settings) -> str:
+    """Copy stdin to a file named by its content, so a rerun of the same input can resume."""
+    import hashlib
+    import shutil
+
+    spool = settings.home / "spool"
+    spool.mkdir(parents=True, exist_ok=True)
+    tmp = spool / f".stdin-{os.getpid()}"
+    digest = hashlib.sha256()
+    with open(tmp, "wb") as out:
+        while block := sys.stdin.buffer.read(1 << 20):
+            digest.update(block)
+            out.write(block)
+    final = spool / f"stdin-{digest.hexdigest()[:16]}.log"
+    shutil.move(tmp, final)
+    return str(final)
+
+
+def cmd_import(args) -> int:
+    from .engine import make_importer, open_ledger
+    from .progress import Progress
+
+    settings = _settings(args, args.matomo_url)
+    for path in args.paths:
+        if path != "-" and not os.access(path, os.R_OK):
+            raise IngestError(f"cannot read {path}; check the path and permissions")
+    classify = ClassifyOptions(
+        enable_static=args.enable_static,
+        enable_bots=args.enable_bots,
+        enable_http_errors=args.enable_http_errors,
+        enable_http_redirects=args.enable_http_redirects,
+        exclude_paths=tuple(args.exclude_path),
+        include_paths=tuple(args.include_path),
+        include_hosts=tuple(args.include_host),
+        exclude_hosts=tuple(args.exclude_host),
+        useragent_exclude=tuple(args.useragent_exclude),
+    )
+    format_name = "regex" if args.log_format_regex else args.format_name
+    options = ImportOptions(
+        lanes=args.recorders,
+        batch_size=args.batch_size,
+        format_name=format_name,
+        regex=args.log_format_regex,
+        date_format=args.log_date_format,
+        classify=classify,
+    )
+    policy = RetryPolicy(max_attempts=args.retry_max_attempts, base_delay=args.retry_delay,
+                         read_timeout=args.request_timeout)
+    show_progress = not args.no_progress and not args.json and sys.stderr.isatty()
+    progress = Progress() if show_progress else None
+    ledger = open_ledger(settings)
+    try:
+        importer = make_importer(settings, ledger, args.site, policy=policy, progress=progress, lease_wait=args.wait)
+        results = []
+        for path in args.paths:
+            real = _spool_stdin(settings) if path == "-" else path
+            if progress:
+                progress.start_file(real)
+            results.append(importer.import_file(real, options, force=args.force))
+            if progress:
+                progress.finish()
+    finally:
+        ledger.close()
+    summary = totals(results)
+    if args.json:
+        print(json.dumps(summary, sort_keys=True))
+    else:
+        print(render_text(summary))
+    return EXIT_OK if summary["ok"] else EXIT_INCOMPLETE
+
+
+def cmd_status(args) -> int:
+    from .engine import open_ledger
+
+    settings = _settings(args)
+    ledger = open_ledger(settings)
+    try:
+        rows = ledger.day_statuses(site_id=args.site, since=args.since)
+    finally:
+        ledger.close()
+    if args.json:
+        print(json.dumps([
+            {"site_id": r.site_id, "day": r.day.isoformat(), "status": r.status, "expected": r.expected,
+             "found": r.found, "loaded": r.loaded} for r in rows
+        ]))
+        return EXIT_OK
+    print(f"{'site':>6}  {'day':<10}  {'status':<10}  {'loaded':>6}/{'expected':<8}  found")
+    for r in rows:
+        print(f"{r.site_id:>6}  {r.day.isoformat():<10}  {r.status:<10}  {r.loaded:>6}/{r.expected:<8}  {r.found}")
+    if not rows:
+        print("(no days in the ledger yet)")
+    return EXIT_OK
+
+
+def cmd_demo(args) -> int:
+    demo_dir = resources.files("analytics_ingest") / "demo"
+    paths = sorted(str(p) for p in demo_dir.iterdir() if p.name.startswith("access"))
+    argv = ["import", *paths, "--site", "1", "--no-progress"]
+    if args.home:
+        argv += ["--home", args.home]
+    if args.ledger_url:
+        argv += ["--ledger-url", args.ledger_url]
+    if args.json:
+        argv.append("--json")
+    demo_args = build_parser().parse_args(argv)
+    demo_args.matomo_url = None
+    os.environ.pop("MATOMO_URL", None)  # the demo is offline by definition
+    return cmd_import(demo_args)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handlers = {"import": cmd_import, "status": cmd_status, "demo": cmd_demo}
+    try:
+        return handlers[args.command](args)
+    except IngestError as exc:
+        print(f"analytics-ingest: error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except KeyboardInterrupt:
+        print("analytics-ingest: interrupted; delivered batches are recorded, rerun to resume", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,90 @@
+"""Settings from environment variables, overridable by CLI flags.
+
+Names kept from the systems this project replaces: ``MATOMO_URL`` and ``MATOMO_API_TOKEN`` are
+the ones GDS's replay script used. With ``MATOMO_URL`` unset everything runs offline: requests go
+to an outbox under the state directory instead of Matomo.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from .errors import ConfigError
+
+ENV_HOME = "ANALYTICS_INGEST_HOME"
+ENV_LEDGER_URL = "ANALYTICS_INGEST_LEDGER_URL"
+ENV_MATOMO_URL = "MATOMO_URL"
+ENV_MATOMO_TOKEN = "MATOMO_API_TOKEN"
+ENV_MATOMO_DB_URL = "MATOMO_DB_URL"  # optional: Matomo's MySQL, for fast pv_id look-ups
+ENV_MATOMO_DB_PREFIX = "MATOMO_DB_TABLE_PREFIX"
+
+DEFAULT_HOME = ".analytics_ingest"  # relative to the working directory
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    ledger_url: str
+    matomo_url: str | None = None
+    # repr=False: the token must never reach a log line or an exception message.
+    matomo_token: str | None = field(default=None, repr=False)
+    matomo_db_url: str | None = field(default=None, repr=False)
+    matomo_db_prefix: str = "matomo_"
+
+    @property
+    def offline(self) -> bool:
+        return not self.matomo_url
+
+    @property
+    def outbox_dir(self) -> Path:
+        return self.home / "outbox"
+
+
+def _clean_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError(
+            f"MATOMO_URL must be an http(s) URL such as https://matomo.example.org, got {url!r}"
+        )
+    if parts.username or parts.password:
+        raise ConfigError("MATOMO_URL must not contain credentials; set MATOMO_API_TOKEN instead")
+    # Accept the URL of the UI, of index.php or of matomo.php: we need the base.
+    path = parts.path
+    for suffix in ("/index.php", "/matomo.php", "/piwik.php"):
+        if path.endswith(suffix):
+            path = path[: -len(suffix)]
+    return f"{parts.scheme}://{parts.netloc}{path.rstrip('/')}"
+
+
+def load_settings(
+    *,
+    home: str | os.PathLike | None = None,
+    ledger_url: str | None = None,
+    matomo_url: str | None = None,
+    matomo_token: str | None = None,
+    environ: dict | None = None,
+) -> Settings:
+    """Settings from flags (when given) over env vars over defaults."""
+    env = os.environ if environ is None else environ
+    home_path = Path(home or env.get(ENV_HOME) or DEFAULT_HOME)
+    ledger = ledger_url or env.get(ENV_LEDGER_URL) or f"sqlite:///{home_path / 'ledger.sqlite'}"
+    url = matomo_url or env.get(ENV_MATOMO_URL) or None
+    token = matomo_token or env.get(ENV_MATOMO_TOKEN) or None
+    if url:
+        url = _clean_url(url)
+        if not token:
+            raise ConfigError(
+                "MATOMO_URL is set but MATOMO_API_TOKEN is not; set it to a token with write access "
+                "to the site (Matomo: Personal > Security > Auth tokens)"
+            )
+    return Settings(
+        home=home_path,
+        ledger_url=ledger,
+        matomo_url=url,
+        matomo_token=token,
+        matomo_db_url=env.get(ENV_MATOMO_DB_URL) or None,
+        matomo_db_prefix=env.get(ENV_MATOMO_DB_PREFIX, "matomo_"),
+    )

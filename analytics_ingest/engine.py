@@ -1,0 +1,39 @@
+"""Wiring shared by the CLI and the Dagster layer: settings → ledger, site, sink, importer."""
+
+from __future__ import annotations
+
+from .config import Settings
+from .importer import Importer
+from .matomo.api import MatomoApi, SiteInfo
+from .matomo.delivery import HttpSink, OutboxSink
+from .matomo.lookup import ApiLookup, MysqlLookup
+from .matomo.retry import RetryPolicy
+
+OFFLINE_MAIN_URL = "https://example.org"
+
+
+def open_ledger(settings: Settings):
+    from .ledger import Ledger
+
+    if settings.ledger_url.startswith("sqlite:///"):
+        settings.home.mkdir(parents=True, exist_ok=True)
+    return Ledger(settings.ledger_url)
+
+
+def resolve_site_and_sink(settings: Settings, site_id: int, policy: RetryPolicy | None = None):
+    """Check Matomo (reachable, token valid, site exists) before any hit is sent."""
+    if settings.offline:
+        site = SiteInfo(idsite=site_id, name=f"site {site_id}", main_url=OFFLINE_MAIN_URL)
+        return site, OutboxSink(settings.outbox_dir, site_id)
+    api = MatomoApi(settings.matomo_url, settings.matomo_token)
+    site = api.site(site_id)
+    if settings.matomo_db_url:
+        lookup = MysqlLookup(settings.matomo_db_url, site_id, settings.matomo_db_prefix)
+    else:
+        lookup = ApiLookup(api, site_id)
+    return site, HttpSink(settings.matomo_url, settings.matomo_token, lookup, policy)
+
+
+def make_importer(settings: Settings, ledger, site_id: int, *, policy=None, progress=None, lease_wait=0.0):
+    site, sink = resolve_site_and_sink(settings, site_id, policy)
+    return Importer(ledger, sink, site, progress=progress, lease_wait=lease_wait)

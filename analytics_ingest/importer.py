@@ -1,0 +1,465 @@
+"""Import one access-log file into Matomo, exactly once.
+
+The steps, each explained where it happens:
+1. identify the file (size + fingerprint of its first 64 KiB) and compare with the ledger;
+2. take the file's lease so no other import sends its hits at the same time;
+3. stream it: read → parse → classify → render requests → lanes → Matomo (or the outbox);
+4. skip what the ledger says was delivered, settle what was in flight when a run stopped;
+5. record an import summary and the file's and day's status.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import socket
+import threading
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+
+from .classify import ClassifyOptions
+from .errors import DeliveryError, InputError, IngestError, LeaseHeld
+from .lanes import DayGate, DeliveryStats, LaneWorker, lane_of
+from .logs import file_fingerprint, open_log, prefix_fingerprint, scan
+from .matomo.batches import Batch
+from .matomo.pageview_ids import PageviewIds
+from .matomo.tracking import RequestBuilder
+from .vocabulary import (
+    DOWNLOADS,
+    FILE_FAILED,
+    FILE_LOADED,
+    FILE_LOADING,
+    FILE_PARTIAL,
+    FILE_QUEUE,
+    IGNORED_CATEGORIES,
+    INVALID,
+    PAGES,
+)
+
+LEASE_TTL = 120.0  # seconds; renewed every LEASE_TTL / 4 while the import runs
+
+
+@dataclass(frozen=True)
+class ImportOptions:
+    """What shapes the hits of a file: fixed at its first import (the file's *plan*)."""
+
+    lanes: int = 4
+    batch_size: int = 500
+    format_name: str | None = None
+    regex: str | None = None
+    date_format: str | None = None
+    classify: ClassifyOptions = field(default_factory=ClassifyOptions)
+
+    def plan(self, identity: str) -> dict:
+        return {
+            "identity": identity,
+            "lanes": self.lanes,
+            "format_name": self.format_name,
+            "regex": self.regex,
+            "date_format": self.date_format,
+            "classify": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self.classify).items()},
+        }
+
+
+def options_from_plan(plan: dict, batch_size: int) -> ImportOptions:
+    classify = {k: tuple(v) if isinstance(v, list) else v for k, v in plan["classify"].items()}
+    return ImportOptions(
+        lanes=int(plan["lanes"]),
+        batch_size=batch_size,
+        format_name=plan.get("format_name"),
+        regex=plan.get("regex"),
+        date_format=plan.get("date_format"),
+        classify=ClassifyOptions(**classify),
+    )
+
+
+@dataclass
+class ImportResult:
+    path: str
+    site_id: int
+    status: str
+    lines_total: int = 0
+    tracked: int = 0
+    ignored: dict = field(default_factory=dict)
+    invalid: int = 0
+    invalid_reasons: dict = field(default_factory=dict)
+    invalid_samples: list = field(default_factory=list)
+    downloads: int = 0
+    delivered: int = 0  # hits Matomo confirmed in this run (sent now or found already there)
+    already_delivered: int = 0  # hits skipped because an earlier run delivered them
+    already_present: int = 0  # hits of an interrupted batch that Matomo turned out to have
+    rejected: int = 0  # hits Matomo refused (invalid_indices)
+    seconds: float = 0.0
+    format_name: str = ""
+    compression: str = ""
+    incomplete: bool = False
+    days: dict = field(default_factory=dict)
+    message: str = ""
+    sink: str = ""
+
+    @property
+    def lines_per_second(self) -> float:
+        return self.lines_total / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def complete(self) -> bool:
+        return self.status == FILE_LOADED and self.rejected == 0
+
+    def as_dict(self) -> dict:
+        data = asdict(self)
+        data["lines_per_second"] = round(self.lines_per_second, 1)
+        data["invalid_samples"] = [list(s) for s in self.invalid_samples]
+        return data
+
+
+def _owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def _dead_local_owner(owner: str) -> bool:
+    """True when ``owner`` is an import process on this host that no longer runs."""
+    parts = owner.split(":")
+    if len(parts) < 3 or ":".join(parts[:-2]) != socket.gethostname():
+        return False
+    try:
+        pid = int(parts[-2])
+    except ValueError:
+        return False
+    if pid == os.getpid():
+        return False  # another import in this process (a thread): alive by definition
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+class _LeaseKeeper(threading.Thread):
+    def __init__(self, ledger, file_id: int, owner: str, stop: threading.Event) -> None:
+        super().__init__(name="lease", daemon=True)
+        self.ledger, self.file_id, self.owner, self.stop = ledger, file_id, owner, stop
+        self.done = threading.Event()
+        self.lost = False
+
+    def run(self) -> None:
+        while not self.done.wait(LEASE_TTL / 4):
+            try:
+                ok = self.ledger.renew_lease(self.file_id, self.owner, LEASE_TTL)
+            except Exception:  # noqa: BLE001 - a passing DB hiccup; the next renewal may work
+                continue
+            if not ok:
+                self.lost = True
+                self.stop.set()
+                return
+
+
+class Importer:
+    """Imports files of one site through one sink, recording everything in the ledger."""
+
+    def __init__(self, ledger, sink, site, *, progress=None, lease_wait: float = 0.0) -> None:
+        self.ledger = ledger
+        self.sink = sink
+        self.site = site  # matomo.api.SiteInfo
+        self.progress = progress
+        self.lease_wait = lease_wait
+
+    # -- 1. identity -------------------------------------------------------------------------
+    def _identify(self, path: str) -> tuple[int, str, int]:
+        try:
+            size = os.path.getsize(path)
+            fingerprint, covered = file_fingerprint(path)
+        except OSError as exc:
+            raise InputError(f"cannot read {path}: {exc.strerror or exc}; check the path and permissions") from None
+        return size, fingerprint, covered
+
+    def _record_for(self, path: str):
+        record = self.ledger.get_file(self.site.idsite, path)
+        if record is None:
+            size, fingerprint, covered = self._identify(path)
+            record = self.ledger.register_file(
+                path=path, site_id=self.site.idsite, size=size, fingerprint=fingerprint, fingerprint_len=covered
+            )
+        return record
+
+    def _unchanged(self, record, path: str) -> bool:
+        size, _fingerprint, _covered = self._identify(path)
+        return size == record.size and prefix_fingerprint(path, record.fingerprint_len) == record.fingerprint
+
+    def _compare(self, record, path: str, force: bool):
+        """Decide, under the lease, what this run does with the file: returns (record, note)."""
+        ledger = self.ledger
+        size, fingerprint, covered = self._identify(path)
+        same_prefix = size >= record.fingerprint_len and prefix_fingerprint(path, record.fingerprint_len) == record.fingerprint
+        if not same_prefix or size < record.size:
+            if not force:
+                raise InputError(
+                    f"{path} changed since it was imported (different content); its hits may already be in "
+                    "Matomo — pass --force to import it again as a new file"
+                )
+            ledger.reset_file_progress(record.id)
+            ledger.update_file(record.id, size=size, fingerprint=fingerprint, fingerprint_len=covered, status=FILE_QUEUE)
+            return ledger.get_file_by_id(record.id), "content changed: re-imported as a new file (--force)"
+        if size == record.size and record.status == FILE_LOADED:
+            return record, "already imported"
+        note = ""
+        if size > record.size:
+            note = f"file grew from {record.size} to {size} bytes: importing the new lines"
+            ledger.update_file(record.id, size=size, fingerprint=fingerprint, fingerprint_len=covered)
+            record = ledger.get_file_by_id(record.id)
+        return record, note
+
+    # -- 2. lease ------------------------------------------------------------------------------
+    def _acquire(self, file_id: int, path: str) -> str:
+        owner = _owner()
+        deadline = time.monotonic() + self.lease_wait
+        while not self.ledger.acquire_lease(file_id, owner, LEASE_TTL):
+            holder = self.ledger.lease_holder(file_id)
+            if holder and _dead_local_owner(holder[0]):
+                # A killed import on this machine cannot renew; do not make the rerun wait
+                # for its lease to expire. acquire_lease stays atomic if two reruns race here.
+                self.ledger.release_lease(file_id, holder[0])
+                continue
+            if time.monotonic() >= deadline:
+                holder = self.ledger.lease_holder(file_id)
+                who = f"{holder[0]} (lease until {holder[1]:%H:%M:%S} UTC)" if holder else "another import"
+                raise LeaseHeld(f"{path} is being imported by {who}; wait for it to finish or use --wait SECONDS")
+            time.sleep(0.5)
+        return owner
+
+    # -- the whole import -------------------------------------------------------------------
+    def import_file(self, path: str, options: ImportOptions, *, force: bool = False) -> ImportResult:
+        record = self._record_for(path)
+        if record.status == FILE_LOADED and self._unchanged(record, path):
+            # Cheap exit without the lease for the common case of a rerun over loaded files.
+            return self._already(path)
+        owner = self._acquire(record.id, path)
+        try:
+            record, note = self._compare(self.ledger.get_file_by_id(record.id), path, force)
+        except BaseException:
+            self.ledger.release_lease(record.id, owner)
+            raise
+        if note == "already imported":
+            self.ledger.release_lease(record.id, owner)
+            return self._already(path)
+        started = dt.datetime.now(dt.timezone.utc)
+        clock = time.perf_counter()
+        stop = threading.Event()
+        lease = _LeaseKeeper(self.ledger, record.id, owner, stop)
+        lease.start()
+        previous_status = record.status
+        try:
+            self.ledger.update_file(record.id, status=FILE_LOADING)
+            result = self._run(record, path, options, stop, note)
+        except BaseException:
+            # Nothing was recorded for this attempt; leave a resumable status, not "loading".
+            self.ledger.update_file(record.id, status=previous_status if previous_status != FILE_LOADING else FILE_PARTIAL)
+            raise
+        finally:
+            lease.done.set()
+            lease.join()
+            self.ledger.release_lease(record.id, owner)
+        result.seconds = time.perf_counter() - clock
+        if lease.lost and result.status == FILE_LOADED:
+            result.status, result.message = FILE_PARTIAL, "lease lost during import; rerun to finish"
+        self._record(record, result, started)
+        return result
+
+    def _already(self, path: str) -> ImportResult:
+        return ImportResult(path=path, site_id=self.site.idsite, status=FILE_LOADED,
+                            message="already imported: nothing sent", sink=self.sink.name)
+
+    def _run(self, record, path: str, requested: ImportOptions, stop: threading.Event, note: str) -> ImportResult:
+        ledger = self.ledger
+        messages = [note] if note else []
+        if record.plan:
+            plan = json.loads(record.plan)
+            options = options_from_plan(plan, requested.batch_size)
+            shape = lambda o: (o.lanes, o.classify, o.format_name, o.regex)  # noqa: E731
+            if shape(options) != shape(requested):
+                messages.append("resumed with the lanes, format and filters of its first import")
+        else:
+            plan = requested.plan(identity=f"{self.site.idsite}:{record.fingerprint}")
+            options = requested
+            ledger.update_file(record.id, plan=json.dumps(plan, sort_keys=True))
+        lanes_state = ledger.lanes(record.id)
+        n_lanes = options.lanes
+        delivered = [lanes_state.get(i, (0, None))[0] or 0 for i in range(n_lanes)]
+        in_flight = [lanes_state.get(i, (0, None))[1] or 0 for i in range(n_lanes)]
+
+        stats = DeliveryStats()
+        gate = DayGate(self.site.timezone)
+        workers = [LaneWorker(i, self.sink, ledger, record.id, stop, stats, gate) for i in range(n_lanes)]
+        for worker in workers:
+            worker.start()
+        builder = RequestBuilder(self.site.idsite, self.site.main_url, PageviewIds(plan["identity"]))
+        render = builder.render
+        buffers: list[list] = [[] for _ in range(n_lanes)]
+        recovery: list[list] = [[] for _ in range(n_lanes)]
+        batch_size = options.batch_size
+        lane_cache: dict[str, int] = {}
+        skipped = [0]
+        progress = self.progress
+
+        def on_tracked(hit, category, is_bot):
+            key = hit.user_id or hit.ip
+            lane = lane_cache.get(key)
+            if lane is None:
+                lane = lane_of(key, n_lanes)
+                if len(lane_cache) > 200_000:
+                    lane_cache.clear()
+                lane_cache[key] = lane
+            line_no = hit.line_no
+            if line_no <= delivered[lane]:
+                skipped[0] += 1
+                return
+            pv_id, request = render(hit, category, is_bot)
+            item = (line_no, pv_id, hit.ip, hit.cdt, request)
+            if line_no <= in_flight[lane]:
+                recovery[lane].append(item)
+                if line_no == in_flight[lane]:
+                    self._put(workers[lane], Batch(lane, recovery[lane], recovery=True), stop)
+                    recovery[lane] = []
+                return
+            buf = buffers[lane]
+            buf.append(item)
+            if len(buf) >= batch_size:
+                self._put(workers[lane], Batch(lane, buf), stop)
+                buffers[lane] = []
+
+        error: BaseException | None = None
+        stats_scan = None
+        try:
+            with open_log(path) as source:
+                stats_scan = scan(
+                    _Counted(source, progress) if progress is not None else source,
+                    format_name=options.format_name,
+                    regex=options.regex,
+                    date_format=options.date_format,
+                    options=options.classify,
+                    on_tracked=on_tracked,
+                )
+            for lane in range(n_lanes):
+                if recovery[lane]:  # the in-flight line was not reached (cannot happen unless the file shrank)
+                    self._put(workers[lane], Batch(lane, recovery[lane], recovery=True), stop)
+                if buffers[lane]:
+                    self._put(workers[lane], Batch(lane, buffers[lane]), stop)
+        except _Stopped:
+            pass
+        except IngestError as exc:
+            error = exc
+            stop.set()
+        finally:
+            for worker in workers:
+                worker.put(None)
+            for worker in workers:
+                worker.join()
+        lane_errors = [w.error for w in workers if w.error is not None]
+        if error is None and lane_errors:
+            error = lane_errors[0]
+
+        result = ImportResult(path=path, site_id=self.site.idsite, status=FILE_LOADED, sink=self.sink.name)
+        if stats_scan is not None:
+            counts = stats_scan.counts
+            result.lines_total = stats_scan.lines_total
+            result.tracked = counts[PAGES] + counts[DOWNLOADS]
+            result.downloads = counts[DOWNLOADS]
+            result.ignored = {k: counts[k] for k in IGNORED_CATEGORIES}
+            result.invalid = counts[INVALID]
+            result.invalid_reasons = dict(stats_scan.invalid_reasons)
+            result.invalid_samples = list(stats_scan.invalid_samples)
+            result.format_name = stats_scan.format_name
+            result.compression = stats_scan.compression
+            result.incomplete = stats_scan.incomplete
+            result.days = dict(stats_scan.days)
+            if stats_scan.incomplete:
+                messages.append(stats_scan.incomplete_reason or "file is incomplete")
+        result.delivered = stats.accepted
+        result.already_present = stats.already_present
+        result.rejected = stats.rejected
+        result.already_delivered = skipped[0]
+        if result.already_present:
+            messages.append(f"{result.already_present} hits of an interrupted batch were already in Matomo")
+        if result.rejected:
+            messages.append(f"Matomo rejected {result.rejected} hits as invalid (lines listed in the ledger)")
+        if error is not None:
+            any_delivered = any(d for d, _ in ledger.lanes(record.id).values())
+            result.status = FILE_PARTIAL if any_delivered else FILE_FAILED
+            messages.append(str(error))
+        elif stats_scan is not None and stats_scan.incomplete:
+            result.status = FILE_PARTIAL
+        result.message = "; ".join(m for m in messages if m)
+        self._error = error
+        return result
+
+    @staticmethod
+    def _put(worker: LaneWorker, batch: Batch, stop: threading.Event) -> None:
+        if not worker.put(batch):
+            raise _Stopped()
+
+    # -- 5. record ---------------------------------------------------------------------------
+    def _record(self, record, result: ImportResult, started: dt.datetime) -> None:
+        ledger = self.ledger
+        main_day = None
+        if result.days:
+            main_day = dt.date.fromisoformat(max(sorted(result.days), key=lambda d: result.days[d]))
+        fields = {"status": result.status}
+        if main_day is not None:
+            fields["day"] = main_day
+        ledger.update_file(record.id, **fields)
+        ignored = result.ignored
+        ledger.add_summary(
+            record.id,
+            {
+                "started_at": started,
+                "finished_at": dt.datetime.now(dt.timezone.utc),
+                "status": result.status,
+                "lines_total": result.lines_total,
+                "tracked": result.tracked,
+                "pages": result.tracked - result.downloads,
+                "downloads": result.downloads,
+                **{k: ignored.get(k, 0) for k in IGNORED_CATEGORIES},
+                "invalid": result.invalid,
+                "delivered": result.delivered,
+                "rejected": result.rejected,
+                "seconds": result.seconds,
+                "format_name": result.format_name,
+                "compression": result.compression,
+                "incomplete": result.incomplete,
+                "message": result.message[:500],
+            },
+        )
+        days = {dt.date.fromisoformat(d) for d in result.days}
+        if main_day is not None:
+            days.add(main_day)
+        if record.day is not None:
+            days.add(record.day)
+        for day in sorted(days):
+            ledger.recompute_day_status(self.site.idsite, day)
+
+
+class _Counted:
+    """A LogSource that reports lines read to a progress display, once per chunk."""
+
+    def __init__(self, source, progress) -> None:
+        self._source = source
+        self._progress = progress
+
+    def __getattr__(self, name):
+        return getattr(self._source, name)
+
+    def chunks(self):
+        advance = self._progress.advance
+        for chunk in self._source.chunks():
+            advance(len(chunk), self._source)
+            yield chunk
+
+
+class _Stopped(Exception):
+    """A lane stopped (error or lost lease): stop reading."""
+
+
+__all__ = ["Importer", "ImportOptions", "ImportResult", "DeliveryError"]

@@ -1,0 +1,1 @@
+"""Matomo clients: tracking requests, bulk delivery (HTTP or outbox), hit look-ups, Reporting API."""

@@ -1,0 +1,234 @@
+"""Deliver batches to Matomo's bulk tracking endpoint, or to an offline outbox.
+
+A batch counts as delivered only when Matomo answers JSON with ``status: success`` and
+``tracked + invalid`` equal to the number of requests sent. Everything else is a failed attempt.
+Because Matomo does not de-duplicate, a failed attempt that may have reached Matomo (HTTP 5xx,
+HTML with 200, timeout, reset, a short count) is settled by looking the batch's ``pv_id`` values
+up before anything is sent again; only the missing hits are re-sent.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import threading
+import time
+from pathlib import Path
+
+import requests
+
+from ..errors import DeliveryError
+from .batches import Batch, Delivered
+from .retry import RetryPolicy, parse_retry_after
+
+log = logging.getLogger(__name__)
+
+
+class _Attempt(Exception):
+    """One failed attempt. ``maybe_stored``: Matomo may have committed some of the batch."""
+
+    def __init__(self, reason: str, *, maybe_stored: bool, retry_after: float | None = None, maintenance=False):
+        super().__init__(reason)
+        self.reason = reason
+        self.maybe_stored = maybe_stored
+        self.retry_after = retry_after
+        self.maintenance = maintenance
+
+
+class HttpSink:
+    """POSTs batches to ``<MATOMO_URL>/matomo.php``; one keep-alive session per lane thread."""
+
+    name = "matomo"
+
+    def __init__(self, base_url: str, token: str, lookup, policy: RetryPolicy | None = None, sleep=time.sleep):
+        self.endpoint = base_url.rstrip("/") + "/matomo.php?queuedtracking=0"
+        self.base_url = base_url.rstrip("/")
+        self._token_json = json.dumps(token)
+        self.lookup = lookup
+        self.policy = policy or RetryPolicy()
+        self.sleep = sleep
+        self._local = threading.local()
+        self.stop_event = threading.Event()
+
+    def _session(self) -> requests.Session:
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = requests.Session()
+            session.headers.update({"Content-Type": "application/json", "User-Agent": "analytics-ingest"})
+            self._local.session = session
+        return session
+
+    def _body(self, batch: Batch) -> bytes:
+        requests_json = ",".join(item[4] for item in batch.items)
+        return ('{"requests":[' + requests_json + '],"token_auth":' + self._token_json + "}").encode()
+
+    def _post(self, batch: Batch) -> list[int]:
+        """One attempt; returns Matomo's invalid positions or raises _Attempt / DeliveryError."""
+        policy = self.policy
+        try:
+            response = self._session().post(
+                self.endpoint, data=self._body(batch), timeout=(policy.connect_timeout, policy.read_timeout)
+            )
+        except requests.ConnectTimeout:
+            raise _Attempt("connect timeout", maybe_stored=False) from None
+        except requests.ConnectionError as exc:
+            # A refused connection never reached Matomo; a reset or a dropped answer may have.
+            refused = "refused" in str(exc).lower() or "Failed to establish" in str(exc)
+            raise _Attempt("connection refused" if refused else "connection lost", maybe_stored=not refused) from None
+        except requests.Timeout:
+            raise _Attempt("no answer within the read timeout", maybe_stored=True) from None
+        except requests.RequestException as exc:
+            raise _Attempt(type(exc).__name__, maybe_stored=True) from None
+        status = response.status_code
+        if status == 503:
+            raise _Attempt(
+                "HTTP 503 (maintenance mode?)",
+                maybe_stored=False,
+                retry_after=parse_retry_after(response.headers.get("Retry-After")),
+                maintenance=True,
+            )
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if status in (400, 401, 403) and isinstance(body, dict) and _looks_like_auth_error(body):
+            raise DeliveryError(
+                "Matomo refused the token for bulk tracking; check MATOMO_API_TOKEN (it needs write access)"
+            )
+        if status == 400 and body is None:
+            raise DeliveryError(
+                f"Matomo answered HTTP 400 to bulk tracking at {self.endpoint.split('?')[0]}; "
+                "is the BulkTracking plugin enabled?"
+            )
+        if status != 200:
+            raise _Attempt(f"HTTP {status}", maybe_stored=status >= 500,
+                           retry_after=parse_retry_after(response.headers.get("Retry-After")))
+        if not isinstance(body, dict):
+            raise _Attempt("HTTP 200 with a non-JSON answer (QueuedTracking or BulkTracking off?)", maybe_stored=True)
+        if body.get("status") != "success":
+            raise _Attempt(f"Matomo status {str(body.get('status'))[:40]!r}", maybe_stored=True)
+        tracked, invalid = body.get("tracked"), body.get("invalid")
+        if not isinstance(tracked, int) or not isinstance(invalid, int) or tracked + invalid != len(batch):
+            raise _Attempt(f"Matomo confirmed {tracked}+{invalid} of {len(batch)} requests", maybe_stored=True)
+        positions = body.get("invalid_indices") or []
+        return [int(p) for p in positions if isinstance(p, int) and 0 <= p < len(batch)]
+
+    def deliver(self, batch: Batch) -> Delivered:
+        result = Delivered()
+        pending = batch
+        if batch.recovery:
+            pending = self._settle(batch, result)
+        attempt = 0
+        maintenance_waited = 0.0
+        while pending.items:
+            if self.stop_event.is_set():
+                raise DeliveryError("import stopped")
+            try:
+                invalid_positions = self._post(pending)
+            except _Attempt as failure:
+                if failure.maintenance:
+                    delay = failure.retry_after if failure.retry_after is not None else self.policy.maintenance_delay
+                    if maintenance_waited + delay > self.policy.maintenance_max_wait:
+                        raise DeliveryError(
+                            f"Matomo stayed in maintenance mode (HTTP 503) for {maintenance_waited:.0f} s; "
+                            "progress is saved, rerun the import when Matomo is back"
+                        ) from None
+                    log.warning("Matomo answers 503; waiting %.0f s", delay)
+                    maintenance_waited += delay
+                    self.sleep(delay)
+                    continue
+                attempt += 1
+                if attempt >= self.policy.max_attempts:
+                    raise DeliveryError(
+                        f"Matomo did not take a batch after {attempt} attempts (last: {failure.reason}); "
+                        "progress is saved, rerun the import to resume"
+                    ) from None
+                delay = self.policy.delay(attempt, failure.retry_after)
+                log.warning("bulk tracking attempt %d failed (%s); retrying in %.1f s", attempt, failure.reason, delay)
+                self.sleep(delay)
+                if failure.maybe_stored:
+                    pending = self._settle(pending, result)
+                continue
+            result.accepted += len(pending) - len(invalid_positions)
+            result.rejected_lines.extend(pending.items[p][0] for p in invalid_positions)
+            break
+        return result
+
+    def _settle(self, batch: Batch, result: Delivered) -> Batch:
+        """Drop the hits Matomo already has; count them as delivered."""
+        for attempt in range(1, self.policy.max_attempts + 1):
+            try:
+                present = self.lookup.present(batch)
+                break
+            except Exception as exc:  # the look-up itself failed: Matomo is still unwell
+                if attempt == self.policy.max_attempts:
+                    raise DeliveryError(
+                        f"cannot check which hits Matomo already has ({type(exc).__name__}); "
+                        "progress is saved, rerun the import to resume"
+                    ) from None
+                self.sleep(self.policy.delay(attempt))
+        if present:
+            result.accepted += len(present)
+            result.already_present += len(present)
+        return batch.without(present)
+
+
+def _looks_like_auth_error(body: dict) -> bool:
+    text = json.dumps(body).lower()
+    return "token" in text or "access" in text or "authenticat" in text
+
+
+class OutboxSink:
+    """The embedded default: the exact requests that would be sent, as JSON lines on disk.
+
+    One file per site, ``<home>/outbox/site-<idsite>.jsonl``. The token is never written.
+    """
+
+    name = "outbox"
+    _locks: dict[str, threading.Lock] = {}
+
+    def __init__(self, outbox_dir: Path, idsite: int) -> None:
+        outbox_dir.mkdir(parents=True, exist_ok=True)
+        self.path = outbox_dir / f"site-{idsite}.jsonl"
+        self._lock = self._locks.setdefault(str(self.path.resolve()), threading.Lock())
+        self.stop_event = threading.Event()
+
+    def deliver(self, batch: Batch) -> Delivered:
+        result = Delivered()
+        if batch.recovery:
+            present = self.lookup_present(batch)
+            result.accepted += len(present)
+            result.already_present += len(present)
+            batch = batch.without(present)
+        if not batch.items:
+            return result
+        data = ("\n".join(item[4] for item in batch.items) + "\n").encode()
+        with self._lock:
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                os.write(fd, data)  # one write per batch: a crash leaves whole lines or none
+            finally:
+                os.close(fd)
+        result.accepted += len(batch)
+        return result
+
+    def lookup_present(self, batch: Batch) -> set[str]:
+        """pv_ids of the batch already in the outbox, matched with their time like Matomo's look-up."""
+        wanted = {(item[3], item[1]) for item in batch.items}
+        if not self.path.exists():
+            return set()
+        found: set[str] = set()
+        with open(self.path, "rb") as fh:
+            for line in fh:
+                match = _CDT_PV.search(line)
+                if match:
+                    key = (match.group(1).decode(), match.group(2).decode())
+                    if key in wanted:
+                        found.add(key[1])
+        return found
+
+
+# The request builder writes cdt and pv_id next to each other (see tracking.RequestBuilder).
+_CDT_PV = re.compile(rb'"cdt":"([0-9: -]{19})","pv_id":"([0-9A-Za-z]{6})"')

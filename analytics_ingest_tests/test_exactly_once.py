@@ -1,0 +1,262 @@
+"""Exactly-once delivery into a fake Matomo: faults, reruns, resumes, leases, determinism."""
+
+from __future__ import annotations
+
+import collections
+import threading
+
+import pytest
+
+from analytics_ingest.config import load_settings
+from analytics_ingest.engine import make_importer, open_ledger
+from analytics_ingest.errors import ConfigError, InputError, LeaseHeld
+from analytics_ingest.importer import ImportOptions
+from analytics_ingest.lanes import DayGate
+from analytics_ingest.logs import file_fingerprint
+from analytics_ingest.matomo.batches import Batch
+from analytics_ingest.matomo.retry import RetryPolicy
+from analytics_ingest.vocabulary import DAY_LOADED, FILE_LOADED, FILE_PARTIAL
+from analytics_ingest_tests.fake_matomo import FakeMatomo
+from analytics_ingest_tests.helpers import SITES, TOKEN, make_log
+
+FAST = RetryPolicy(max_attempts=6, base_delay=0.01, max_delay=0.05, maintenance_delay=0.05, read_timeout=1.0)
+
+
+@pytest.fixture
+def fake():
+    with FakeMatomo(token=TOKEN, sites=SITES) as server:
+        yield server
+        assert server.errors == []
+
+
+@pytest.fixture
+def settings(tmp_path, fake):
+    return load_settings(home=tmp_path / "home", matomo_url=fake.url, matomo_token=TOKEN, environ={})
+
+
+@pytest.fixture(scope="module")
+def log_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("logs") / "access.log"
+    manifest = make_log(path, 3000, seed=11)
+    return path, manifest
+
+
+def run_import(settings, path, *, options=ImportOptions(lanes=4, batch_size=50), policy=FAST, ledger=None, **kw):
+    own = ledger is None
+    ledger = ledger or open_ledger(settings)
+    try:
+        importer = make_importer(settings, ledger, 1, policy=policy)
+        return importer.import_file(str(path), options, **kw)
+    finally:
+        if own:
+            ledger.close()
+
+
+def assert_exactly_once(fake, manifest):
+    assert fake.duplicates() == {}
+    assert len(fake.pv_ids(1)) == manifest["tracked"]
+
+
+def test_import_counts_match_manifest_and_rerun_is_a_no_op(settings, fake, log_file):
+    path, manifest = log_file
+    result = run_import(settings, path)
+    assert result.status == FILE_LOADED and result.complete
+    assert result.lines_total == manifest["lines"]
+    assert result.tracked == manifest["tracked"]
+    assert result.ignored["bots"] == manifest["bots"]
+    assert result.ignored["static"] == manifest["static"]
+    assert result.ignored["http_errors"] == manifest["http_errors"]
+    assert result.ignored["http_redirects"] == manifest["http_redirects"]
+    assert result.invalid == manifest["invalid"]
+    assert result.lines_total == result.tracked + sum(result.ignored.values()) + result.invalid
+    assert_exactly_once(fake, manifest)
+    posts = fake.bulk_posts
+    again = run_import(settings, path)
+    assert again.message.startswith("already imported")
+    assert fake.bulk_posts == posts
+    assert_exactly_once(fake, manifest)
+    ledger = open_ledger(settings)
+    try:
+        statuses = {(r.day.isoformat(), r.status) for r in ledger.day_statuses(site_id=1)}
+    finally:
+        ledger.close()
+    assert statuses and all(status == DAY_LOADED for _day, status in statuses)
+
+
+@pytest.mark.parametrize(
+    "kind, params",
+    [
+        ("500_before_commit", {}),
+        ("500_after_commit", {}),
+        ("500_after_commit", {"body": "html"}),
+        ("timeout_before_commit", {"seconds": 1.5}),
+        ("timeout_after_commit", {"seconds": 1.5}),
+        ("reset", {}),
+        ("html_200", {}),
+        ("html_200", {"body": "gif"}),
+        ("skip_some", {"positions": [0, 7, 30]}),
+        ("maintenance_503", {"retry_after": 0.05}),
+    ],
+)
+def test_faults_never_lose_or_double_a_hit(settings, fake, log_file, kind, params):
+    path, manifest = log_file
+    fake.inject(kind, on_post=3, times=2, **params)
+    fake.inject(kind, on_post=11, times=1, **params)
+    result = run_import(settings, path)
+    assert result.status == FILE_LOADED, result.message
+    assert_exactly_once(fake, manifest)
+
+
+def test_exhausted_retries_keep_progress_and_a_rerun_finishes_exactly_once(settings, fake, log_file):
+    path, manifest = log_file
+    # Let some batches through, then fail every POST: some after Matomo committed them (the
+    # look-up finds those), the rest before, until the retry budget runs out.
+    fake.inject_fn(lambda n, reqs: None if n < 8 else ("500_after_commit" if n % 5 == 0 else "500_before_commit"))
+    first = run_import(settings, path)
+    assert first.status == FILE_PARTIAL
+    assert "rerun" in first.message
+    assert 0 < len(fake.pv_ids(1)) < manifest["tracked"]
+    fake.inject_fn(None)
+    second = run_import(settings, path)
+    assert second.status == FILE_LOADED, second.message
+    assert second.already_delivered > 0
+    assert_exactly_once(fake, manifest)
+
+
+def test_grown_file_sends_only_new_lines(settings, fake, tmp_path):
+    full = tmp_path / "full.log"
+    manifest = make_log(full, 2000, seed=3)
+    lines = full.read_bytes().splitlines(keepends=True)
+    path = tmp_path / "access.log"
+    path.write_bytes(b"".join(lines[:1200]))
+    first = run_import(settings, path)
+    assert first.status == FILE_LOADED
+    sent = len(fake.pv_ids(1))
+    path.write_bytes(b"".join(lines))
+    second = run_import(settings, path)
+    assert second.status == FILE_LOADED and "grew" in second.message
+    assert second.already_delivered == sent
+    assert_exactly_once(fake, manifest)
+
+
+def test_changed_file_is_refused_unless_forced(settings, fake, tmp_path):
+    path = tmp_path / "access.log"
+    make_log(path, 300, seed=1)
+    run_import(settings, path)
+    make_log(path, 300, seed=2)
+    with pytest.raises(InputError, match="changed since it was imported.*--force"):
+        run_import(settings, path)
+    forced = run_import(settings, path, force=True)
+    assert forced.status == FILE_LOADED and "changed" in forced.message
+
+
+def test_a_second_import_of_the_same_file_cannot_send(settings, fake, log_file):
+    path, _manifest = log_file
+    ledger = open_ledger(settings)
+    try:
+        fingerprint, covered = file_fingerprint(str(path))
+        record = ledger.register_file(path=str(path), site_id=1, size=path.stat().st_size,
+                                      fingerprint=fingerprint, fingerprint_len=covered)
+        assert ledger.acquire_lease(record.id, "sensor-run-42", 60)
+        with pytest.raises(LeaseHeld, match="sensor-run-42"):
+            run_import(settings, path, ledger=ledger)
+    finally:
+        ledger.close()
+    assert fake.bulk_posts == 0
+
+
+def test_concurrent_imports_of_one_file_deliver_once(settings, fake, log_file):
+    path, manifest = log_file
+    fake.inject("slow", on_post=None, times=10_000, seconds=0.01)
+    outcomes = []
+
+    def worker():
+        ledger = open_ledger(settings)
+        try:
+            importer = make_importer(settings, ledger, 1, policy=FAST, lease_wait=60)
+            outcomes.append(importer.import_file(str(path), ImportOptions(lanes=2, batch_size=50)))
+        finally:
+            ledger.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(o.message.startswith("already imported") for o in outcomes) == [False, True, True]
+    assert_exactly_once(fake, manifest)
+
+
+def _visitor_sequences(fake):
+    seqs = collections.defaultdict(list)
+    for h in sorted(fake.hits(1), key=lambda h: h["_order"]):
+        seqs[h.get("uid") or h["cip"]].append((h["cdt"], h["url"], h.get("ua")))
+    return dict(seqs)
+
+
+def test_every_visitor_arrives_in_log_order_whatever_the_lanes(tmp_path, log_file):
+    path, manifest = log_file
+    sequences = []
+    for lanes in (1, 4):
+        with FakeMatomo(token=TOKEN, sites=SITES) as fake:
+            settings = load_settings(home=tmp_path / f"h{lanes}", matomo_url=fake.url, matomo_token=TOKEN, environ={})
+            run_import(settings, path, options=ImportOptions(lanes=lanes, batch_size=37))
+            sequences.append(_visitor_sequences(fake))
+            assert_exactly_once(fake, manifest)
+    assert sequences[0] == sequences[1]
+
+
+def test_day_gate_lets_the_first_batch_of_a_day_finish_first():
+    gate = DayGate("UTC")
+    stop = threading.Event()
+    batch = Batch(0, [(1, "aaaaaa", "1.2.3.4", "2024-03-14 10:00:00", "{}")])
+    assert gate.days_of(batch) == {"2024-03-14"}
+    claimed = gate.enter({"2024-03-14"}, stop)
+    assert claimed == {"2024-03-14"}
+    entered = threading.Event()
+
+    def other():
+        gate.enter({"2024-03-14", "2024-03-15"}, stop)
+        entered.set()
+
+    t = threading.Thread(target=other)
+    t.start()
+    assert not entered.wait(0.3)  # waits while the day is being opened
+    gate.leave(claimed, opened=True)
+    assert entered.wait(2)
+    t.join()
+
+
+def test_day_gate_uses_the_site_timezone():
+    gate = DayGate("Europe/Paris")
+    batch = Batch(0, [(1, "aaaaaa", "1.2.3.4", "2024-03-14 23:30:00", "{}")])
+    assert gate.days_of(batch) == {"2024-03-15"}
+
+
+def test_bad_configuration_fails_before_any_hit(tmp_path, fake, log_file):
+    path, _ = log_file
+    wrong = load_settings(home=tmp_path / "a", matomo_url=fake.url, matomo_token="nope", environ={})
+    with pytest.raises(ConfigError, match="refused site 1"):
+        run_import(wrong, path)
+    unknown = load_settings(home=tmp_path / "b", matomo_url=fake.url, matomo_token=TOKEN, environ={})
+    ledger = open_ledger(unknown)
+    try:
+        with pytest.raises(ConfigError, match="42"):
+            make_importer(unknown, ledger, 42)
+    finally:
+        ledger.close()
+    down = load_settings(home=tmp_path / "c", matomo_url="http://127.0.0.1:9", matomo_token=TOKEN, environ={})
+    with pytest.raises(ConfigError, match="not reachable"):
+        run_import(down, path)
+    assert fake.bulk_posts == 0
+
+
+def test_ledger_on_every_database(ledger_url, tmp_path, fake, log_file):
+    path, manifest = log_file
+    settings = load_settings(home=tmp_path / "h", ledger_url=ledger_url, matomo_url=fake.url,
+                             matomo_token=TOKEN, environ={})
+    fake.inject("500_after_commit", on_post=2)
+    result = run_import(settings, path)
+    assert result.status == FILE_LOADED
+    assert run_import(settings, path).message.startswith("already imported")
+    assert_exactly_once(fake, manifest)

@@ -1,0 +1,62 @@
+"""Tracking requests: parameters as import_logs.py sends them, and deterministic pv_ids."""
+
+import json
+import math
+import re
+
+from analytics_ingest.hits import Hit
+from analytics_ingest.matomo.pageview_ids import SPACE, STEP, PageviewIds
+from analytics_ingest.matomo.tracking import RequestBuilder
+from analytics_ingest.vocabulary import DOWNLOADS, PAGES
+
+
+def test_step_is_coprime_so_ids_are_a_bijection():
+    assert math.gcd(STEP, SPACE) == 1
+
+
+def test_pv_ids_are_six_alphanumerics_unique_and_stable():
+    ids = PageviewIds("1:abc")
+    values = [ids(n) for n in range(1, 300_001)]
+    assert all(re.fullmatch(r"[A-Za-z0-9]{6}", v) for v in values[:1000])
+    assert len(set(values)) == len(values)
+    assert PageviewIds("1:abc")(12345) == values[12344]
+    assert PageviewIds("1:abd")(12345) != values[12344]
+
+
+def _hit(**kw):
+    base = dict(line_no=7, ip="2001:db8::1", cdt="2024-03-14 22:30:00", method="GET",
+                path="/caf%C3%A9/é?q=1", status=200, length=512, referrer="https://ref.example/x",
+                user_agent='Mozilla/5.0 "quoted"', user_id="", generation_ms=12)
+    base.update(kw)
+    return Hit(**base)
+
+
+def test_page_request_parameters():
+    builder = RequestBuilder(3, "https://example.org/", PageviewIds("x"))
+    pv_id, text = builder.render(_hit(), PAGES, False)
+    req = json.loads(text)
+    assert req == {
+        "idsite": 3, "rec": 1, "apiv": 1, "dp": 1,
+        "url": "https://example.org/caf%C3%A9/é?q=1",
+        "cip": "2001:db8::1", "cdt": "2024-03-14 22:30:00", "pv_id": pv_id,
+        "ua": 'Mozilla/5.0 "quoted"', "urlref": "https://ref.example/x",
+        "bw_bytes": 512, "pf_srv": 12,
+    }
+
+
+def test_download_bot_host_uid_and_error_name():
+    builder = RequestBuilder(1, "https://example.org", PageviewIds("x"))
+    _, text = builder.render(_hit(host="files.example.org", path="/a.pdf", user_id="alice"), DOWNLOADS, True)
+    req = json.loads(text)
+    assert req["url"] == "https://files.example.org/a.pdf"
+    assert req["download"] == req["url"] and req["bots"] == 1 and req["uid"] == "alice"
+    _, text = builder.render(_hit(status=404, referrer="", length=None, generation_ms=None), PAGES, False)
+    req = json.loads(text)
+    assert req["action_name"].startswith("404/URL = https%3A%2F%2Fexample.org")
+    assert "bw_bytes" not in req and "urlref" not in req and "pf_srv" not in req
+
+
+def test_long_paths_are_cut_like_import_logs():
+    builder = RequestBuilder(1, "https://example.org", PageviewIds("x"))
+    _, text = builder.render(_hit(path="/" + "a" * 5000), PAGES, False)
+    assert len(json.loads(text)["url"]) == len("https://example.org") + 1024
