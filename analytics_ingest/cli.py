@@ -11,12 +11,13 @@ import datetime as dt
 import json
 import os
 import sys
-from importlib import resources
+from pathlib import Path
 
 from .classify import ClassifyOptions
 from .config import load_settings
 from .errors import IngestError
 from .importer import ImportOptions
+from .logs.formats import resolve_name
 from .matomo.retry import RetryPolicy
 from .report import render_text, totals
 
@@ -119,6 +120,7 @@ def cmd_import(args) -> int:
         useragent_exclude=tuple(args.useragent_exclude),
     )
     format_name = "regex" if args.log_format_regex else args.format_name
+    resolve_name(format_name)  # an unknown format is a one-line error before anything runs
     options = ImportOptions(
         lanes=args.recorders,
         batch_size=args.batch_size,
@@ -135,13 +137,14 @@ def cmd_import(args) -> int:
     try:
         importer = make_importer(settings, ledger, args.site, policy=policy, progress=progress, lease_wait=args.wait)
         results = []
-        for path in args.paths:
-            real = _spool_stdin(settings) if path == "-" else path
-            if progress:
-                progress.start_file(real)
-            results.append(importer.import_file(real, options, force=args.force))
-            if progress:
-                progress.finish()
+        with importer:
+            for path in args.paths:
+                real = _spool_stdin(settings) if path == "-" else path
+                if progress:
+                    progress.start_file(real)
+                results.append(importer.import_file(real, options, force=args.force))
+                if progress:
+                    progress.finish()
     finally:
         ledger.close()
     summary = totals(results)
@@ -176,7 +179,7 @@ def cmd_status(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    demo_dir = resources.files("analytics_ingest") / "demo"
+    demo_dir = Path(__file__).resolve().parent / "demo"
     paths = sorted(str(p) for p in demo_dir.iterdir() if p.name.startswith("access"))
     argv = ["import", *paths, "--site", "1", "--no-progress"]
     if args.home:

@@ -34,6 +34,7 @@ def resolve_site_and_sink(settings: Settings, site_id: int, policy: RetryPolicy 
     return site, HttpSink(settings.matomo_url, settings.matomo_token, lookup, policy)
 
 
-def make_importer(settings: Settings, ledger, site_id: int, *, policy=None, progress=None, lease_wait=0.0):
+def make_importer(settings: Settings, ledger, site_id: int, *, policy=None, progress=None, lease_wait=0.0,
+                  parallel=True):
     site, sink = resolve_site_and_sink(settings, site_id, policy)
-    return Importer(ledger, sink, site, progress=progress, lease_wait=lease_wait)
+    return Importer(ledger, sink, site, progress=progress, lease_wait=lease_wait, parallel=parallel)

@@ -12,20 +12,23 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import multiprocessing
 import os
 import socket
 import threading
 import time
 import uuid
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 
 from .classify import ClassifyOptions
-from .errors import DeliveryError, InputError, IngestError, LeaseHeld
+from .errors import ConfigError, DeliveryError, InputError, IngestError, LeaseHeld
 from .lanes import DayGate, DeliveryStats, LaneWorker, lane_of
 from .logs import file_fingerprint, open_log, prefix_fingerprint, scan
 from .matomo.batches import Batch
 from .matomo.pageview_ids import PageviewIds
 from .matomo.tracking import RequestBuilder
+from .parallel import JOB_LINES, MIN_PARALLEL_BYTES, init_worker, parallel_scan, worker_count
 from .vocabulary import (
     DOWNLOADS,
     FILE_FAILED,
@@ -82,7 +85,7 @@ class ImportResult:
     status: str
     lines_total: int = 0
     tracked: int = 0
-    ignored: dict = field(default_factory=dict)
+    ignored: dict = field(default_factory=lambda: dict.fromkeys(IGNORED_CATEGORIES, 0))
     invalid: int = 0
     invalid_reasons: dict = field(default_factory=dict)
     invalid_samples: list = field(default_factory=list)
@@ -160,12 +163,51 @@ class _LeaseKeeper(threading.Thread):
 class Importer:
     """Imports files of one site through one sink, recording everything in the ledger."""
 
-    def __init__(self, ledger, sink, site, *, progress=None, lease_wait: float = 0.0) -> None:
+    def __init__(self, ledger, sink, site, *, progress=None, lease_wait: float = 0.0, parallel: bool = True) -> None:
         self.ledger = ledger
         self.sink = sink
         self.site = site  # matomo.api.SiteInfo
         self.progress = progress
         self.lease_wait = lease_wait
+        self.parallel = parallel
+        # Files from this size on are parsed in worker processes (tunable for small machines).
+        self.parallel_min_bytes = int(os.environ.get("ANALYTICS_INGEST_PARALLEL_MIN_BYTES", MIN_PARALLEL_BYTES))
+        self.job_lines = JOB_LINES
+        self._pool = None
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+            self._pool = None
+
+    def __enter__(self) -> "Importer":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _ensure_pool(self, path: str) -> None:
+        """Start worker processes for a big file, before any thread of this import starts.
+
+        Forking while other threads run could copy a lock another thread holds; here only
+        this thread exists (lanes and lease keepers of earlier files have been joined).
+        """
+        if self._pool is not None or not self.parallel or worker_count() < 2:
+            return
+        try:
+            if os.path.getsize(path) < self.parallel_min_bytes:
+                return
+        except OSError:
+            return
+        self._pool = ProcessPoolExecutor(
+            max_workers=worker_count(),
+            mp_context=multiprocessing.get_context("fork"),
+            initializer=init_worker,
+            initargs=(os.getpid(),),
+        )
+        # With "fork", the executor forks all its workers on the first submit: do it now,
+        # while this is the only thread.
+        self._pool.submit(int).result()
 
     # -- 1. identity -------------------------------------------------------------------------
     def _identify(self, path: str) -> tuple[int, str, int]:
@@ -236,6 +278,7 @@ class Importer:
         if record.status == FILE_LOADED and self._unchanged(record, path):
             # Cheap exit without the lease for the common case of a rerun over loaded files.
             return self._already(path)
+        self._ensure_pool(path)
         owner = self._acquire(record.id, path)
         try:
             record, note = self._compare(self.ledger.get_file_by_id(record.id), path, force)
@@ -330,18 +373,57 @@ class Importer:
                 self._put(workers[lane], Batch(lane, buf), stop)
                 buffers[lane] = []
 
+        def on_lane_items(lane_lists):
+            # The parallel path's equivalent of on_tracked, one job's hits per lane at a time.
+            for lane, items in enumerate(lane_lists):
+                if not items:
+                    continue
+                last_in_flight = in_flight[lane]
+                if last_in_flight and items[0][0] <= last_in_flight:
+                    cut = 0
+                    while cut < len(items) and items[cut][0] <= last_in_flight:
+                        cut += 1
+                    recovery[lane].extend(items[:cut])
+                    items = items[cut:]
+                    if recovery[lane][-1][0] == last_in_flight:
+                        self._put(workers[lane], Batch(lane, recovery[lane], recovery=True), stop)
+                        recovery[lane] = []
+                buf = buffers[lane]
+                buf.extend(items)
+                start = 0
+                while len(buf) - start >= batch_size:
+                    self._put(workers[lane], Batch(lane, buf[start : start + batch_size]), stop)
+                    start += batch_size
+                buffers[lane] = buf[start:] if start else buf
+
+        def on_skipped(n):
+            skipped[0] += n
+
         error: BaseException | None = None
         stats_scan = None
         try:
             with open_log(path) as source:
-                stats_scan = scan(
-                    _Counted(source, progress) if progress is not None else source,
-                    format_name=options.format_name,
-                    regex=options.regex,
-                    date_format=options.date_format,
-                    options=options.classify,
-                    on_tracked=on_tracked,
-                )
+                counted = _Counted(source, progress) if progress is not None else source
+                if self._pool is not None:
+                    config = {
+                        "key": (record.id, plan["identity"], n_lanes, tuple(delivered), time.monotonic()),
+                        "format_name": options.format_name, "regex": options.regex,
+                        "date_format": options.date_format, "classify": options.classify,
+                        "idsite": self.site.idsite, "main_url": self.site.main_url,
+                        "identity": plan["identity"], "lanes": n_lanes, "delivered": delivered,
+                        "job_lines": self.job_lines,
+                    }
+                    stats_scan = parallel_scan(counted, config=config, on_lane_items=on_lane_items,
+                                               on_skipped=on_skipped, pool=self._pool, fallback_on_tracked=on_tracked)
+                else:
+                    stats_scan = scan(
+                        counted,
+                        format_name=options.format_name,
+                        regex=options.regex,
+                        date_format=options.date_format,
+                        options=options.classify,
+                        on_tracked=on_tracked,
+                    )
             for lane in range(n_lanes):
                 if recovery[lane]:  # the in-flight line was not reached (cannot happen unless the file shrank)
                     self._put(workers[lane], Batch(lane, recovery[lane], recovery=True), stop)
@@ -349,6 +431,9 @@ class Importer:
                     self._put(workers[lane], Batch(lane, buffers[lane]), stop)
         except _Stopped:
             pass
+        except (InputError, ConfigError):
+            stop.set()  # bad regex or format: the caller shows one line; the lanes stop below
+            raise
         except IngestError as exc:
             error = exc
             stop.set()

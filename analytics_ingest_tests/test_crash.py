@@ -10,6 +10,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from analytics_ingest_tests.fake_matomo import FakeMatomo
 from analytics_ingest_tests.helpers import SITES, TOKEN, make_log
 
@@ -27,7 +29,8 @@ def _wait_for(predicate, proc, timeout=30.0) -> bool:
     raise AssertionError("kill point not reached in time")
 
 
-def test_kill_minus_9_at_seeded_points_then_rerun_delivers_each_hit_once(tmp_path):
+@pytest.mark.parametrize("parallel", [False, True], ids=["in-process", "worker-processes"])
+def test_kill_minus_9_at_seeded_points_then_rerun_delivers_each_hit_once(tmp_path, parallel):
     log = tmp_path / "access.log"
     manifest = make_log(log, 12_000, seed=5)
     rng = random.Random(SEED)
@@ -35,6 +38,7 @@ def test_kill_minus_9_at_seeded_points_then_rerun_delivers_each_hit_once(tmp_pat
         env = {**os.environ, "MATOMO_URL": fake.url, "MATOMO_API_TOKEN": TOKEN,
                "ANALYTICS_INGEST_HOME": str(tmp_path / "home")}
         env.pop("ANALYTICS_INGEST_LEDGER_URL", None)
+        env["ANALYTICS_INGEST_PARALLEL_MIN_BYTES"] = "0" if parallel else str(1 << 40)
         cmd = [sys.executable, "-m", "analytics_ingest.cli", "import", str(log), "--site", "1",
                "--recorders", "4", "--batch-size", "40", "--retry-delay", "0.01", "--request-timeout", "2",
                "--json", "--no-progress"]

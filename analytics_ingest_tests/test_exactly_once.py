@@ -41,12 +41,15 @@ def log_file(tmp_path_factory):
     return path, manifest
 
 
-def run_import(settings, path, *, options=ImportOptions(lanes=4, batch_size=50), policy=FAST, ledger=None, **kw):
+def run_import(settings, path, *, options=ImportOptions(lanes=4, batch_size=50), policy=FAST, ledger=None,
+               parallel=False, **kw):
     own = ledger is None
     ledger = ledger or open_ledger(settings)
     try:
-        importer = make_importer(settings, ledger, 1, policy=policy)
-        return importer.import_file(str(path), options, **kw)
+        with make_importer(settings, ledger, 1, policy=policy, parallel=parallel) as importer:
+            if parallel:  # force worker processes even for a small file, with many small jobs
+                importer.parallel_min_bytes, importer.job_lines = 0, 700
+            return importer.import_file(str(path), options, **kw)
     finally:
         if own:
             ledger.close()
@@ -57,9 +60,10 @@ def assert_exactly_once(fake, manifest):
     assert len(fake.pv_ids(1)) == manifest["tracked"]
 
 
-def test_import_counts_match_manifest_and_rerun_is_a_no_op(settings, fake, log_file):
+@pytest.mark.parametrize("parallel", [False, True], ids=["in-process", "worker-processes"])
+def test_import_counts_match_manifest_and_rerun_is_a_no_op(settings, fake, log_file, parallel):
     path, manifest = log_file
-    result = run_import(settings, path)
+    result = run_import(settings, path, parallel=parallel)
     assert result.status == FILE_LOADED and result.complete
     assert result.lines_total == manifest["lines"]
     assert result.tracked == manifest["tracked"]
@@ -102,22 +106,23 @@ def test_faults_never_lose_or_double_a_hit(settings, fake, log_file, kind, param
     path, manifest = log_file
     fake.inject(kind, on_post=3, times=2, **params)
     fake.inject(kind, on_post=11, times=1, **params)
-    result = run_import(settings, path)
+    result = run_import(settings, path, parallel=kind.startswith("500"))
     assert result.status == FILE_LOADED, result.message
     assert_exactly_once(fake, manifest)
 
 
-def test_exhausted_retries_keep_progress_and_a_rerun_finishes_exactly_once(settings, fake, log_file):
+@pytest.mark.parametrize("parallel", [False, True], ids=["in-process", "worker-processes"])
+def test_exhausted_retries_keep_progress_and_a_rerun_finishes_exactly_once(settings, fake, log_file, parallel):
     path, manifest = log_file
     # Let some batches through, then fail every POST: some after Matomo committed them (the
     # look-up finds those), the rest before, until the retry budget runs out.
     fake.inject_fn(lambda n, reqs: None if n < 8 else ("500_after_commit" if n % 5 == 0 else "500_before_commit"))
-    first = run_import(settings, path)
+    first = run_import(settings, path, parallel=parallel)
     assert first.status == FILE_PARTIAL
     assert "rerun" in first.message
     assert 0 < len(fake.pv_ids(1)) < manifest["tracked"]
     fake.inject_fn(None)
-    second = run_import(settings, path)
+    second = run_import(settings, path, parallel=parallel)
     assert second.status == FILE_LOADED, second.message
     assert second.already_delivered > 0
     assert_exactly_once(fake, manifest)

@@ -1,0 +1,200 @@
+"""Use every core: parse, classify and render a file's lines in worker processes, in order.
+
+One Python thread cannot both parse ~300,000 lines/s and render and send the tracked hits: the
+GIL makes that one core's work. For big files of a stateless format (one line = one hit, no
+header that changes later lines, which rules out W3C/IIS/CloudFront), the lines are cut into
+jobs that worker processes turn into counted categories and rendered requests, already sorted
+into lanes. The main process only merges counts and feeds the lane threads, in job order, so
+the result is identical to the sequential scan.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import signal
+import threading
+import time
+from concurrent.futures import ProcessPoolExecutor
+
+from .classify import Classifier
+from .lanes import lane_of
+from .logs.detect import DETECT_LINES, detect_parser
+from .logs.formats import make_parser
+from .logs.scan import MAX_SAMPLES, ScanStats, _Counter, scan
+from .matomo.pageview_ids import PageviewIds
+from .matomo.tracking import RequestBuilder
+
+JOB_LINES = 25_000
+STATELESS = {"common", "combined", "common_vhost", "common_complete", "nginx_json", "elb", "alb", "regex"}
+MIN_PARALLEL_BYTES = 8 << 20  # below this, starting processes costs more than it saves
+
+
+def worker_count() -> int:
+    return max(1, min(2, (os.cpu_count() or 1)))
+
+
+class _Chained:
+    """A LogSource whose first chunk was already read (for the sequential fallback)."""
+
+    def __init__(self, source, first: list[str], rest) -> None:
+        self._source, self._first, self._rest = source, first, rest
+
+    def __getattr__(self, name):
+        return getattr(self._source, name)
+
+    def chunks(self):
+        if self._first:
+            yield self._first
+        yield from self._rest
+
+
+# ---- in the worker process ------------------------------------------------------------------
+_STATE: dict = {}
+
+
+def init_worker(parent_pid: int) -> None:
+    """Die with the importer: after a kill -9 of the parent nothing else would stop a worker
+    (its siblings keep the job pipe open), and it would hold the terminal and memory forever."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG (Linux)
+    except (OSError, AttributeError):
+        pass
+
+    def watch() -> None:  # portable fallback
+        while True:
+            time.sleep(1.0)
+            if os.getppid() != parent_pid:
+                os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
+    if os.getppid() != parent_pid:
+        os._exit(1)
+
+
+def _setup(config: dict):
+    key = config["key"]
+    state = _STATE.get(key)
+    if state is None:
+        _STATE.clear()
+        parser = make_parser(config["format_name"], [], regex=config["regex"], date_format=config["date_format"])
+        stats = ScanStats()
+        counter = _Counter(stats, Classifier(config["classify"]), None)
+        builder = RequestBuilder(config["idsite"], config["main_url"], PageviewIds(config["identity"]))
+        state = _STATE[key] = (parser, counter, counter.stepper(parser), builder)
+    return state
+
+
+def _work(config: dict, lines: list[str], first_line_no: int):
+    parser, counter, step, builder = _setup(config)
+    n_lanes = config["lanes"]
+    delivered = config["delivered"]
+    lanes: list[list] = [[] for _ in range(n_lanes)]
+    render = builder.render
+    cache: dict[str, int] = {}
+    skipped = 0
+
+    def on_tracked(hit, category, is_bot):
+        nonlocal skipped
+        key = hit.user_id or hit.ip
+        lane = cache.get(key)
+        if lane is None:
+            lane = cache[key] = lane_of(key, n_lanes)
+        if hit.line_no <= delivered[lane]:
+            skipped += 1
+            return
+        pv_id, request = render(hit, category, is_bot)
+        lanes[lane].append((hit.line_no, pv_id, hit.ip, hit.cdt, request))
+
+    stats = ScanStats()
+    counter.stats = stats
+    counter.on_tracked = on_tracked
+    counter.line_no = first_line_no - 1
+    counter.run(step, lines)
+    counter.flush()
+    return stats, lanes, skipped
+
+
+# ---- in the main process --------------------------------------------------------------------
+def _merge(total: ScanStats, part: ScanStats) -> None:
+    total.lines_total += part.lines_total
+    for key, value in part.counts.items():
+        total.counts[key] = total.counts.get(key, 0) + value
+    for attr in ("invalid_reasons", "days", "filtered_reasons"):
+        mine = getattr(total, attr)
+        for key, value in getattr(part, attr).items():
+            mine[key] = mine.get(key, 0) + value
+    room = MAX_SAMPLES - len(total.invalid_samples)
+    if room > 0:
+        total.invalid_samples.extend(part.invalid_samples[:room])
+    if part.first_cdt and (total.first_cdt is None or part.first_cdt < total.first_cdt):
+        total.first_cdt = part.first_cdt
+    if part.last_cdt and (total.last_cdt is None or part.last_cdt > total.last_cdt):
+        total.last_cdt = part.last_cdt
+
+
+def _jobs(first: list[str], rest, job_lines: int):
+    """Regroup the reader's ~1 MiB chunks into jobs of about ``job_lines`` lines."""
+    pending, size = [first], len(first)
+    for chunk in rest:
+        pending.append(chunk)
+        size += len(chunk)
+        if size >= job_lines:
+            yield [line for part in pending for line in part]
+            pending, size = [], 0
+    if size:
+        yield [line for part in pending for line in part]
+
+
+def parallel_scan(source, *, config: dict, on_lane_items, on_skipped, pool: ProcessPoolExecutor,
+                  fallback_on_tracked) -> ScanStats:
+    """Like ``logs.scan``; tracked hits arrive as per-lane lists through ``on_lane_items``.
+
+    Falls back to the sequential scan (calling ``fallback_on_tracked`` per hit) when the format
+    is stateful or cannot be told from the first lines.
+    """
+    chunks = source.chunks()
+    first: list[str] = []
+    for chunk in chunks:
+        first.extend(chunk)
+        if len(first) >= DETECT_LINES:
+            break
+    name = config["format_name"]
+    if config["regex"]:
+        name = "regex"
+    elif name is None:
+        parser = detect_parser(first[:DETECT_LINES])
+        name = parser.name if parser is not None else None
+    if name not in STATELESS:
+        return scan(_Chained(source, first, chunks), format_name=config["format_name"], regex=config["regex"],
+                    date_format=config["date_format"], options=config["classify"], on_tracked=fallback_on_tracked)
+    config = {**config, "format_name": name}
+    total = ScanStats(compression=source.compression, format_name=name)
+    window: collections.deque = collections.deque()
+    depth = 2 * pool._max_workers  # bounded: memory stays flat whatever the file size
+
+    def settle_one():
+        stats, lanes, skipped = window.popleft().result()
+        _merge(total, stats)
+        if skipped:
+            on_skipped(skipped)
+        on_lane_items(lanes)
+
+    line_no = 1
+    try:
+        for job in _jobs(first, chunks, config.get("job_lines", JOB_LINES)):
+            window.append(pool.submit(_work, config, job, line_no))
+            line_no += len(job)
+            if len(window) >= depth:
+                settle_one()
+        while window:
+            settle_one()
+    finally:
+        for future in window:
+            future.cancel()
+        total.incomplete = bool(source.incomplete)
+        total.incomplete_reason = source.incomplete_reason
+    return total

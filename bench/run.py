@@ -1,0 +1,119 @@
+#!/usr/bin/env python3
+"""Benchmark: lines/s, hits/s and peak RSS of the importer, end to end and parse-only.
+
+    python bench/run.py                      # 1,000,000 lines: parse-only and end to end
+    python bench/run.py --lines 200000 --mode e2e
+    python bench/run.py --flat               # peak RSS at 100k and 5M lines (memory must stay flat)
+
+End to end = the ``analytics-ingest import`` command as a user runs it (interpreter start-up,
+ledger, four lanes, bulk POSTs with keep-alive) against ``bench/null_matomo.py`` in its own
+process on loopback. Parse-only = read + parse + classify + count, in a fresh process.
+Peak RSS is the child's ``ru_maxrss``. Logs are generated once per (lines, seed) under
+``bench/out/`` by ``bench/gen_logs.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+OUT = HERE / "out"
+
+PARSE_ONLY = """
+import sys, time
+from analytics_ingest.logs import open_log, scan
+t = time.perf_counter()
+with open_log(sys.argv[1]) as src:
+    stats = scan(src, format_name=sys.argv[2] or None)
+print(stats.lines_total, time.perf_counter() - t)
+"""
+
+
+def log_for(lines: int, seed: int, gz: bool) -> tuple[Path, dict]:
+    OUT.mkdir(exist_ok=True)
+    path = OUT / f"access-{lines}-{seed}{'.gz' if gz else ''}.log"
+    manifest = Path(str(path) + ".manifest.json")
+    if not manifest.exists():
+        subprocess.run([sys.executable, str(HERE / "gen_logs.py"), "--lines", str(lines), "--seed", str(seed),
+                        *(["--gzip"] if gz else []), "-o", str(path)], check=True, stdout=subprocess.DEVNULL)
+    return path, json.loads(manifest.read_text())
+
+
+def measure(cmd: list[str], env: dict) -> tuple[str, float, float]:
+    """Run ``cmd``; return (stdout, wall seconds, peak RSS MB of that child)."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _pid, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    out, err = proc.stdout.read(), proc.stderr.read()
+    code = os.waitstatus_to_exitcode(status)
+    if code not in (0, 1):
+        raise SystemExit(f"benchmark child failed ({code}): {err.strip()[-500:]}")
+    return out, wall, usage.ru_maxrss / 1024
+
+
+def parse_only(path: Path, manifest: dict, fmt: str) -> dict:
+    out, wall, rss = measure([sys.executable, "-c", PARSE_ONLY, str(path), fmt], dict(os.environ))
+    lines, seconds = out.split()
+    assert int(lines) == manifest["lines"], (lines, manifest["lines"])
+    return {"mode": "parse+classify", "lines": int(lines), "seconds": round(float(seconds), 2),
+            "lines_per_s": round(int(lines) / float(seconds)), "process_wall_s": round(wall, 2),
+            "peak_rss_mb": round(rss, 1)}
+
+
+def end_to_end(path: Path, manifest: dict, fmt: str, recorders: int, batch: int) -> dict:
+    server = subprocess.Popen([sys.executable, str(HERE / "null_matomo.py"), "--port", "0"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        port = int(server.stdout.readline().split()[1])
+        home = tempfile.mkdtemp(prefix="ai-bench-")
+        env = {**os.environ, "MATOMO_URL": f"http://127.0.0.1:{port}", "MATOMO_API_TOKEN": "bench-token",
+               "ANALYTICS_INGEST_HOME": home}
+        env.pop("ANALYTICS_INGEST_LEDGER_URL", None)
+        cmd = [sys.executable, "-m", "analytics_ingest.cli", "import", str(path), "--site", "1", "--json",
+               "--recorders", str(recorders), "--batch-size", str(batch)]
+        if fmt:
+            cmd += ["--format", fmt]
+        out, wall, rss = measure(cmd, env)
+        summary = json.loads(out)
+    finally:
+        server.terminate()
+        received = server.communicate(timeout=30)[0]
+    received_hits = int(received.split()[1]) if received.startswith("RECEIVED") else -1
+    assert summary["tracked"] == manifest["tracked"] == received_hits, (summary["tracked"], received_hits)
+    return {"mode": "end-to-end", "lines": summary["lines_total"], "hits": summary["tracked"],
+            "wall_s": round(wall, 2), "lines_per_s": round(summary["lines_total"] / wall),
+            "hits_per_s": round(summary["tracked"] / wall), "peak_rss_mb": round(rss, 1),
+            "recorders": recorders, "batch_size": batch}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--lines", type=int, default=1_000_000)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--gzip", action="store_true")
+    parser.add_argument("--mode", choices=("all", "parse", "e2e"), default="all")
+    parser.add_argument("--format", default="", help="log format (default: auto-detect)")
+    parser.add_argument("--recorders", type=int, default=4)
+    parser.add_argument("--batch-size", type=int, default=500)
+    parser.add_argument("--flat", action="store_true", help="peak RSS end to end at 100k and 5M lines")
+    args = parser.parse_args()
+    sizes = [100_000, 5_000_000] if args.flat else [args.lines]
+    for lines in sizes:
+        path, manifest = log_for(lines, args.seed, args.gzip)
+        if args.mode in ("all", "parse") and not args.flat:
+            print(json.dumps(parse_only(path, manifest, args.format)), flush=True)
+        if args.mode in ("all", "e2e") or args.flat:
+            print(json.dumps(end_to_end(path, manifest, args.format, args.recorders, args.batch_size)), flush=True)
+
+
+if __name__ == "__main__":
+    main()
