@@ -1,0 +1,172 @@
+"""Log timestamps to Matomo's ``cdt`` (``"YYYY-MM-DD HH:MM:SS"`` in UTC).
+
+Each function here is the slow path behind a per-parser cache: a busy log repeats the same
+timestamp string for every hit in the same second, so the parsers look the string up in a
+dict first (:func:`cached`) and only come here on a miss. No ``strptime`` unless the user gave
+a date format.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import re
+from collections.abc import Callable
+
+CACHE_LIMIT = 200_000  # entries; a cache that grows past it is emptied
+
+_MONTHS = {
+    name: number
+    for number, name in enumerate(("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), 1)
+}
+
+_APACHE = re.compile(
+    r"\s*(\d{1,2})/([A-Za-z]{3})/(\d{4}):(\d{1,2}):(\d{2}):(\d{2})(?:[.,]\d+)?"
+    r"(?:\s*([+-]\d{2}:?\d{2}|[Zz]|UTC|GMT))?\s*$"
+)
+_ISO = re.compile(
+    r"\s*(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:[.,]\d+)?"
+    r"\s*([+-]\d{2}(?::?\d{2})?|[Zz]|UTC|GMT)?\s*$"
+)
+_OFFSET = re.compile(r"([+-])(\d{2}):?(\d{2})?$")
+
+
+def offset_seconds(tz: str | None) -> int | None:
+    """``"+0200"``, ``"-05:00"``, ``"+02"``, ``"Z"``, ``""`` → seconds east of UTC; None if malformed."""
+    if not tz:
+        return 0
+    tz = tz.strip()
+    if tz in ("", "Z", "z", "UTC", "GMT"):
+        return 0
+    m = _OFFSET.match(tz)
+    if m is None:
+        return None
+    hours, minutes = int(m.group(2)), int(m.group(3) or 0)
+    if hours > 23 or minutes > 59:
+        return None
+    seconds = hours * 3600 + minutes * 60
+    return -seconds if m.group(1) == "-" else seconds
+
+
+def utc_cdt(year: int, month: int, day: int, hour: int, minute: int, second: int, offset: int) -> str | None:
+    """The ``cdt`` of a local time ``offset`` seconds east of UTC; None if it is no real time."""
+    try:
+        t = _dt.datetime(year, month, day, hour, minute, second)
+        if offset:
+            t -= _dt.timedelta(seconds=offset)
+    except (ValueError, OverflowError):
+        return None
+    return t.isoformat(" ")
+
+
+_days: dict[str, tuple[int, str, str, str] | None] = {}  # "10/Oct/2024 +0200" -> see _apache_day
+
+
+def _apache_day(key: str) -> tuple[int, str, str, str] | None:
+    """Offset, previous, same and next UTC day (as text) for an Apache date and offset."""
+    m = _APACHE.match(key[:11] + ":12:00:00" + key[11:])
+    if m is None:
+        return None
+    day, mon, year, _h, _m, _s, tz = m.groups()
+    month = _MONTHS.get(mon.lower())
+    offset = offset_seconds(tz)
+    if month is None or offset is None:
+        return None
+    try:
+        date = _dt.date(int(year), month, int(day))
+        one = _dt.timedelta(days=1)
+        return offset, (date - one).isoformat(), date.isoformat(), (date + one).isoformat()
+    except (ValueError, OverflowError):
+        return None
+
+
+def apache_cdt(text: str, tz: str | None = None) -> str | None:
+    """``"10/Oct/2024:23:30:00 +0200"`` (the offset inside, or as ``tz``) → ``cdt``; None if bad."""
+    if tz is None and len(text) == 26 and text[11] == ":" and text[20] == " " and text[14] == text[17] == ":":
+        # The usual layout: the date and offset part repeats all day, cache what it means.
+        key = text[:11] + text[20:]
+        day = _days.get(key)
+        if day is None:
+            day = _apache_day(key)
+            if len(_days) >= 10_000:
+                _days.clear()
+            _days[key] = day
+        clock = text[12:20]
+        if day is not None and clock.replace(":", "").isdigit():
+            hour, minute, second = int(clock[:2]), int(clock[3:5]), int(clock[6:8])
+            if hour < 24 and minute < 60 and second < 60:
+                seconds = hour * 3600 + minute * 60 + second - day[0]
+                index = 2
+                if seconds < 0:
+                    seconds += 86400
+                    index = 1
+                elif seconds >= 86400:
+                    seconds -= 86400
+                    index = 3
+                h, rest = divmod(seconds, 3600)
+                return "%s %02d:%02d:%02d" % (day[index], h, rest // 60, rest % 60)
+    m = _APACHE.match(text)
+    if m is None:
+        return None
+    day, mon, year, hour, minute, second, inner = m.groups()
+    month = _MONTHS.get(mon.lower())
+    if month is None:
+        return None
+    offset = offset_seconds(inner if inner is not None else tz)
+    if offset is None:
+        return None
+    return utc_cdt(int(year), month, int(day), int(hour), int(minute), int(second), offset)
+
+
+def iso_cdt(text: str, tz: str | None = None) -> str | None:
+    """ISO 8601 (``2024-10-10T23:30:00.123+02:00``, ``...Z``, space separator, no offset = UTC)."""
+    m = _ISO.match(text)
+    if m is None:
+        return None
+    year, month, day, hour, minute, second, inner = m.groups()
+    offset = offset_seconds(inner if inner is not None else tz)
+    if offset is None:
+        return None
+    return utc_cdt(int(year), int(month), int(day), int(hour), int(minute), int(second), offset)
+
+
+def any_cdt(text: str, tz: str | None = None) -> str | None:
+    """Apache or ISO 8601, whichever the text is."""
+    return apache_cdt(text, tz) or iso_cdt(text, tz)
+
+
+def strptime_converter(date_format: str) -> Callable[[str, str | None], str | None]:
+    """A converter for a user-given ``strptime`` format (``%z`` honoured; else ``tz`` or UTC)."""
+
+    def convert(text: str, tz: str | None = None) -> str | None:
+        try:
+            t = _dt.datetime.strptime(text.strip(), date_format)
+        except ValueError:
+            return None
+        if t.tzinfo is not None:
+            offset = int(t.utcoffset().total_seconds())
+            t = t.replace(tzinfo=None)
+        else:
+            offset = offset_seconds(tz)
+            if offset is None:
+                return None
+        return utc_cdt(t.year, t.month, t.day, t.hour, t.minute, t.second, offset)
+
+    return convert
+
+
+def cached(convert: Callable[..., str | None]) -> Callable[[str], str | None]:
+    """Wrap a one-argument converter in a bounded dict cache (for the less hot parsers)."""
+    cache: dict[str, str] = {}
+    get = cache.get
+
+    def lookup(text: str) -> str | None:
+        cdt = get(text)
+        if cdt is None:
+            cdt = convert(text)
+            if cdt is not None:
+                if len(cache) >= CACHE_LIMIT:
+                    cache.clear()
+                cache[text] = cdt
+        return cdt
+
+    return lookup
