@@ -338,7 +338,8 @@ class Importer:
         workers = [LaneWorker(i, self.sink, ledger, record.id, stop, stats, gate) for i in range(n_lanes)]
         for worker in workers:
             worker.start()
-        builder = RequestBuilder(self.site.idsite, self.site.main_url, PageviewIds(plan["identity"]))
+        builder = RequestBuilder(self.site.idsite, self.site.main_url, PageviewIds(plan["identity"]),
+                                 enable_bots=options.classify.enable_bots)
         render = builder.render
         buffers: list[list] = [[] for _ in range(n_lanes)]
         recovery: list[list] = [[] for _ in range(n_lanes)]

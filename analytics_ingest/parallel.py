@@ -83,7 +83,8 @@ def _setup(config: dict):
         parser = make_parser(config["format_name"], [], regex=config["regex"], date_format=config["date_format"])
         stats = ScanStats()
         counter = _Counter(stats, Classifier(config["classify"]), None)
-        builder = RequestBuilder(config["idsite"], config["main_url"], PageviewIds(config["identity"]))
+        builder = RequestBuilder(config["idsite"], config["main_url"], PageviewIds(config["identity"]),
+                                 enable_bots=config["classify"].enable_bots)
         state = _STATE[key] = (parser, counter, counter.stepper(parser), builder)
     return state
 

@@ -60,3 +60,10 @@ def test_long_paths_are_cut_like_import_logs():
     builder = RequestBuilder(1, "https://example.org", PageviewIds("x"))
     _, text = builder.render(_hit(path="/" + "a" * 5000), PAGES, False)
     assert len(json.loads(text)["url"]) == len("https://example.org") + 1024
+
+
+def test_enable_bots_marks_every_request_and_zero_sizes_are_left_out():
+    builder = RequestBuilder(1, "https://example.org", PageviewIds("x"), enable_bots=True)
+    _, text = builder.render(_hit(length=0, generation_ms=0), PAGES, False)
+    req = json.loads(text)
+    assert req["bots"] == 1 and "bw_bytes" not in req and "pf_srv" not in req

@@ -10,6 +10,8 @@ Every method is one transaction. Times are UTC: stored naive, returned aware.
 
 from __future__ import annotations
 
+import contextlib
+
 import datetime as dt
 import hashlib
 import re
@@ -167,6 +169,31 @@ _FILE_COLUMNS = [
 ]
 
 
+@contextlib.contextmanager
+def _sqlite_setup_lock(url):
+    """Serialise opening a SQLite ledger file across threads and processes.
+
+    The first connection switches the file to WAL and the migration creates tables; SQLite
+    answers "database is locked" at once (no busy wait) to another connection that opens the
+    file meanwhile. A sidecar lock file makes concurrent openers (a sensor and a backfill
+    starting together) take turns for this short step only.
+    """
+    database = url.database or ""
+    if url.get_backend_name() != "sqlite" or database in ("", ":memory:") or database.startswith("file:"):
+        yield
+        return
+    import fcntl
+
+    lock_path = Path(database).expanduser()
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(f"{lock_path}.setup-lock", "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 # --- the ledger ---------------------------------------------------------------------------------
 class Ledger:
     """Control tables for exactly-once imports (see the module docstring)."""
@@ -197,6 +224,11 @@ class Ledger:
         if self._dialect == "mariadb":
             self._dialect = "mysql"
         self._sqlite = self._dialect == "sqlite"
+        with _sqlite_setup_lock(parsed):
+            self._connect_and_migrate(migrate, secret)
+        self._prepare_statements()
+
+    def _connect_and_migrate(self, migrate: bool, secret: str | None) -> None:
         try:
             self._run(lambda conn: conn.exec_driver_sql("SELECT 1").scalar(), read=True, retry=False)
         except Exception as exc:  # noqa: BLE001
@@ -218,7 +250,6 @@ class Ledger:
                     f"{type(exc).__name__}: {reason}; check that the user may create tables there and that "
                     "this version of analytics-ingest is not older than the one that last used it"
                 ) from None
-        self._prepare_statements()
 
     # -- engine and connections -------------------------------------------------------------
     @staticmethod

@@ -55,6 +55,13 @@ class LogSource:
             self._stream.close()
         self._stream = None
 
+    def raw_position(self) -> int:
+        """Bytes of the file (compressed, as stored) consumed so far: for a progress ETA."""
+        try:
+            return self._stream.tell() if self._stream is not None else 0
+        except (OSError, ValueError):
+            return 0  # a pipe
+
     # -- reading ------------------------------------------------------------------------------
     def chunks(self) -> Iterator[list[str]]:
         """Yield lists of lines in file order (see the module docstring); single pass for stdin."""

@@ -25,7 +25,7 @@ MAX_URL_PATH = 1024  # import_logs.py cuts path and referrer to 1,024 characters
 class RequestBuilder:
     """Renders one hit as the JSON text of one bulk-tracking request."""
 
-    def __init__(self, idsite: int, main_url: str, pv_ids: PageviewIds) -> None:
+    def __init__(self, idsite: int, main_url: str, pv_ids: PageviewIds, *, enable_bots: bool = False) -> None:
         parts = urlsplit(main_url or "http://localhost")
         self.scheme = parts.scheme or "http"
         self.default_host = parts.netloc or "localhost"
@@ -33,6 +33,9 @@ class RequestBuilder:
         # Constant part first, hoisted out of the per-hit path.
         self.prefix = '{"idsite":%d,"rec":1,"apiv":1,"dp":1,"url":' % int(idsite)
         self._host_prefix: dict[str, str] = {}
+        # import_logs.py --enable-bots sends bots=1 with every request, so that Matomo's own
+        # bot detection (DeviceDetector) does not drop bots our substring list missed.
+        self.enable_bots = enable_bots
 
     def _base(self, host: str) -> str:
         base = self._host_prefix.get(host)
@@ -53,9 +56,9 @@ class RequestBuilder:
             out += (',"urlref":', _q(hit.referrer[:MAX_URL_PATH]))
         if hit.user_id:
             out += (',"uid":', _q(hit.user_id))
-        if hit.length is not None:
+        if hit.length:  # import_logs.py leaves out 0 and "-" alike
             out += (',"bw_bytes":', str(hit.length))
-        if hit.generation_ms is not None:
+        if hit.generation_ms:
             out += (',"pf_srv":', str(hit.generation_ms))
         if category == DOWNLOADS:
             out += (',"download":', _q(url))
@@ -64,7 +67,7 @@ class RequestBuilder:
             # import_logs.py names such page views after the status, URL and referrer.
             name = f"{hit.status}/URL = {quote(url, safe='')}/From = {quote(hit.referrer, safe='')}"
             out += (',"action_name":', _q(name))
-        if is_bot:
+        if is_bot or self.enable_bots:
             out.append(',"bots":1')
         extra = hit.extra
         if extra:
