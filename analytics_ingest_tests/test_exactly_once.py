@@ -265,3 +265,21 @@ def test_ledger_on_every_database(ledger_url, tmp_path, fake, log_file):
     assert result.status == FILE_LOADED
     assert run_import(settings, path).message.startswith("already imported")
     assert_exactly_once(fake, manifest)
+
+
+def test_truncated_gzip_is_partial_then_the_complete_file_finishes_exactly_once(settings, fake, tmp_path):
+    import gzip
+
+    source = tmp_path / "src.log"
+    manifest = make_log(source, 3000, seed=21)
+    whole = gzip.compress(source.read_bytes())
+    path = tmp_path / "access.log.gz.1"  # gzip recognised by content, not by name
+    path.write_bytes(whole[: len(whole) * 2 // 3])  # rsync caught it half-way
+    first = run_import(settings, path)
+    assert first.status == FILE_PARTIAL and first.incomplete
+    assert "truncated" in first.message or "ends early" in first.message
+    assert 0 < len(fake.pv_ids(1)) < manifest["tracked"]
+    path.write_bytes(whole)  # the complete file arrives: same prefix, larger
+    second = run_import(settings, path)
+    assert second.status == FILE_LOADED, second.message
+    assert_exactly_once(fake, manifest)
