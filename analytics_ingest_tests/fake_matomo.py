@@ -222,10 +222,11 @@ class _ApiError(Exception):
 
 
 class _Visit:
-    __slots__ = ("key", "hits", "first", "last", "day", "id")
+    __slots__ = ("key", "ip", "hits", "first", "last", "day", "id")
 
     def __init__(self, key: tuple, hit: _Stored) -> None:
         self.key = key
+        self.ip = hit.ip  # like Matomo's log_visit.location_ip: the IP the visit started from
         self.hits = [hit]
         self.first = self.last = hit.ts
         self.day = hit.ts // 86400
@@ -352,21 +353,25 @@ def _periods(period: str, date: str, *, single: bool) -> list[tuple[str, int, in
     return [(date, _ts_of(start), _ts_of(end) + 86400)]
 
 
-def _parse_segment(segment: str) -> set[str] | None:
-    """The set of normalised IPs of a ``visitIp==A[,visitIp==B...]`` segment (None = no segment)."""
+def _parse_segment(segment: str) -> tuple[set[str], set[str]] | None:
+    """IPs and user ids of a ``visitIp==A,userId==U,...`` OR-segment (None = no segment)."""
     seg = (segment or "").strip()
     if not seg:
         return None
     if "==" not in seg and "%3D%3D" in seg.upper():
         seg = unquote(seg)  # the whole segment was encoded once more
     ips: set[str] = set()
+    uids: set[str] = set()
     for part in seg.split(","):
         name, sep, value = part.partition("==")
-        if sep != "==" or name.strip() != "visitIp" or ";" in part:
+        if sep != "==" or name.strip() not in ("visitIp", "userId") or ";" in part:
             raise _ApiError(f"The segment condition '{part}' is not supported by this fake Matomo "
-                            "(only visitIp==A, OR-ed with ',').")
-        ips.add(_norm_ip(unquote(value)))
-    return ips
+                            "(only visitIp==A and userId==U, OR-ed with ',').")
+        if name.strip() == "visitIp":
+            ips.add(_norm_ip(unquote(value)))
+        else:
+            uids.add(unquote(value))
+    return ips, uids
 
 
 def _action_type(params: dict) -> str:
@@ -984,7 +989,10 @@ class FakeMatomo:
         current: dict[tuple, _Visit] = {}
         visits: list[_Visit] = []
         for row in rows:
-            key = (row.ip, row.params.get("ua", ""))
+            # Matomo recognises a visitor with a user id by that id, whatever the IP; the visit
+            # keeps the IP it started from (so a visitIp segment misses its later hits).
+            uid = row.params.get("uid")
+            key = ("uid", uid) if uid else (row.ip, row.params.get("ua", ""))
             visit = current.get(key)
             if (visit is None or row.ts - visit.last > VISIT_INACTIVITY_SECONDS
                     or row.ts // 86400 != visit.day):
@@ -1001,21 +1009,22 @@ class FakeMatomo:
     def _live(self, p: dict) -> list[dict]:
         idsite = self._site_id(p.get("idSite"))
         (_label, start, end), = _periods(p.get("period", ""), p.get("date", ""), single=True)
-        ips = _parse_segment(p.get("segment", ""))
+        segment = _parse_segment(p.get("segment", ""))
         try:
             limit = int(p.get("filter_limit") or DEFAULT_FILTER_LIMIT)
             offset = int(p.get("filter_offset") or 0)
         except ValueError:
             raise _ApiError("filter_limit and filter_offset must be integers") from None
         chosen = [v for v in self._visits(idsite)
-                  if start <= v.last < end and (ips is None or v.key[0] in ips)]
+                  if start <= v.last < end and (segment is None or v.ip in segment[0]
+                                                or (v.key[0] == "uid" and v.key[1] in segment[1]))]
         reverse = (p.get("filter_sort_order") or "desc").lower() != "asc"
         chosen.sort(key=lambda v: (v.last, v.id), reverse=reverse)
         chosen = chosen[offset:] if limit < 0 else chosen[offset:offset + limit]
         return [self._visit_dict(idsite, v) for v in chosen]
 
     def _visit_dict(self, idsite: int, v: _Visit) -> dict:
-        ip, ua = v.key
+        ip, ua = v.ip, v.hits[0].params.get("ua", "")
         uid = next((h.params["uid"] for h in v.hits if h.params.get("uid")), None)
         details = []
         for h in v.hits:

@@ -66,3 +66,19 @@ def test_api_lookup_uses_live_filtered_by_ip_including_ipv6():
                        ("cccccc", "192.0.2.1", "2024-03-14 23:59:59"))
         assert lookup.present(batch) == {"aaaaaa", "bbbbbb"}
         assert all(TOKEN not in str(entry) for entry in fake.requests_log)
+
+
+def test_api_lookup_finds_hits_of_a_user_id_visit_that_came_from_another_ip():
+    """Seen on a real Matomo 4.12.3: a uid hit from a second IP joins the visit of the first IP."""
+    import json as _json
+
+    import requests
+
+    with FakeMatomo(token=TOKEN, sites=SITES) as fake:
+        first = {"idsite": 1, "rec": 1, "url": "https://example.org/a", "cip": "192.0.2.1", "uid": "chloé",
+                 "cdt": "2024-03-14 10:00:00", "pv_id": "aaaaaa"}
+        second = {**first, "cip": "198.51.100.7", "cdt": "2024-03-14 10:05:00", "pv_id": "bbbbbb"}
+        assert requests.post(fake.url + "/matomo.php", json={"requests": [first, second], "token_auth": TOKEN}).ok
+        lookup = ApiLookup(MatomoApi(fake.url, TOKEN), 1)
+        batch = Batch(0, [(2, "bbbbbb", "198.51.100.7", "2024-03-14 10:05:00", _json.dumps(second))])
+        assert lookup.present(batch) == {"bbbbbb"}

@@ -12,6 +12,7 @@ commit, a timeout, a reset, a partial answer). Two ways to ask:
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 from .api import MatomoApi
 from .batches import Batch
@@ -22,6 +23,12 @@ def _day_range(batch: Batch) -> tuple[str, str]:
     first = dt.date.fromisoformat(days[0]) - dt.timedelta(days=1)
     last = dt.date.fromisoformat(days[-1]) + dt.timedelta(days=1)
     return first.isoformat(), last.isoformat()
+
+
+def _user_id(request_json: str) -> str | None:
+    if '"uid":' not in request_json:
+        return None
+    return json.loads(request_json).get("uid")
 
 
 class ApiLookup:
@@ -35,7 +42,9 @@ class ApiLookup:
         wanted = batch.pv_ids()
         first, last = _day_range(batch)
         ips = sorted({item[2] for item in batch.items})
-        return {pv for pv, _ts in self.api.visits_with_pageviews(self.idsite, first, last, ips) if pv in wanted}
+        user_ids = sorted({uid for item in batch.items if (uid := _user_id(item[4]))})
+        found = self.api.visits_with_pageviews(self.idsite, first, last, ips, user_ids)
+        return {pv for pv, _ts in found if pv in wanted}
 
 
 class MysqlLookup:
