@@ -8,9 +8,10 @@ import threading
 import time
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import insert, inspect, select
 
 from analytics_ingest.errors import ConfigError
 from analytics_ingest.ledger import DayRecord, FileRecord, Ledger
@@ -31,6 +32,8 @@ from analytics_ingest.vocabulary import (
 )
 
 D1 = dt.date(2024, 3, 14)
+D2 = D1 + dt.timedelta(days=1)
+D3 = D1 + dt.timedelta(days=2)
 
 
 @pytest.fixture
@@ -55,14 +58,90 @@ def test_migrate_twice_is_a_noop_and_matches_schema(ledger_url, tmp_path, monkey
         migrate.upgrade(engine)  # second run: nothing to do
         Ledger(ledger_url).close()  # third, through a new instance
         with engine.connect() as conn:
-            assert migrate.current_revision(conn) == migrate.head_revision() == "0001"
-            ctx = MigrationContext.configure(
-                conn, opts={"version_table": migrate.VERSION_TABLE, "compare_type": True}
-            )
-            diffs = compare_metadata(ctx, schema.metadata)
+            assert migrate.current_revision(conn) == migrate.head_revision() == "0002"
+            diffs = _schema_diffs(conn)
             tables = set(inspect(conn).get_table_names())
+            day_indexes = {ix["name"]: ix["column_names"] for ix in inspect(conn).get_indexes("ledger_file_day")}
         assert diffs == []
         assert tables == set(schema.metadata.tables) | {migrate.VERSION_TABLE}
+        assert day_indexes.get("ix_ledger_file_day_day") == ["day"]
+    finally:
+        led.close()
+
+
+def _schema_diffs(conn) -> list:
+    ctx = MigrationContext.configure(conn, opts={"version_table": migrate.VERSION_TABLE, "compare_type": True})
+    return compare_metadata(ctx, schema.metadata)
+
+
+def test_upgrade_from_0001_keeps_data(ledger_url):
+    """A database created at revision 0001 and holding rows upgrades to head (and back) without losing them."""
+    old = Ledger(ledger_url, migrate=False)  # only for its engine: the database stays at 0001
+    try:
+        engine = old._engine
+        migrate.upgrade(engine, "0001")
+        now = dt.datetime(2024, 3, 15, 2, 0, 0, 123456, tzinfo=dt.timezone.utc)
+        with engine.begin() as conn:
+            assert migrate.current_revision(conn) == "0001"
+            assert "ledger_file_day" not in inspect(conn).get_table_names()
+            file_row = dict(site_id=4, path="/logs/old.log.gz", path_hash="0" * 64, size=10, fingerprint="f" * 64,
+                            fingerprint_len=10, day=D1, status=FILE_LOADED, invalid_reason=None, plan='{"lanes": 2}',
+                            lease_owner=None, lease_expires_at=None, created_at=now, updated_at=now)
+            fid = conn.execute(insert(schema.files).values(**file_row)).inserted_primary_key[0]
+            file_row["path_hash"] = "1" * 64
+            file_row.update(path="/logs/old-2.log.gz", day=D2, status=FILE_QUEUE)
+            fid2 = conn.execute(insert(schema.files).values(**file_row)).inserted_primary_key[0]
+            conn.execute(insert(schema.lanes).values(file_id=fid, lane=0, delivered_through=5_000_000_000,
+                                                     in_flight_through=None, updated_at=now))
+            conn.execute(insert(schema.rejected_lines).values(file_id=fid, line_no=7))
+            conn.execute(insert(schema.summaries).values(file_id=fid, status=FILE_LOADED, delivered=9, started_at=now))
+            conn.execute(insert(schema.expected_files).values(site_id=4, start_day=D1, end_day=None, count=1))
+            conn.execute(insert(schema.days).values(site_id=4, day=D1, status=DAY_PRETABLE, expected=1, found=1,
+                                                    loaded=1, updated_at=now))
+    finally:
+        old.close()
+
+    def check_kept(led: Ledger, day_rows_touched: bool = False) -> None:
+        rec = led.get_file_by_id(fid)
+        assert (rec.site_id, rec.path, rec.day, rec.status, rec.plan, rec.created_at) == (
+            4, "/logs/old.log.gz", D1, FILE_LOADED, '{"lanes": 2}', now)
+        assert led.get_file_by_id(fid2).day == D2
+        assert led.lanes(fid) == {0: (5_000_000_000, None)}
+        assert led.rejected_lines(fid) == [7]
+        (summary,) = led.summaries(fid)
+        assert (summary["status"], summary["delivered"], summary["started_at"]) == (FILE_LOADED, 9, now)
+        assert led.expected_files(4, D1) == 1
+        day = led.day_statuses(4)[0]
+        assert (day.day, day.status, day.found, day.loaded) == (D1, DAY_PRETABLE, 1, 1)
+        if not day_rows_touched:
+            assert len(led.day_statuses(4)) == 1 and day.updated_at == now
+
+    led = Ledger(ledger_url)  # migrates to head
+    try:
+        with led._engine.connect() as conn:
+            assert migrate.current_revision(conn) == migrate.head_revision() == "0002"
+            assert _schema_diffs(conn) == []
+        check_kept(led)
+        # files from before 0002 have no content days and count toward their day column
+        assert led.file_days(fid) == {}
+        assert [f.id for f in led.list_files(day=D1)] == [fid]
+        assert led.recompute_day_status(4, D1, force=True) == DAY_LOADED
+        assert led.recompute_day_status(4, D2) == DAY_QUEUE
+        led.set_file_days(fid, {D1: 3, D2: 1})
+        assert led.recompute_day_status(4, D2) == DAY_PARTIAL
+
+        # downgrade to 0001 drops only the new table; upgrading again starts it empty
+        led._release_thread_connection()
+        with led._engine.begin() as conn:
+            command.downgrade(migrate.alembic_config(conn), "0001")
+        with led._engine.connect() as conn:
+            assert migrate.current_revision(conn) == "0001"
+            assert "ledger_file_day" not in inspect(conn).get_table_names()
+            assert conn.execute(select(schema.files.c.id).order_by(schema.files.c.id)).scalars().all() == [fid, fid2]
+        migrate.upgrade(led._engine)
+        led.set_day_status(4, D1, DAY_PRETABLE)
+        check_kept(led, day_rows_touched=True)
+        assert led.file_days(fid) == {}
     finally:
         led.close()
 
@@ -117,6 +196,127 @@ def test_register_get_update_list(ledger):
     assert ledger.lanes(rec.id) == {} and ledger.rejected_lines(rec.id) == []
     assert ledger.get_file_by_id(rec.id).plan is None
     assert len(ledger.summaries(rec.id)) == 1
+
+
+# --- content days -------------------------------------------------------------------------------
+def test_file_days_round_trip(ledger):
+    a = _register(ledger, day=D1)
+    b = _register(ledger, path="/logs/b.log", day=D1)
+    assert ledger.file_days(a.id) == {}
+    ledger.set_file_days(a.id, {D2: 3, D1: 5_000_000_000})  # hits beyond 32 bits
+    assert ledger.file_days(a.id) == {D1: 5_000_000_000, D2: 3}
+    assert list(ledger.file_days(a.id)) == [D1, D2]  # ordered by day
+    assert ledger.file_days(b.id) == {}
+
+    ledger.set_file_days(a.id, {D2: 4, D3: 0})  # replaces the whole set
+    assert ledger.file_days(a.id) == {D2: 4, D3: 0}
+    ledger.set_file_days(a.id, {dt.datetime(2024, 3, 14, 23, 59): 2})  # a datetime stands for its date
+    assert ledger.file_days(a.id) == {D1: 2}
+
+    # bad input changes nothing
+    for bad in ({D1: -1}, {D1: 1.5}, {D1: "3"}, {None: 1}, {"2024-03-14": 1},
+                {dt.datetime(2024, 3, 14, 1): 1, dt.datetime(2024, 3, 14, 2): 1}):
+        with pytest.raises(ValueError):
+            ledger.set_file_days(a.id, bad)
+    with pytest.raises(KeyError):
+        ledger.set_file_days(a.id + 1000, {D1: 1})
+    assert ledger.file_days(a.id) == {D1: 2}
+    assert ledger.file_days(a.id + 1000) == {}
+
+    # days describe the content: resetting the import's progress keeps them; the record is untouched
+    ledger.mark_in_flight(a.id, 0, 10)
+    ledger.reset_file_progress(a.id)
+    assert ledger.file_days(a.id) == {D1: 2}
+    assert ledger.get_file_by_id(a.id).day == D1
+
+    ledger.set_file_days(a.id, {})  # clears
+    assert ledger.file_days(a.id) == {}
+
+
+def test_set_file_days_concurrently_replaces_whole_sets(ledger_url):
+    setup = Ledger(ledger_url)
+    writers = [Ledger(ledger_url, migrate=False) for _ in range(4)]
+    try:
+        fid = _register(setup).id
+        sets = [{D1 + dt.timedelta(days=i + k): 10 * i + k for k in range(3)} for i in range(len(writers))]
+        barrier = threading.Barrier(len(writers))
+        errors: list[BaseException] = []
+
+        def run(i: int) -> None:
+            try:
+                barrier.wait()
+                for _ in range(10):
+                    writers[i].set_file_days(fid, sets[i])
+            except BaseException as exc:  # noqa: BLE001
+                errors.append(exc)
+
+        threads = [threading.Thread(target=run, args=(i,)) for i in range(len(writers))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        assert not errors
+        assert setup.file_days(fid) in sets  # one writer's set, never a mix
+    finally:
+        for led in writers:
+            led.close()
+        setup.close()
+
+
+def test_file_spanning_two_days_feeds_both(ledger):
+    site = 5
+    a = _register(ledger, path="/logs/a", site_id=site, day=D1).id  # 23:00 on D1 to 01:00 on D2
+    b = _register(ledger, path="/logs/b", site_id=site, day=D2).id  # no content days: counts by `day`
+    c = _register(ledger, path="/logs/c", site_id=site, day=D2).id  # named D2, content all on D3
+    bad = _register(ledger, path="/logs/bad", site_id=site, day=D1, status=FILE_INVALID).id
+    elsewhere = _register(ledger, path="/logs/a", site_id=site + 1, day=D1).id
+    ledger.set_file_days(a, {D1: 10, D2: 3})
+    ledger.set_file_days(c, {D3: 7})
+    ledger.set_file_days(bad, {D1: 1, D2: 1})
+    ledger.set_file_days(elsewhere, {D1: 1, D2: 1})
+
+    # listing by day: the `day` column or a content day, each file once, only the site's
+    assert [f.id for f in ledger.list_files(site_id=site, day=D1)] == [a, bad]
+    assert [f.id for f in ledger.list_files(site_id=site, day=D2)] == [a, b, c, bad]
+    assert [f.id for f in ledger.files_for_day(site, D3)] == [c]
+    assert [f.id for f in ledger.list_files(day=D2, status=FILE_QUEUE)] == [a, b, c, elsewhere]
+    assert ledger.files_for_day(site, D3 + dt.timedelta(days=1)) == []
+
+    def counts(day):
+        rec = next(r for r in ledger.day_statuses(site) if r.day == day)
+        return rec.status, rec.found, rec.loaded
+
+    for day in (D1, D2, D3):
+        assert ledger.recompute_day_status(site, day) == DAY_QUEUE
+    assert counts(D1) == (DAY_QUEUE, 1, 0)  # a (bad is invalid)
+    assert counts(D2) == (DAY_QUEUE, 2, 0)  # a and b; c's content is not on D2
+    assert counts(D3) == (DAY_QUEUE, 1, 0)  # c
+
+    ledger.update_file(a, status=FILE_LOADED)
+    assert ledger.recompute_day_status(site, D1) == DAY_LOADED
+    assert ledger.recompute_day_status(site, D2) == DAY_PARTIAL  # b still to load
+    ledger.update_file(b, status=FILE_LOADED)
+    assert ledger.recompute_day_status(site, D2) == DAY_LOADED
+    assert counts(D2) == (DAY_LOADED, 2, 2)
+    ledger.update_file(c, status=FILE_LOADED)
+    assert ledger.recompute_day_status(site, D3) == DAY_LOADED
+
+    # a single file over two days takes both from queue to loaded
+    s2 = site + 2
+    x = _register(ledger, path="/logs/x", site_id=s2, day=D2).id
+    ledger.set_file_days(x, {D2: 5, D3: 2})
+    assert [ledger.recompute_day_status(s2, d) for d in (D1, D2, D3)] == [DAY_QUEUE] * 3
+    ledger.update_file(x, status=FILE_PARTIAL)
+    assert [ledger.recompute_day_status(s2, d) for d in (D2, D3)] == [DAY_PARTIAL] * 2
+    ledger.update_file(x, status=FILE_LOADED)
+    assert [ledger.recompute_day_status(s2, d) for d in (D1, D2, D3)] == [DAY_QUEUE, DAY_LOADED, DAY_LOADED]
+
+    # without content days a file falls back to its `day` column
+    ledger.set_file_days(a, {})
+    ledger.update_file(b, status=FILE_QUEUE)
+    assert ledger.recompute_day_status(site, D2) == DAY_QUEUE
+    assert counts(D2) == (DAY_QUEUE, 1, 0)
+    assert [f.id for f in ledger.files_for_day(site, D2)] == [b, c, bad]
 
 
 # --- leases -------------------------------------------------------------------------------------

@@ -110,6 +110,18 @@ files = Table(
     Index(None, "status"),
 )
 
+# --- the days a file's content covers, with its hits on each -----------------------------------
+# A file spanning midnight feeds both days (scieloorg/usage counts a file toward its content's day).
+# A file without rows here counts toward its ``day`` column only.
+file_days = Table(
+    "ledger_file_day",
+    metadata,
+    Column("file_id", Integer, ForeignKey("ledger_file.id", ondelete="CASCADE"), primary_key=True),
+    Column("day", Date, primary_key=True),
+    Column("hits", BigInteger, nullable=False),
+    Index(None, "day"),
+)
+
 # --- delivery checkpoint per (file, lane) ------------------------------------------------------
 lanes = Table(
     "ledger_lane",
@@ -189,6 +201,7 @@ SUMMARY_FIELDS = tuple(c.name for c in summaries.columns if c.name not in ("id",
 __all__ = [
     "metadata",
     "files",
+    "file_days",
     "lanes",
     "rejected_lines",
     "summaries",

@@ -14,15 +14,16 @@ import contextlib
 
 import datetime as dt
 import hashlib
+import operator
 import re
 import threading
 import time
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
-from sqlalchemy import and_, bindparam, create_engine, delete, event, func, insert, or_, select, update
+from sqlalchemy import and_, bindparam, create_engine, delete, event, func, insert, not_, or_, select, update
 from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -167,6 +168,25 @@ _FILE_COLUMNS = [
         "invalid_reason", "plan", "created_at", "updated_at",
     )
 ]
+
+
+def _has_day(day: dt.date):
+    """The file (``ledger_file`` row of the outer query) has ``day`` among its content days."""
+    FD = S.file_days.c
+    return select(FD.file_id).where(FD.file_id == S.files.c.id, FD.day == day).exists()
+
+
+def _listed_on(day: dt.date):
+    """The file is listed for ``day``: its ``day`` column is ``day`` or ``day`` is one of its days."""
+    return or_(S.files.c.day == day, _has_day(day))
+
+
+def _counts_toward(day: dt.date):
+    """The file counts toward ``day``: ``day`` is one of its content days or, for a file without any
+    content days, its ``day`` column is ``day``."""
+    FD = S.file_days.c
+    has_any = select(FD.file_id).where(FD.file_id == S.files.c.id).exists()
+    return or_(_has_day(day), and_(S.files.c.day == day, not_(has_any)))
 
 
 @contextlib.contextmanager
@@ -517,11 +537,12 @@ class Ledger:
     def list_files(
         self, site_id: int | None = None, day: dt.date | None = None, status: str | None = None
     ) -> list[FileRecord]:
+        """Files by id; with ``day``, those whose ``day`` is it or whose content covers it."""
         stmt = select(*_FILE_COLUMNS)
         if site_id is not None:
             stmt = stmt.where(S.files.c.site_id == int(site_id))
         if day is not None:
-            stmt = stmt.where(S.files.c.day == _as_date(day, "day"))
+            stmt = stmt.where(_listed_on(_as_date(day, "day")))
         if status is not None:
             stmt = stmt.where(S.files.c.status == _check_file_status(status))
         stmt = stmt.order_by(S.files.c.id)
@@ -547,8 +568,56 @@ class Ledger:
         if rowcount == 0:
             raise KeyError(f"no file with id {file_id} in the ledger")
 
+    def files_for_day(self, site_id: int, day: dt.date) -> list[FileRecord]:
+        """The site's files listed for ``day`` (same as ``list_files(site_id=..., day=...)``)."""
+        if day is None:
+            raise ValueError("day must be a date")
+        return self.list_files(site_id=site_id, day=day)
+
+    # -- the days a file's content covers ---------------------------------------------------
+    def set_file_days(self, file_id: int, days: Mapping[dt.date, int]) -> None:
+        """Replace the file's content days (day -> hits) in one transaction; ``{}`` clears them,
+        after which the file counts toward its ``day`` column again."""
+        file_id = int(file_id)
+        clean: dict[dt.date, int] = {}
+        for key, hits in dict(days).items():
+            day = _as_date(key, "day")
+            if day is None:
+                raise ValueError("file days must be dates, not None")
+            if day in clean:
+                raise ValueError(f"day {day.isoformat()} given twice for file {file_id}")
+            try:
+                count = operator.index(hits)
+            except TypeError:
+                raise ValueError(f"hits for {day.isoformat()} must be an integer, not {type(hits).__name__}") from None
+            if count < 0:
+                raise ValueError(f"hits for {day.isoformat()} must be 0 or more, not {count}")
+            clean[day] = count
+        FD = S.file_days
+        rows = [{"file_id": file_id, "day": day, "hits": hits} for day, hits in sorted(clean.items())]
+
+        def work(conn: Connection) -> None:
+            # Lock the file row: concurrent replacements of the same file's days take turns.
+            found = conn.execute(select(S.files.c.id).where(S.files.c.id == file_id).with_for_update()).scalar()
+            if found is None:
+                raise KeyError(f"no file with id {file_id} in the ledger")
+            conn.execute(delete(FD).where(FD.c.file_id == file_id))
+            if rows:
+                conn.execute(insert(FD), rows)
+
+        self._run(work)
+
+    def file_days(self, file_id: int) -> dict[dt.date, int]:
+        """The file's content days and hits, by day (``{}`` if none were set)."""
+        FD = S.file_days.c
+        stmt = select(FD.day, FD.hits).where(FD.file_id == int(file_id)).order_by(FD.day)
+        rows = self._run(lambda conn: conn.execute(stmt).all(), read=True)
+        return {r.day: r.hits for r in rows}
+
     def reset_file_progress(self, file_id: int) -> None:
-        """Forget lanes, checkpoints, the plan and rejected lines (a changed file imported anew)."""
+        """Forget lanes, checkpoints, the plan and rejected lines (a changed file imported anew).
+
+        The file's content days stay: they describe the file, not the progress of its import."""
         file_id = int(file_id)
 
         def work(conn: Connection) -> None:
@@ -725,11 +794,11 @@ class Ledger:
 
     # -- day status -------------------------------------------------------------------------
     def _day_counts(self, conn: Connection, site_id: int, day: dt.date) -> tuple[int, int, int, int]:
-        """(expected, found, loaded, partial) for one site and day."""
+        """(expected, found, loaded, partial) for one site and day, over the files counting toward it."""
         F = S.files.c
         rows = conn.execute(
             select(F.status, func.count())
-            .where(F.site_id == int(site_id), F.day == day)
+            .where(F.site_id == int(site_id), _counts_toward(day))
             .group_by(F.status)
         ).all()
         by_status = {status: n for status, n in rows}
@@ -759,6 +828,9 @@ class Ledger:
 
     def recompute_day_status(self, site_id: int, day: dt.date, *, force: bool = False) -> str:
         """Derive the day's status from its files; a day past ``loaded`` stays put unless ``force``.
+
+        A file counts toward the day if the day is among its content days (:meth:`set_file_days`)
+        or, when it has no content days, if its ``day`` column is the day.
 
         loaded >= expected and every found (not invalid) file loaded -> loaded; some file loaded or
         partial -> partial; otherwise queue. Unlike SciELO's rule, more files than expected still
