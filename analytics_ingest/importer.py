@@ -10,6 +10,7 @@ The steps, each explained where it happens:
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import json
 import multiprocessing
@@ -25,7 +26,8 @@ from .classify import ClassifyOptions
 from .errors import ConfigError, DeliveryError, InputError, IngestError, LeaseHeld
 from .lanes import DayGate, DeliveryStats, LaneWorker, lane_of
 from .logs import file_fingerprint, open_log, prefix_fingerprint, scan
-from .matomo.batches import Batch
+from .logs.reader import part_line_count
+from .matomo.batches import Batch, LaneBuffer
 from .matomo.pageview_ids import PageviewIds
 from .matomo.tracking import RequestBuilder
 from .parallel import JOB_LINES, MIN_PARALLEL_BYTES, init_worker, parallel_scan, worker_count
@@ -365,37 +367,38 @@ class Importer:
             if line_no <= in_flight[lane]:
                 recovery[lane].append(item)
                 if line_no == in_flight[lane]:
-                    self._put(workers[lane], Batch(lane, recovery[lane], recovery=True), stop)
+                    self._put(workers[lane], Batch.from_items(lane, recovery[lane], recovery=True), stop)
                     recovery[lane] = []
                 return
             buf = buffers[lane]
             buf.append(item)
             if len(buf) >= batch_size:
-                self._put(workers[lane], Batch(lane, buf), stop)
+                self._put(workers[lane], Batch.from_items(lane, buf), stop)
                 buffers[lane] = []
 
-        def on_lane_items(lane_lists):
-            # The parallel path's equivalent of on_tracked, one job's hits per lane at a time.
-            for lane, items in enumerate(lane_lists):
-                if not items:
+        lane_buffers = [LaneBuffer() for _ in range(n_lanes)]
+
+        def on_lane_items(lane_results):
+            # The parallel path's equivalent of on_tracked: one job's hits per lane at a time,
+            # as (line numbers, days, joined request text, end offsets).
+            for lane, (lines, days, text, ends) in enumerate(lane_results):
+                if not lines:
                     continue
                 last_in_flight = in_flight[lane]
-                if last_in_flight and items[0][0] <= last_in_flight:
-                    cut = 0
-                    while cut < len(items) and items[cut][0] <= last_in_flight:
-                        cut += 1
-                    recovery[lane].extend(items[:cut])
-                    items = items[cut:]
+                if last_in_flight and lines[0] <= last_in_flight:
+                    cut = bisect.bisect_right(lines, last_in_flight)
+                    head = Batch(lane, lines[:cut], text[: ends[cut - 1]], ends[:cut])
+                    recovery[lane].extend(head.items)
                     if recovery[lane][-1][0] == last_in_flight:
-                        self._put(workers[lane], Batch(lane, recovery[lane], recovery=True), stop)
+                        self._put(workers[lane], Batch.from_items(lane, recovery[lane], recovery=True), stop)
                         recovery[lane] = []
-                buf = buffers[lane]
-                buf.extend(items)
-                start = 0
-                while len(buf) - start >= batch_size:
-                    self._put(workers[lane], Batch(lane, buf[start : start + batch_size]), stop)
-                    start += batch_size
-                buffers[lane] = buf[start:] if start else buf
+                    start = ends[cut - 1] + 1 if cut else 0
+                    lines, days, text = lines[cut:], days[cut:], text[start:]
+                    ends = [e - start for e in ends[cut:]]
+                buffer = lane_buffers[lane]
+                buffer.add(lines, days, text, ends)
+                while len(buffer) >= batch_size:
+                    self._put(workers[lane], buffer.take(batch_size, lane), stop)
 
         def on_skipped(n):
             skipped[0] += n
@@ -412,7 +415,7 @@ class Importer:
                         "date_format": options.date_format, "classify": options.classify,
                         "idsite": self.site.idsite, "main_url": self.site.main_url,
                         "identity": plan["identity"], "lanes": n_lanes, "delivered": delivered,
-                        "job_lines": self.job_lines,
+                        "job_lines": self.job_lines, "timezone": self.site.timezone,
                     }
                     stats_scan = parallel_scan(counted, config=config, on_lane_items=on_lane_items,
                                                on_skipped=on_skipped, pool=self._pool, fallback_on_tracked=on_tracked)
@@ -427,9 +430,11 @@ class Importer:
                     )
             for lane in range(n_lanes):
                 if recovery[lane]:  # the in-flight line was not reached (cannot happen unless the file shrank)
-                    self._put(workers[lane], Batch(lane, recovery[lane], recovery=True), stop)
+                    self._put(workers[lane], Batch.from_items(lane, recovery[lane], recovery=True), stop)
                 if buffers[lane]:
-                    self._put(workers[lane], Batch(lane, buffers[lane]), stop)
+                    self._put(workers[lane], Batch.from_items(lane, buffers[lane]), stop)
+                if len(lane_buffers[lane]):
+                    self._put(workers[lane], lane_buffers[lane].take(len(lane_buffers[lane]), lane), stop)
         except _Stopped:
             pass
         except (InputError, ConfigError):
@@ -542,6 +547,12 @@ class _Counted:
         for chunk in self._source.chunks():
             advance(len(chunk), self._source)
             yield chunk
+
+    def raw_chunks(self):
+        advance = self._progress.advance
+        for part in self._source.raw_chunks():
+            advance(part_line_count(part), self._source)
+            yield part
 
 
 class _Stopped(Exception):

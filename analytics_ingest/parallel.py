@@ -11,7 +11,10 @@ the result is identical to the sequential scan.
 from __future__ import annotations
 
 import collections
+import datetime as dt
 import os
+from itertools import accumulate, chain
+from zoneinfo import ZoneInfo
 import signal
 import threading
 import time
@@ -21,11 +24,12 @@ from .classify import Classifier
 from .lanes import lane_of
 from .logs.detect import DETECT_LINES, detect_parser
 from .logs.formats import make_parser
+from .logs.reader import decode_part, part_line_count
 from .logs.scan import MAX_SAMPLES, ScanStats, _Counter, scan
 from .matomo.pageview_ids import PageviewIds
 from .matomo.tracking import RequestBuilder
 
-JOB_LINES = 25_000
+JOB_LINES = 10000
 STATELESS = {"common", "combined", "common_vhost", "common_complete", "nginx_json", "elb", "alb", "regex"}
 MIN_PARALLEL_BYTES = 8 << 20  # below this, starting processes costs more than it saves
 
@@ -89,13 +93,17 @@ def _setup(config: dict):
     return state
 
 
-def _work(config: dict, lines: list[str], first_line_no: int):
+def _work(config: dict, parts: list, first_line_no: int):
     parser, counter, step, builder = _setup(config)
+    text_lines = [line for part in parts for line in decode_part(part)]
     n_lanes = config["lanes"]
     delivered = config["delivered"]
-    lanes: list[list] = [[] for _ in range(n_lanes)]
+    lines = [[] for _ in range(n_lanes)]
+    days = [[] for _ in range(n_lanes)]
+    requests = [[] for _ in range(n_lanes)]
     render = builder.render
     cache: dict[str, int] = {}
+    day_of_hour = _hour_days(config["timezone"])
     skipped = 0
 
     def on_tracked(hit, category, is_bot):
@@ -107,16 +115,39 @@ def _work(config: dict, lines: list[str], first_line_no: int):
         if hit.line_no <= delivered[lane]:
             skipped += 1
             return
-        pv_id, request = render(hit, category, is_bot)
-        lanes[lane].append((hit.line_no, pv_id, hit.ip, hit.cdt, request))
+        _pv_id, request = render(hit, category, is_bot)
+        lines[lane].append(hit.line_no)
+        days[lane].append(day_of_hour(hit.cdt[:13]))  # one shared str per day: pickled once
+        requests[lane].append(request)
 
     stats = ScanStats()
     counter.stats = stats
     counter.on_tracked = on_tracked
     counter.line_no = first_line_no - 1
-    counter.run(step, lines)
+    counter.run(step, text_lines)
     counter.flush()
+    lanes = []
+    for lane in range(n_lanes):
+        ends = [end - 1 for end in accumulate(len(r) + 1 for r in requests[lane])]
+        lanes.append((lines[lane], days[lane], ",".join(requests[lane]), ends))
     return stats, lanes, skipped
+
+
+def _hour_days(timezone: str):
+    """``"YYYY-MM-DD HH"`` (UTC) -> site-local day, cached; the same str object per day."""
+    tz = dt.timezone.utc if timezone in ("", "UTC") else ZoneInfo(timezone)
+    cache: dict[str, str] = {}
+    interned: dict[str, str] = {}
+
+    def day_of(hour: str) -> str:
+        day = cache.get(hour)
+        if day is None:
+            utc = dt.datetime.strptime(hour, "%Y-%m-%d %H").replace(tzinfo=dt.timezone.utc)
+            local = utc.astimezone(tz).date().isoformat()
+            day = cache[hour] = interned.setdefault(local, local)
+        return day
+
+    return day_of
 
 
 # ---- in the main process --------------------------------------------------------------------
@@ -137,17 +168,21 @@ def _merge(total: ScanStats, part: ScanStats) -> None:
         total.last_cdt = part.last_cdt
 
 
-def _jobs(first: list[str], rest, job_lines: int):
-    """Regroup the reader's ~1 MiB chunks into jobs of about ``job_lines`` lines."""
-    pending, size = [first], len(first)
-    for chunk in rest:
-        pending.append(chunk)
-        size += len(chunk)
+def _jobs(parts, job_lines: int):
+    """Group the reader's undecoded parts into jobs of about ``job_lines`` lines.
+
+    Parts stay bytes: decoding happens in the workers, and a list of a few bytes objects
+    pickles as a copy, where a list of 25,000 str would not.
+    """
+    pending, size = [], 0
+    for part in parts:
+        pending.append(part)
+        size += part_line_count(part)
         if size >= job_lines:
-            yield [line for part in pending for line in part]
+            yield pending, size
             pending, size = [], 0
     if size:
-        yield [line for part in pending for line in part]
+        yield pending, size
 
 
 def parallel_scan(source, *, config: dict, on_lane_items, on_skipped, pool: ProcessPoolExecutor,
@@ -157,10 +192,12 @@ def parallel_scan(source, *, config: dict, on_lane_items, on_skipped, pool: Proc
     Falls back to the sequential scan (calling ``fallback_on_tracked`` per hit) when the format
     is stateful or cannot be told from the first lines.
     """
-    chunks = source.chunks()
+    parts = source.raw_chunks()
+    head_parts: list = []
     first: list[str] = []
-    for chunk in chunks:
-        first.extend(chunk)
+    for part in parts:
+        head_parts.append(part)
+        first.extend(decode_part(part))
         if len(first) >= DETECT_LINES:
             break
     name = config["format_name"]
@@ -170,7 +207,8 @@ def parallel_scan(source, *, config: dict, on_lane_items, on_skipped, pool: Proc
         parser = detect_parser(first[:DETECT_LINES])
         name = parser.name if parser is not None else None
     if name not in STATELESS:
-        return scan(_Chained(source, first, chunks), format_name=config["format_name"], regex=config["regex"],
+        decoded = (decode_part(part) for part in parts)
+        return scan(_Chained(source, first, decoded), format_name=config["format_name"], regex=config["regex"],
                     date_format=config["date_format"], options=config["classify"], on_tracked=fallback_on_tracked)
     config = {**config, "format_name": name}
     total = ScanStats(compression=source.compression, format_name=name)
@@ -186,9 +224,9 @@ def parallel_scan(source, *, config: dict, on_lane_items, on_skipped, pool: Proc
 
     line_no = 1
     try:
-        for job in _jobs(first, chunks, config.get("job_lines", JOB_LINES)):
+        for job, n_lines in _jobs(chain(head_parts, parts), config.get("job_lines", JOB_LINES)):
             window.append(pool.submit(_work, config, job, line_no))
-            line_no += len(job)
+            line_no += n_lines
             if len(window) >= depth:
                 settle_one()
         while window:

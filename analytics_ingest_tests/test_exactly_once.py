@@ -214,7 +214,7 @@ def test_every_visitor_arrives_in_log_order_whatever_the_lanes(tmp_path, log_fil
 def test_day_gate_lets_the_first_batch_of_a_day_finish_first():
     gate = DayGate("UTC")
     stop = threading.Event()
-    batch = Batch(0, [(1, "aaaaaa", "1.2.3.4", "2024-03-14 10:00:00", "{}")])
+    batch = Batch.from_items(0, [(1, "aaaaaa", "1.2.3.4", "2024-03-14 10:00:00", "{}")])
     assert gate.days_of(batch) == {"2024-03-14"}
     claimed = gate.enter({"2024-03-14"}, stop)
     assert claimed == {"2024-03-14"}
@@ -234,7 +234,7 @@ def test_day_gate_lets_the_first_batch_of_a_day_finish_first():
 
 def test_day_gate_uses_the_site_timezone():
     gate = DayGate("Europe/Paris")
-    batch = Batch(0, [(1, "aaaaaa", "1.2.3.4", "2024-03-14 23:30:00", "{}")])
+    batch = Batch.from_items(0, [(1, "aaaaaa", "1.2.3.4", "2024-03-14 23:30:00", "{}")])
     assert gate.days_of(batch) == {"2024-03-15"}
 
 

@@ -38,7 +38,7 @@ def matomo_db():
 
 
 def _batch(*rows):
-    return Batch(0, [(n, pv, ip, cdt, "{}") for n, (pv, ip, cdt) in enumerate(rows, 1)])
+    return Batch.from_items(0, [(n, pv, ip, cdt, "{}") for n, (pv, ip, cdt) in enumerate(rows, 1)])
 
 
 def test_mysql_lookup_finds_exactly_the_stored_hits_of_the_batch(matomo_db):
@@ -80,5 +80,5 @@ def test_api_lookup_finds_hits_of_a_user_id_visit_that_came_from_another_ip():
         second = {**first, "cip": "198.51.100.7", "cdt": "2024-03-14 10:05:00", "pv_id": "bbbbbb"}
         assert requests.post(fake.url + "/matomo.php", json={"requests": [first, second], "token_auth": TOKEN}).ok
         lookup = ApiLookup(MatomoApi(fake.url, TOKEN), 1)
-        batch = Batch(0, [(2, "bbbbbb", "198.51.100.7", "2024-03-14 10:05:00", _json.dumps(second))])
+        batch = Batch.from_items(0, [(2, "bbbbbb", "198.51.100.7", "2024-03-14 10:05:00", _json.dumps(second))])
         assert lookup.present(batch) == {"bbbbbb"}

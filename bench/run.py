@@ -47,10 +47,22 @@ def log_for(lines: int, seed: int, gz: bool) -> tuple[Path, dict]:
     return path, json.loads(manifest.read_text())
 
 
+def _pss_kb(pid: int) -> int:
+    """Proportional set size: forked workers share pages with their parent; RSS would count
+    those once per process, PSS splits them, so the sum over the tree is the real footprint."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as fh:
+            for line in fh:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
 def _tree_rss_kb(root: int) -> int:
-    """Resident memory of ``root`` and all its descendants (the importer's worker processes)."""
+    """Memory (PSS) of ``root`` and all its descendants (the importer's worker processes)."""
     parents: dict[int, int] = {}
-    rss: dict[int, int] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -60,7 +72,6 @@ def _tree_rss_kb(root: int) -> int:
         except OSError:
             continue
         parents[int(entry)] = int(fields[1])
-        rss[int(entry)] = int(fields[21]) * (os.sysconf("SC_PAGE_SIZE") // 1024)
     tree, frontier = {root}, [root]
     while frontier:
         pid = frontier.pop()
@@ -68,11 +79,11 @@ def _tree_rss_kb(root: int) -> int:
             if parent == pid and child not in tree:
                 tree.add(child)
                 frontier.append(child)
-    return sum(rss.get(pid, 0) for pid in tree)
+    return sum(_pss_kb(pid) for pid in tree)
 
 
 def measure(cmd: list[str], env: dict) -> tuple[str, float, float]:
-    """Run ``cmd``; return (stdout, wall seconds, peak RSS MB of it and its children, summed)."""
+    """Run ``cmd``; return (stdout, wall seconds, peak memory (PSS, MB) of it and its children, summed)."""
     start = time.perf_counter()
     with tempfile.TemporaryFile("w+") as out_f, tempfile.TemporaryFile("w+") as err_f:
         proc = subprocess.Popen(cmd, env=env, stdout=out_f, stderr=err_f, text=True)
@@ -95,7 +106,7 @@ def parse_only(path: Path, manifest: dict, fmt: str) -> dict:
     assert int(lines) == manifest["lines"], (lines, manifest["lines"])
     return {"mode": "parse+classify", "lines": int(lines), "seconds": round(float(seconds), 2),
             "lines_per_s": round(int(lines) / float(seconds)), "process_wall_s": round(wall, 2),
-            "peak_rss_mb": round(rss, 1)}
+            "peak_mem_mb": round(rss, 1)}
 
 
 def end_to_end(path: Path, manifest: dict, fmt: str, recorders: int, batch: int) -> dict:
@@ -120,7 +131,7 @@ def end_to_end(path: Path, manifest: dict, fmt: str, recorders: int, batch: int)
     assert summary["tracked"] == manifest["tracked"] == received_hits, (summary["tracked"], received_hits)
     return {"mode": "end-to-end", "lines": summary["lines_total"], "hits": summary["tracked"],
             "wall_s": round(wall, 2), "lines_per_s": round(summary["lines_total"] / wall),
-            "hits_per_s": round(summary["tracked"] / wall), "peak_rss_mb": round(rss, 1),
+            "hits_per_s": round(summary["tracked"] / wall), "peak_mem_mb": round(rss, 1),
             "recorders": recorders, "batch_size": batch}
 
 

@@ -92,6 +92,44 @@ class LogSource:
             self.incomplete = state.incomplete
             self.incomplete_reason = state.reason
 
+    def raw_chunks(self) -> Iterator[bytes | str]:
+        """Like :meth:`chunks`, undecoded: ``bytes`` holding whole lines (no trailing newline),
+        or ``TOO_LONG`` for an over-long line. Decode a part with :func:`decode_part`; a part
+        holds ``part.count(b"\\n") + 1`` lines. Lets worker processes do the decoding."""
+        if self._stream is None:
+            raise ValueError(f"{self.name} is closed")
+        if self._started:
+            raise ValueError("raw_chunks() reads a source once")
+        self._started = True
+        self.incomplete, self.incomplete_reason = False, None
+        state = StreamState()
+        read = self._stream.read
+        name = self.name
+
+        def checked_read(size: int) -> bytes:
+            try:
+                return read(size)
+            except OSError as exc:
+                raise _unreadable(name, exc) from None
+
+        blocks = raw_blocks(self.compression, self._head, checked_read, state)
+        try:
+            yield from _split_raw(blocks, state)
+        finally:
+            self.incomplete = state.incomplete
+            self.incomplete_reason = state.reason
+
+
+def decode_part(part) -> list[str]:
+    """Lines of one part from :meth:`LogSource.raw_chunks`."""
+    if part is TOO_LONG or isinstance(part, str):
+        return [TOO_LONG]
+    return _decode(part, len(part))
+
+
+def part_line_count(part) -> int:
+    return 1 if isinstance(part, str) else part.count(b"\n") + 1
+
 
 def open_log(path: str | os.PathLike) -> LogSource:
     """Open ``path`` (``"-"`` is stdin); the compression is sniffed from the first bytes."""
@@ -174,6 +212,38 @@ def _split_lines(blocks: Iterator[bytes], state: StreamState) -> Iterator[list[s
     if pending and not state.incomplete:
         # A last line without a newline still counts; after a cut it is a fragment: dropped.
         yield _decode(pending + b"\n", len(pending))
+
+
+def _split_raw(blocks: Iterator[bytes], state: StreamState) -> Iterator[bytes | str]:
+    """:func:`_split_lines` without the decoding (same cuts, same over-long rule)."""
+    limit = MAX_LINE_BYTES
+    pending = b""
+    skipping = False
+    for block in blocks:
+        if skipping:
+            cut = block.find(b"\n")
+            if cut < 0:
+                continue
+            skipping = False
+            block = block[cut + 1 :]
+            if not block:
+                continue
+        data = pending + block if pending else block
+        cut = data.rfind(b"\n")
+        if cut < 0:
+            if len(data) > limit:
+                pending, skipping = b"", True
+                yield TOO_LONG
+            else:
+                pending = data
+            continue
+        yield data[:cut]
+        pending = data[cut + 1 :]
+        if len(pending) > limit:
+            pending, skipping = b"", True
+            yield TOO_LONG
+    if pending and not state.incomplete:
+        yield pending
 
 
 def _decode(data: bytes, end: int) -> list[str]:

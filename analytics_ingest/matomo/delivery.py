@@ -72,8 +72,7 @@ class HttpSink:
             self._local.conn = None
 
     def _body(self, batch: Batch) -> bytes:
-        requests_json = ",".join(item[4] for item in batch.items)
-        return ('{"requests":[' + requests_json + '],"token_auth":' + self._token_json + "}").encode()
+        return ('{"requests":[' + batch.text + '],"token_auth":' + self._token_json + "}").encode()
 
     def _exchange(self, body: bytes) -> tuple[int, dict, bytes]:
         """One POST on this thread's keep-alive connection (http.client: a fraction of the
@@ -145,7 +144,7 @@ class HttpSink:
             pending = self._settle(batch, result)
         attempt = 0
         maintenance_waited = 0.0
-        while pending.items:
+        while len(pending):
             if self.stop_event.is_set():
                 raise DeliveryError("import stopped")
             try:
@@ -175,7 +174,7 @@ class HttpSink:
                     pending = self._settle(pending, result)
                 continue
             result.accepted += len(pending) - len(invalid_positions)
-            result.rejected_lines.extend(pending.items[p][0] for p in invalid_positions)
+            result.rejected_lines.extend(pending.lines[p] for p in invalid_positions)
             break
         return result
 
@@ -225,9 +224,9 @@ class OutboxSink:
             result.accepted += len(present)
             result.already_present += len(present)
             batch = batch.without(present)
-        if not batch.items:
+        if not len(batch):
             return result
-        data = ("\n".join(item[4] for item in batch.items) + "\n").encode()
+        data = ("\n".join(batch.request_texts()) + "\n").encode()
         with self._lock:
             fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
             try:
