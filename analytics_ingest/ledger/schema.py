@@ -28,7 +28,7 @@ from sqlalchemy import (
     Column,
     Date,
     DateTime,
-    Float,
+    Double,
     ForeignKey,
     Index,
     Integer,
@@ -162,7 +162,9 @@ summaries = Table(
     Column("invalid", BigInteger, nullable=True),
     Column("delivered", BigInteger, nullable=True),
     Column("rejected", BigInteger, nullable=True),
-    Column("seconds", Float, nullable=True),
+    # Double, not Float: Dagster registers a MySQL compile hook that turns a bare Float into
+    # FLOAT(32) (= DOUBLE) once its storage is imported, so Float would drift by import order.
+    Column("seconds", Double, nullable=True),
     Column("format_name", String(64), nullable=True),
     Column("compression", String(16), nullable=True),
     Column("incomplete", Boolean, nullable=True),

@@ -86,7 +86,7 @@ def upgrade() -> None:
         sa.Column("invalid", sa.BigInteger(), nullable=True),
         sa.Column("delivered", sa.BigInteger(), nullable=True),
         sa.Column("rejected", sa.BigInteger(), nullable=True),
-        sa.Column("seconds", sa.Float(), nullable=True),
+        sa.Column("seconds", sa.Double(), nullable=True),
         sa.Column("format_name", sa.String(length=64), nullable=True),
         sa.Column("compression", sa.String(length=16), nullable=True),
         sa.Column("incomplete", sa.Boolean(), nullable=True),
