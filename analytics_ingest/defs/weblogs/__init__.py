@@ -1,0 +1,1 @@
+"""Web-server access logs: rsync'd files → ledger → Matomo, per site and day."""
