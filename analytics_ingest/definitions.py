@@ -1,13 +1,15 @@
-"""The Dagster code location ``analytics_ingest``: every defs module, merged explicitly."""
+"""The Dagster code location ``analytics_ingest``: every defs module, merged explicitly.
 
-from __future__ import annotations
+The modules are imported, not their ``@dg.definitions`` functions: Dagster refuses a code
+location module with more than one such function in its namespace.
+"""
 
 import dagster as dg
 
-from .defs.resources import resources
-from .defs.weblogs.definitions import weblogs
+from .defs import resources as resources_module
+from .defs.weblogs import definitions as weblogs_module
 
 
 @dg.definitions
 def defs() -> dg.Definitions:
-    return dg.Definitions.merge(resources(), weblogs())
+    return dg.Definitions.merge(resources_module.resources(), weblogs_module.weblogs())

@@ -40,3 +40,19 @@ def test_assets_are_described_grouped_owned_and_kinded():
         assert spec.group_name == "demo_site"
         assert spec.owners == ["team:analytics"]
         assert spec.kinds
+
+
+def test_the_code_location_validates_like_ci_and_dagster_dev_load_it(tmp_path):
+    """`dagster definitions validate` loads workspace.yaml exactly as `dagster dev` does."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    dagster = Path(sys.executable).with_name("dagster")
+    env = {**os.environ, "DAGSTER_HOME": str(tmp_path)}
+    done = subprocess.run([str(dagster), "definitions", "validate", "-w", str(root / "workspace.yaml")],
+                          cwd=root, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "Validation successful for code location analytics_ingest" in done.stdout + done.stderr
