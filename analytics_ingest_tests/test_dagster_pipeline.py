@@ -177,3 +177,44 @@ def test_nightly_schedule_imports_yesterday_in_the_site_timezone(site_env):
     ctx = dg.build_schedule_context(scheduled_execution_time=when, repository_def=d.get_repository_def())
     (request,) = schedule.evaluate_tick(ctx).run_requests
     assert request.partition_key == DAY
+
+
+def test_sensor_registers_a_big_directory_over_several_fast_ticks(site_env, monkeypatch):
+    from analytics_ingest.defs.weblogs import sensors
+
+    monkeypatch.setattr(sensors, "MAX_NEW_FILES_PER_TICK", 5)
+    for i in range(12):
+        day = f"2024-03-{i + 1:02d}"
+        make_log(site_env / f"access.log.{day}", 20, seed=i, date=day, tz="+0000")
+    cursor, days = _tick().cursor, []
+    for _ in range(4):
+        started = time.perf_counter()
+        result = _tick(cursor)
+        assert time.perf_counter() - started < 30
+        cursor = result.cursor
+        days += [r.partition_key for r in result.run_requests]
+    assert sorted(days) == [f"2024-03-{i + 1:02d}" for i in range(12)]
+
+
+def test_production_and_dev_instance_files_are_valid_dagster_config(tmp_path):
+    import shutil
+
+    root = Path(__file__).resolve().parent.parent
+    shutil.copy(root / "dagster.yaml", tmp_path / "dagster.yaml")
+    with dg.DagsterInstance.from_config(str(tmp_path)) as instance:  # raises on invalid config
+        assert instance.get_concurrency_config().pool_config.default_pool_limit == 1
+
+
+def test_rsync_job_runs_each_sites_commands_and_fails_on_a_failing_one(tmp_path, monkeypatch):
+    from analytics_ingest.defs.weblogs.schedules import rsync_pull_job
+
+    sites = tmp_path / "sites.yaml"
+    marker = tmp_path / "pulled"
+    sites.write_text(
+        "sites:\n  - {id: 1, key: web, name: Web, main_url: 'https://example.org', log_dir: logs, start_date: 2024-01-01,\n"
+        f"     rsync_commands: ['touch {marker}', 'echo refused >&2; exit 12']}}\n"
+    )
+    monkeypatch.setenv("ANALYTICS_INGEST_SITES", str(sites))
+    result = rsync_pull_job.execute_in_process(resources={"ingest": IngestResource()}, raise_on_error=False)
+    assert marker.exists()
+    assert not result.success

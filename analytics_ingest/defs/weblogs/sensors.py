@@ -16,6 +16,10 @@ from ...discovery import list_candidates, settled
 from ..partitions import site_days
 from ..resources import IngestResource
 
+# Inspecting a new file reads a sample of it; a first look at a directory of 10,000 files must
+# not run into the 60 s tick limit, so each tick registers at most this many (the rest next tick).
+MAX_NEW_FILES_PER_TICK = 300
+
 
 def build_log_sensor(site, job) -> dg.SensorDefinition:
     partitions = site_days(site)
@@ -34,6 +38,10 @@ def build_log_sensor(site, job) -> dg.SensorDefinition:
         observed = list_candidates(site.log_dir, site.file_pattern)
         seen, stable = settled(seen, observed)
         fresh = [o for o in stable if done.get(o.path) != [o.size, o.mtime_ns]]
+        backlog = max(0, len(fresh) - MAX_NEW_FILES_PER_TICK)
+        fresh = fresh[:MAX_NEW_FILES_PER_TICK]
+        if backlog:
+            context.log.info(f"{backlog} more settled files wait for the next tick")
         by_day: dict[str, list[str]] = {}
         skipped_days: set[str] = set()
         if fresh:
