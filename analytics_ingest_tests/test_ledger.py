@@ -267,7 +267,7 @@ def test_file_spanning_two_days_feeds_both(ledger):
     site = 5
     a = _register(ledger, path="/logs/a", site_id=site, day=D1).id  # 23:00 on D1 to 01:00 on D2
     b = _register(ledger, path="/logs/b", site_id=site, day=D2).id  # no content days: counts by `day`
-    c = _register(ledger, path="/logs/c", site_id=site, day=D2).id  # named D2, content all on D3
+    c = _register(ledger, path="/logs/c", site_id=site, day=D3).id  # named D2, content (so its day) all on D3
     bad = _register(ledger, path="/logs/bad", site_id=site, day=D1, status=FILE_INVALID).id
     elsewhere = _register(ledger, path="/logs/a", site_id=site + 1, day=D1).id
     ledger.set_file_days(a, {D1: 10, D2: 3})
@@ -277,9 +277,9 @@ def test_file_spanning_two_days_feeds_both(ledger):
 
     # listing by day: the `day` column or a content day, each file once, only the site's
     assert [f.id for f in ledger.list_files(site_id=site, day=D1)] == [a, bad]
-    assert [f.id for f in ledger.list_files(site_id=site, day=D2)] == [a, b, c, bad]
+    assert [f.id for f in ledger.list_files(site_id=site, day=D2)] == [a, b, bad]
     assert [f.id for f in ledger.files_for_day(site, D3)] == [c]
-    assert [f.id for f in ledger.list_files(day=D2, status=FILE_QUEUE)] == [a, b, c, elsewhere]
+    assert [f.id for f in ledger.list_files(day=D2, status=FILE_QUEUE)] == [a, b, elsewhere]
     assert ledger.files_for_day(site, D3 + dt.timedelta(days=1)) == []
 
     def counts(day):
@@ -301,7 +301,7 @@ def test_file_spanning_two_days_feeds_both(ledger):
     ledger.update_file(c, status=FILE_LOADED)
     assert ledger.recompute_day_status(site, D3) == DAY_LOADED
 
-    # a single file over two days takes both from queue to loaded
+    # a file over two days feeds both; the next day is complete only once its own file is loaded
     s2 = site + 2
     x = _register(ledger, path="/logs/x", site_id=s2, day=D2).id
     ledger.set_file_days(x, {D2: 5, D3: 2})
@@ -309,14 +309,19 @@ def test_file_spanning_two_days_feeds_both(ledger):
     ledger.update_file(x, status=FILE_PARTIAL)
     assert [ledger.recompute_day_status(s2, d) for d in (D2, D3)] == [DAY_PARTIAL] * 2
     ledger.update_file(x, status=FILE_LOADED)
-    assert [ledger.recompute_day_status(s2, d) for d in (D1, D2, D3)] == [DAY_QUEUE, DAY_LOADED, DAY_LOADED]
+    assert [ledger.recompute_day_status(s2, d) for d in (D1, D2, D3)] == [DAY_QUEUE, DAY_LOADED, DAY_PARTIAL]
+    y = _register(ledger, path="/logs/y", site_id=s2, day=D3).id
+    ledger.set_file_days(y, {D3: 9})
+    assert ledger.recompute_day_status(s2, D3) == DAY_PARTIAL  # y found, not loaded
+    ledger.update_file(y, status=FILE_LOADED)
+    assert ledger.recompute_day_status(s2, D3) == DAY_LOADED
 
     # without content days a file falls back to its `day` column
     ledger.set_file_days(a, {})
     ledger.update_file(b, status=FILE_QUEUE)
     assert ledger.recompute_day_status(site, D2) == DAY_QUEUE
     assert counts(D2) == (DAY_QUEUE, 1, 0)
-    assert [f.id for f in ledger.files_for_day(site, D2)] == [b, c, bad]
+    assert [f.id for f in ledger.files_for_day(site, D2)] == [b, bad]
 
 
 # --- leases -------------------------------------------------------------------------------------

@@ -793,8 +793,8 @@ class Ledger:
         return self._run(lambda conn: self._expected(conn, site_id, day), read=True)
 
     # -- day status -------------------------------------------------------------------------
-    def _day_counts(self, conn: Connection, site_id: int, day: dt.date) -> tuple[int, int, int, int]:
-        """(expected, found, loaded, partial) for one site and day, over the files counting toward it."""
+    def _day_counts(self, conn: Connection, site_id: int, day: dt.date) -> tuple[int, int, int, int, int]:
+        """(expected, found, loaded, partial, own_loaded) for one site and day."""
         F = S.files.c
         rows = conn.execute(
             select(F.status, func.count())
@@ -803,11 +803,17 @@ class Ledger:
         ).all()
         by_status = {status: n for status, n in rows}
         found = sum(n for status, n in by_status.items() if status != FILE_INVALID)
+        # The expected count is met only by the day's own files (its main day, the `day` column):
+        # yesterday's file spilling past midnight must not make today look complete.
+        own_loaded = conn.execute(
+            select(func.count()).where(F.site_id == int(site_id), F.day == day, F.status == FILE_LOADED)
+        ).scalar()
         return (
             self._expected(conn, site_id, day),
             found,
             by_status.get(FILE_LOADED, 0),
             by_status.get(FILE_PARTIAL, 0),
+            own_loaded,
         )
 
     def _write_day(self, conn: Connection, site_id: int, day: dt.date, status: str, counts) -> None:
@@ -832,17 +838,19 @@ class Ledger:
         A file counts toward the day if the day is among its content days (:meth:`set_file_days`)
         or, when it has no content days, if its ``day`` column is the day.
 
-        loaded >= expected and every found (not invalid) file loaded -> loaded; some file loaded or
-        partial -> partial; otherwise queue. Unlike SciELO's rule, more files than expected still
-        count as loaded.
+        Loaded needs every found (not invalid) file feeding the day loaded AND at least the expected
+        number of the day's own files (``day`` column = the day) loaded, so a neighbour's file
+        spilling past midnight cannot complete a day whose own file has not arrived. Some file
+        loaded or partial -> partial; otherwise queue. Unlike SciELO's rule, more files than
+        expected still count as loaded.
         """
         day = _as_date(day, "day")
         D = S.days.c
 
         def work(conn: Connection) -> str:
             counts = self._day_counts(conn, site_id, day)
-            expected, found, loaded, partial = counts
-            if loaded >= expected and loaded == found:
+            expected, found, loaded, partial, own_loaded = counts
+            if own_loaded >= expected and loaded == found:
                 status = DAY_LOADED
             elif loaded > 0 or partial > 0:
                 status = DAY_PARTIAL
