@@ -65,6 +65,15 @@ class LogSource:
     # -- reading ------------------------------------------------------------------------------
     def chunks(self) -> Iterator[list[str]]:
         """Yield lists of lines in file order (see the module docstring); single pass for stdin."""
+        return self._read(_split_lines)
+
+    def raw_chunks(self) -> Iterator[bytes | str]:
+        """Like :meth:`chunks`, undecoded: ``bytes`` holding whole lines (no trailing newline),
+        or ``TOO_LONG`` for an over-long line. Decode a part with :func:`decode_part`; a part
+        holds ``part.count(b"\\n") + 1`` lines. Lets worker processes do the decoding."""
+        return self._read(_split_raw)
+
+    def _read(self, split) -> Iterator:
         if self._stream is None:
             raise ValueError(f"{self.name} is closed")
         head, self._head = self._head, b""
@@ -75,6 +84,9 @@ class LogSource:
             head = _read_at_least(self._stream, SNIFF_BYTES)
         self._started = True
         self.incomplete, self.incomplete_reason = False, None
+        return self._split_blocks(split, head)
+
+    def _split_blocks(self, split, head: bytes) -> Iterator:
         state = StreamState()
         read = self._stream.read
         name = self.name
@@ -87,34 +99,7 @@ class LogSource:
 
         blocks = raw_blocks(self.compression, head, checked_read, state)
         try:
-            yield from _split_lines(blocks, state)
-        finally:
-            self.incomplete = state.incomplete
-            self.incomplete_reason = state.reason
-
-    def raw_chunks(self) -> Iterator[bytes | str]:
-        """Like :meth:`chunks`, undecoded: ``bytes`` holding whole lines (no trailing newline),
-        or ``TOO_LONG`` for an over-long line. Decode a part with :func:`decode_part`; a part
-        holds ``part.count(b"\\n") + 1`` lines. Lets worker processes do the decoding."""
-        if self._stream is None:
-            raise ValueError(f"{self.name} is closed")
-        if self._started:
-            raise ValueError("raw_chunks() reads a source once")
-        self._started = True
-        self.incomplete, self.incomplete_reason = False, None
-        state = StreamState()
-        read = self._stream.read
-        name = self.name
-
-        def checked_read(size: int) -> bytes:
-            try:
-                return read(size)
-            except OSError as exc:
-                raise _unreadable(name, exc) from None
-
-        blocks = raw_blocks(self.compression, self._head, checked_read, state)
-        try:
-            yield from _split_raw(blocks, state)
+            yield from split(blocks, state)
         finally:
             self.incomplete = state.incomplete
             self.incomplete_reason = state.reason
