@@ -1,0 +1,125 @@
+"""End to end through the real Dagster processes: webserver and daemon on a temporary
+DAGSTER_HOME, a log file dropped into the watched folder, and — with no one touching anything —
+the sensor settles it, the daemon launches the run, the day becomes Loaded in the ledger, the
+partition shows as materialised in the GraphQL API, and every trackable hit is in the outbox once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from analytics_ingest.config import load_settings
+from analytics_ingest.engine import open_ledger
+from analytics_ingest_tests.helpers import make_log
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+DAY = "2024-03-14"
+QUERY = """
+query ($path: [String!]!, $partitions: [String!]) {
+  assetOrError(assetKey: {path: $path}) {
+    ... on Asset { assetMaterializations(partitions: $partitions) { partition runId } }
+  }
+}"""
+
+pytestmark = pytest.mark.skipif(
+    not (BIN / "dagster-webserver").exists() or not (BIN / "dagster-daemon").exists(),
+    reason="dagster-webserver / dagster-daemon are not installed in this environment",
+)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _tail(path: Path) -> str:
+    return path.read_text(errors="replace")[-3000:] if path.exists() else ""
+
+
+def _wait(predicate, seconds: float, what: str, logs) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(2)
+    details = "\n".join(f"--- {p.name}\n{_tail(p)}" for p in logs)
+    raise AssertionError(f"{what} within {seconds:.0f} s\n{details}")
+
+
+def test_a_dropped_file_becomes_a_loaded_day_through_the_daemon(tmp_path):
+    home, dagster_home, logs = tmp_path / "home", tmp_path / "dagster_home", tmp_path / "logs"
+    dagster_home.mkdir()
+    logs.mkdir()
+    shutil.copy(ROOT / "dagster.yaml", dagster_home / "dagster.yaml")
+    sites = tmp_path / "sites.yaml"
+    sites.write_text(
+        "sites:\n  - {id: 1, key: web, name: Web, main_url: 'https://example.org', log_dir: logs,\n"
+        "     file_pattern: 'access.log*', timezone: UTC, start_date: 2024-03-01,\n"
+        "     expected_files: [{from: 2024-03-01, count: 1}]}\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MATOMO_", "ANALYTICS_INGEST_", "DAGSTER_"))}
+    env.update(ANALYTICS_INGEST_SITES=str(sites), ANALYTICS_INGEST_HOME=str(home), DAGSTER_HOME=str(dagster_home))
+    port = _free_port()
+    outputs = [tmp_path / "webserver.log", tmp_path / "daemon.log"]
+    commands = [
+        [str(BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(port), "-w", str(ROOT / "workspace.yaml")],
+        [str(BIN / "dagster-daemon"), "run", "-w", str(ROOT / "workspace.yaml")],
+    ]
+    procs = []
+    try:
+        for command, out in zip(commands, outputs):
+            procs.append(subprocess.Popen(command, cwd=ROOT, env=env, stdout=out.open("wb"),
+                                          stderr=subprocess.STDOUT, start_new_session=True))
+        base = f"http://127.0.0.1:{port}"
+
+        def up() -> bool:
+            try:
+                return requests.get(f"{base}/server_info", timeout=2).ok
+            except requests.RequestException:
+                return False
+
+        _wait(up, 120, "the webserver did not answer", outputs)
+        # Drop the file only now, as rsync would: the sensor must see it settle on its own.
+        source = tmp_path / "staging.log"
+        manifest = make_log(source, 500, seed=8, date=DAY, tz="+0000")
+        shutil.move(source, logs / f"access.log.{DAY}")
+
+        def materialized() -> bool:
+            answer = requests.post(f"{base}/graphql", timeout=10, json={
+                "query": QUERY, "variables": {"path": ["web", "matomo_import"], "partitions": [DAY]}}).json()
+            asset = (answer.get("data") or {}).get("assetOrError") or {}
+            return any(m["partition"] == DAY for m in asset.get("assetMaterializations") or [])
+
+        _wait(materialized, 300, f"web/matomo_import {DAY} was not materialised", outputs)
+        ledger = open_ledger(load_settings(home=home, environ={}))
+        try:
+            assert ledger.day_status(1, dt.date.fromisoformat(DAY)) == "loaded"
+        finally:
+            ledger.close()
+        sent = [json.loads(line) for line in (home / "outbox" / "site-1.jsonl").read_text().splitlines()]
+        assert len(sent) == manifest["tracked"] == len({r["pv_id"] for r in sent})
+    finally:
+        for proc in procs:
+            with_group = os.getpgid(proc.pid) if proc.poll() is None else None
+            if with_group:
+                os.killpg(with_group, signal.SIGTERM)
+        for proc in procs:
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
