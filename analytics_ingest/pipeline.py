@@ -13,7 +13,7 @@ from .discovery import Observed, inspect_file, list_candidates
 from .engine import make_importer
 from .errors import IngestError
 from .importer import ImportOptions, ImportResult
-from .vocabulary import FILE_INVALID, FILE_LOADED, FILE_QUEUE, IGNORED_CATEGORIES
+from .vocabulary import FILE_INVALID, FILE_LOADED, FILE_PARTIAL, FILE_QUEUE, IGNORED_CATEGORIES
 
 # Files in these states still have lines to deliver.
 PENDING_STATUSES = ("queue", "loading", "partial", "failed")
@@ -50,8 +50,13 @@ def register_file(ledger, site, observed: Observed) -> RegisteredFile:
         )
         if not verdict.valid:
             ledger.update_file(record.id, invalid_reason=verdict.reason)
-    elif main_day is not None and record.day is None:
-        ledger.update_file(record.id, day=main_day)
+    else:
+        if main_day is not None and record.day is None:
+            ledger.update_file(record.id, day=main_day)
+        if observed.size != record.size and record.status == FILE_LOADED:
+            # rsync appended to a file already imported: its new lines are still to deliver (the
+            # importer checks the old part is unchanged and resumes after what was delivered).
+            ledger.update_file(record.id, status=FILE_PARTIAL)
     if days:
         ledger.set_file_days(record.id, days)
     record = ledger.get_file_by_id(record.id)
@@ -92,7 +97,7 @@ def queue_day(ledger, site, day: dt.date) -> QueueReport:
     known = {r.path: r for r in ledger.list_files(site_id=site.id)}
     for observed in list_candidates(site.log_dir, site.file_pattern):
         record = known.get(observed.path)
-        if record is None or (record.size != observed.size and record.status != FILE_LOADED):
+        if record is None or record.size != observed.size:
             register_file(ledger, site, observed)
             report.discovered += 1
     for record in ledger.list_files(site_id=site.id, day=day):

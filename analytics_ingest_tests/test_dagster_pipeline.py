@@ -94,6 +94,13 @@ def test_a_day_is_queued_imported_and_loaded_exactly_once(site_env, fake):
     assert _day_status(DAY) == "loaded"
     again = _materialize(DAY)  # a rerun (or a backfill over it) sends nothing more
     assert again.success and fake.duplicates() == {} and len(fake.pv_ids(1)) == manifest["tracked"]
+    with open(site_env / "access.log.2024-03-14", "a") as fh:  # rsync appends the last minutes
+        fh.write('81.2.69.160 - - [14/Mar/2024:23:59:00 +0000] "GET /late-page HTTP/1.1" 200 5 "-" "Mozilla/5.0"\n')
+    grown = _materialize(DAY)
+    assert grown.success and fake.duplicates() == {}
+    assert len(fake.pv_ids(1)) == manifest["tracked"] + 1
+    assert any(h["url"].endswith("/late-page") for h in fake.hits(1))
+    assert _day_status(DAY) == "loaded"
 
 
 def test_the_check_fails_for_a_partial_day_and_blocks(site_env, fake):
