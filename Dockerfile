@@ -1,0 +1,16 @@
+# One image for the code server, the webserver and the daemon.
+FROM python:3.11-slim
+
+ENV PIP_NO_CACHE_DIR=1 PYTHONUNBUFFERED=1 DAGSTER_HOME=/opt/dagster/dagster_home
+WORKDIR /opt/analytics_ingest
+
+# Dependencies first (better layer caching), then the project itself.
+COPY pyproject.toml README.md ./
+COPY analytics_ingest ./analytics_ingest
+RUN pip install --upgrade pip && pip install .
+
+COPY deploy/dagster.yaml deploy/workspace.yaml ${DAGSTER_HOME}/
+
+EXPOSE 3000 4000
+# The code server (sensors run here, so the rsync'd log directories are mounted into it).
+CMD ["dagster", "code-server", "start", "-h", "0.0.0.0", "-p", "4000", "-m", "analytics_ingest.definitions", "--location-name", "analytics_ingest"]

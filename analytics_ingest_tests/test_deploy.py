@@ -1,0 +1,201 @@
+"""The production files: instance configs valid (on the real PostgreSQL), docker-compose
+consistent with them and with .env.example, and the production topology — code server,
+webserver and daemon as processes on PostgreSQL storage — taking a dropped log to Loaded."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import dagster as dg
+import pytest
+import requests
+import yaml
+
+from analytics_ingest.config import load_settings
+from analytics_ingest.engine import open_ledger
+from analytics_ingest_tests.db_fixtures import _postgresql_url
+from analytics_ingest_tests.helpers import make_log
+from analytics_ingest_tests.services import PG_HOST, PG_PORT
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture
+def pg_db():
+    """Name of a fresh database on the machine's PostgreSQL (skips / fails as services.py says)."""
+    gen = _postgresql_url()
+    url = next(gen)
+    yield url.rsplit("/", 1)[1]
+    for _ in gen:
+        pass
+
+
+def _pg_env(db: str) -> dict:
+    return {"DAGSTER_PG_HOST": PG_HOST, "DAGSTER_PG_PORT": str(PG_PORT), "DAGSTER_PG_USER": "postgres",
+            "DAGSTER_PG_PASSWORD": "", "DAGSTER_PG_DB": db}
+
+
+def test_production_instance_runs_on_postgres_with_the_concurrency_limits(pg_db, tmp_path, monkeypatch):
+    shutil.copy(ROOT / "deploy" / "dagster.yaml", tmp_path / "dagster.yaml")
+    for key, value in _pg_env(pg_db).items():
+        monkeypatch.setenv(key, value)
+    with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
+        assert type(instance.run_storage).__name__ == "PostgresRunStorage"
+        assert type(instance.event_log_storage).__name__ == "PostgresEventLogStorage"
+        assert instance.get_concurrency_config().pool_config.default_pool_limit == 1
+        assert instance.get_runs() == []
+
+
+def test_the_ecs_scale_out_variant_is_valid_config(tmp_path, monkeypatch):
+    from dagster._config import process_config
+    from dagster._core.instance.config import dagster_instance_config
+    from dagster_aws.ecs import EcsRunLauncher
+
+    shutil.copy(ROOT / "deploy" / "dagster.ecs.yaml", tmp_path / "dagster.yaml")
+    for key, value in _pg_env("dagster").items():
+        monkeypatch.setenv(key, value)
+    config, _ = dagster_instance_config(str(tmp_path))  # validates the whole instance schema
+    launcher = config["run_launcher"]
+    assert (launcher["module"], launcher["class"]) == ("dagster_aws.ecs", "EcsRunLauncher")
+    result = process_config(EcsRunLauncher.config_type(), launcher["config"])
+    assert result.success, result.errors
+
+
+def _env_refs(text: str) -> set[str]:
+    return set(re.findall(r"(?<!\$)\$\{([A-Z0-9_]+)\}", text))  # $${X} is compose escaping
+
+
+def test_docker_compose_is_consistent_with_its_files_and_env():
+    text = (ROOT / "docker-compose.yml").read_text()
+    compose = yaml.safe_load(text)
+    services = compose["services"]
+    assert set(services) == {"postgres", "user_code", "webserver", "daemon"}
+    assert "pg_isready" in " ".join(services["postgres"]["healthcheck"]["test"])
+    assert (ROOT / services["user_code"]["build"] / "Dockerfile").exists()
+    for service in services.values():  # every bind-mounted project file exists
+        for volume in service.get("volumes", []):
+            source = volume.split(":", 1)[0]
+            if source.startswith("./"):
+                assert (ROOT / source).exists(), source
+    for name in ("webserver", "daemon"):
+        assert services[name]["depends_on"]["postgres"]["condition"] == "service_healthy"
+        assert "/opt/dagster/dagster_home/workspace.yaml" in services[name]["entrypoint"]
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert "deploy/dagster.yaml deploy/workspace.yaml ${DAGSTER_HOME}/" in dockerfile
+    assert "--location-name\", \"analytics_ingest\"" in dockerfile
+    # every ${VAR} compose reads is documented in .env.example
+    example = {line.split("=", 1)[0].lstrip("# ").strip() for line in (ROOT / ".env.example").read_text().splitlines()
+               if "=" in line}
+    assert _env_refs(text) - example == set()
+    # every {env: VAR} of the production instance reaches the services that load it
+    needed = set(re.findall(r"\{env: ([A-Z0-9_]+)\}", (ROOT / "deploy" / "dagster.yaml").read_text()))
+    for name in ("user_code", "webserver", "daemon"):
+        assert needed <= set(services[name]["environment"]), name
+    assert needed <= example
+    workspace = yaml.safe_load((ROOT / "deploy" / "workspace.yaml").read_text())
+    assert workspace["load_from"][0]["grpc_server"]["location_name"] == "analytics_ingest"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait(predicate, seconds: float, what: str, logs) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(2)
+    tails = "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}" for p in logs if p.exists())
+    raise AssertionError(f"{what} within {seconds:.0f} s\n{tails}")
+
+
+@pytest.mark.skipif(not (BIN / "dagster-daemon").exists(), reason="dagster-daemon is not installed")
+def test_production_topology_takes_a_dropped_log_to_loaded(pg_db, tmp_path):
+    home, dagster_home, logs = tmp_path / "home", tmp_path / "dagster_home", tmp_path / "logs"
+    dagster_home.mkdir()
+    logs.mkdir()
+    shutil.copy(ROOT / "deploy" / "dagster.yaml", dagster_home / "dagster.yaml")
+    grpc_port, web_port = _free_port(), _free_port()
+    workspace = yaml.safe_load((ROOT / "deploy" / "workspace.yaml").read_text())
+    workspace["load_from"][0]["grpc_server"].update(host="127.0.0.1", port=grpc_port)
+    (tmp_path / "workspace.yaml").write_text(yaml.safe_dump(workspace))
+    sites = tmp_path / "sites.yaml"
+    sites.write_text(
+        "sites:\n  - {id: 1, key: web, name: Web, main_url: 'https://example.org', log_dir: logs,\n"
+        "     file_pattern: 'access.log*', timezone: UTC, start_date: 2024-03-01}\n"
+    )
+    ledger_url = f"postgresql+psycopg2://postgres@{PG_HOST}:{PG_PORT}/{pg_db}"  # the ledger on the same server
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MATOMO_", "ANALYTICS_INGEST_", "DAGSTER_"))}
+    env.update(_pg_env(pg_db), DAGSTER_HOME=str(dagster_home), ANALYTICS_INGEST_SITES=str(sites),
+               ANALYTICS_INGEST_HOME=str(home), ANALYTICS_INGEST_LEDGER_URL=ledger_url)
+    outputs = [tmp_path / "code_server.log", tmp_path / "webserver.log", tmp_path / "daemon.log"]
+    commands = [
+        [str(BIN / "dagster"), "code-server", "start", "-h", "127.0.0.1", "-p", str(grpc_port),
+         "-m", "analytics_ingest.definitions", "--location-name", "analytics_ingest"],
+        [str(BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(web_port), "-w", str(tmp_path / "workspace.yaml")],
+        [str(BIN / "dagster-daemon"), "run", "-w", str(tmp_path / "workspace.yaml")],
+    ]
+    procs = []
+    try:
+        procs.append(subprocess.Popen(commands[0], cwd=tmp_path, env=env, stdout=outputs[0].open("wb"),
+                                      stderr=subprocess.STDOUT, start_new_session=True))
+
+        def grpc_up() -> bool:
+            try:
+                with socket.create_connection(("127.0.0.1", grpc_port), timeout=1):
+                    return True
+            except OSError:
+                return False
+
+        _wait(grpc_up, 120, "the code server did not listen", outputs)
+        for command, out in zip(commands[1:], outputs[1:]):
+            procs.append(subprocess.Popen(command, cwd=tmp_path, env=env, stdout=out.open("wb"),
+                                          stderr=subprocess.STDOUT, start_new_session=True))
+
+        def web_up() -> bool:
+            try:
+                return requests.get(f"http://127.0.0.1:{web_port}/server_info", timeout=2).ok
+            except requests.RequestException:
+                return False
+
+        _wait(web_up, 120, "the webserver did not answer", outputs)
+        staging = tmp_path / "staging.log"
+        manifest = make_log(staging, 400, seed=9, date="2024-03-14", tz="+0000")
+        shutil.move(staging, logs / "access.log.2024-03-14")
+
+        def loaded() -> bool:
+            try:
+                ledger = open_ledger(load_settings(home=home, ledger_url=ledger_url, environ={}))
+            except Exception:  # noqa: BLE001 - not created yet
+                return False
+            try:
+                return ledger.day_status(1, dt.date(2024, 3, 14)) == "loaded"
+            finally:
+                ledger.close()
+
+        _wait(loaded, 300, "the day did not become Loaded", outputs)
+        sent = (home / "outbox" / "site-1.jsonl").read_text().splitlines()
+        assert len(sent) == manifest["tracked"]
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in procs:
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
