@@ -8,22 +8,19 @@ import datetime as dt
 import os
 import re
 import shutil
-import signal
 import socket
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import dagster as dg
 import pytest
-import requests
 import yaml
 
 from analytics_ingest.config import load_settings
 from analytics_ingest.engine import open_ledger
 from analytics_ingest_tests.db_fixtures import _postgresql_url
 from analytics_ingest_tests.helpers import make_log
+from analytics_ingest_tests.processes import free_port, http_ok, processes, wait_for
 from analytics_ingest_tests.services import PG_HOST, PG_PORT
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -106,29 +103,13 @@ def test_docker_compose_is_consistent_with_its_files_and_env():
     assert workspace["load_from"][0]["grpc_server"]["location_name"] == "analytics_ingest"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait(predicate, seconds: float, what: str, logs) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(2)
-    tails = "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}" for p in logs if p.exists())
-    raise AssertionError(f"{what} within {seconds:.0f} s\n{tails}")
-
-
 @pytest.mark.skipif(not (BIN / "dagster-daemon").exists(), reason="dagster-daemon is not installed")
 def test_production_topology_takes_a_dropped_log_to_loaded(pg_db, tmp_path):
     home, dagster_home, logs = tmp_path / "home", tmp_path / "dagster_home", tmp_path / "logs"
     dagster_home.mkdir()
     logs.mkdir()
     shutil.copy(ROOT / "deploy" / "dagster.yaml", dagster_home / "dagster.yaml")
-    grpc_port, web_port = _free_port(), _free_port()
+    grpc_port, web_port = free_port(), free_port()
     workspace = yaml.safe_load((ROOT / "deploy" / "workspace.yaml").read_text())
     workspace["load_from"][0]["grpc_server"].update(host="127.0.0.1", port=grpc_port)
     (tmp_path / "workspace.yaml").write_text(yaml.safe_dump(workspace))
@@ -148,10 +129,8 @@ def test_production_topology_takes_a_dropped_log_to_loaded(pg_db, tmp_path):
         [str(BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(web_port), "-w", str(tmp_path / "workspace.yaml")],
         [str(BIN / "dagster-daemon"), "run", "-w", str(tmp_path / "workspace.yaml")],
     ]
-    procs = []
-    try:
-        procs.append(subprocess.Popen(commands[0], cwd=tmp_path, env=env, stdout=outputs[0].open("wb"),
-                                      stderr=subprocess.STDOUT, start_new_session=True))
+    with processes() as start:
+        start(commands[0], outputs[0], tmp_path, env)
 
         def grpc_up() -> bool:
             try:
@@ -160,18 +139,11 @@ def test_production_topology_takes_a_dropped_log_to_loaded(pg_db, tmp_path):
             except OSError:
                 return False
 
-        _wait(grpc_up, 120, "the code server did not listen", outputs)
+        wait_for(grpc_up, 300, "the code server did not listen", outputs)
         for command, out in zip(commands[1:], outputs[1:]):
-            procs.append(subprocess.Popen(command, cwd=tmp_path, env=env, stdout=out.open("wb"),
-                                          stderr=subprocess.STDOUT, start_new_session=True))
-
-        def web_up() -> bool:
-            try:
-                return requests.get(f"http://127.0.0.1:{web_port}/server_info", timeout=2).ok
-            except requests.RequestException:
-                return False
-
-        _wait(web_up, 120, "the webserver did not answer", outputs)
+            start(command, out, tmp_path, env)
+        wait_for(lambda: http_ok(f"http://127.0.0.1:{web_port}/server_info"), 300, "the webserver did not answer",
+                 outputs)
         staging = tmp_path / "staging.log"
         manifest = make_log(staging, 400, seed=9, date="2024-03-14", tz="+0000")
         shutil.move(staging, logs / "access.log.2024-03-14")
@@ -186,16 +158,6 @@ def test_production_topology_takes_a_dropped_log_to_loaded(pg_db, tmp_path):
             finally:
                 ledger.close()
 
-        _wait(loaded, 300, "the day did not become Loaded", outputs)
+        wait_for(loaded, 480, "the day did not become Loaded", outputs)
         sent = (home / "outbox" / "site-1.jsonl").read_text().splitlines()
         assert len(sent) == manifest["tracked"]
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-        for proc in procs:
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()

@@ -10,11 +10,7 @@ import datetime as dt
 import json
 import os
 import shutil
-import signal
-import socket
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -23,6 +19,7 @@ import requests
 from analytics_ingest.config import load_settings
 from analytics_ingest.engine import open_ledger
 from analytics_ingest_tests.helpers import make_log
+from analytics_ingest_tests.processes import free_port, http_ok, processes, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -40,26 +37,6 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _tail(path: Path) -> str:
-    return path.read_text(errors="replace")[-3000:] if path.exists() else ""
-
-
-def _wait(predicate, seconds: float, what: str, logs) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(2)
-    details = "\n".join(f"--- {p.name}\n{_tail(p)}" for p in logs)
-    raise AssertionError(f"{what} within {seconds:.0f} s\n{details}")
-
-
 def test_a_dropped_file_becomes_a_loaded_day_through_the_daemon(tmp_path):
     home, dagster_home, logs = tmp_path / "home", tmp_path / "dagster_home", tmp_path / "logs"
     dagster_home.mkdir()
@@ -73,26 +50,17 @@ def test_a_dropped_file_becomes_a_loaded_day_through_the_daemon(tmp_path):
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MATOMO_", "ANALYTICS_INGEST_", "DAGSTER_"))}
     env.update(ANALYTICS_INGEST_SITES=str(sites), ANALYTICS_INGEST_HOME=str(home), DAGSTER_HOME=str(dagster_home))
-    port = _free_port()
+    port = free_port()
     outputs = [tmp_path / "webserver.log", tmp_path / "daemon.log"]
     commands = [
         [str(BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(port), "-w", str(ROOT / "workspace.yaml")],
         [str(BIN / "dagster-daemon"), "run", "-w", str(ROOT / "workspace.yaml")],
     ]
-    procs = []
-    try:
+    with processes() as start:
         for command, out in zip(commands, outputs):
-            procs.append(subprocess.Popen(command, cwd=ROOT, env=env, stdout=out.open("wb"),
-                                          stderr=subprocess.STDOUT, start_new_session=True))
+            start(command, out, ROOT, env)
         base = f"http://127.0.0.1:{port}"
-
-        def up() -> bool:
-            try:
-                return requests.get(f"{base}/server_info", timeout=2).ok
-            except requests.RequestException:
-                return False
-
-        _wait(up, 120, "the webserver did not answer", outputs)
+        wait_for(lambda: http_ok(f"{base}/server_info"), 300, "the webserver did not answer", outputs)
         # Drop the file only now, as rsync would: the sensor must see it settle on its own.
         source = tmp_path / "staging.log"
         manifest = make_log(source, 500, seed=8, date=DAY, tz="+0000")
@@ -104,7 +72,7 @@ def test_a_dropped_file_becomes_a_loaded_day_through_the_daemon(tmp_path):
             asset = (answer.get("data") or {}).get("assetOrError") or {}
             return any(m["partition"] == DAY for m in asset.get("assetMaterializations") or [])
 
-        _wait(materialized, 300, f"web/matomo_import {DAY} was not materialised", outputs)
+        wait_for(materialized, 480, f"web/matomo_import {DAY} was not materialised", outputs)
         ledger = open_ledger(load_settings(home=home, environ={}))
         try:
             assert ledger.day_status(1, dt.date.fromisoformat(DAY)) == "loaded"
@@ -112,14 +80,3 @@ def test_a_dropped_file_becomes_a_loaded_day_through_the_daemon(tmp_path):
             ledger.close()
         sent = [json.loads(line) for line in (home / "outbox" / "site-1.jsonl").read_text().splitlines()]
         assert len(sent) == manifest["tracked"] == len({r["pv_id"] for r in sent})
-    finally:
-        for proc in procs:
-            with_group = os.getpgid(proc.pid) if proc.poll() is None else None
-            if with_group:
-                os.killpg(with_group, signal.SIGTERM)
-        for proc in procs:
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()

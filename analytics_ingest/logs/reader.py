@@ -167,40 +167,13 @@ def _read_at_least(stream, size: int, limit: int | None = None) -> bytes:
 
 def _split_lines(blocks: Iterator[bytes], state: StreamState) -> Iterator[list[str]]:
     """Cut byte blocks into decoded lines; ``TOO_LONG`` stands for each over-long line."""
-    limit = MAX_LINE_BYTES
-    pending = b""  # start of a line whose end has not arrived yet
-    skipping = False  # inside an over-long line already reported
-    for block in blocks:
-        if skipping:
-            cut = block.find(b"\n")
-            if cut < 0:
-                continue
-            skipping = False
-            block = block[cut + 1 :]
-            if not block:
-                continue
-        data = pending + block if pending else block
-        cut = data.rfind(b"\n")
-        if cut < 0:
-            if len(data) > limit:
-                pending, skipping = b"", True
-                yield [TOO_LONG]
-            else:
-                pending = data
-            continue
-        lines = _decode(data, cut)
-        pending = data[cut + 1 :]
-        if len(pending) > limit:
-            pending, skipping = b"", True
-            lines.append(TOO_LONG)
-        yield lines
-    if pending and not state.incomplete:
-        # A last line without a newline still counts; after a cut it is a fragment: dropped.
-        yield _decode(pending + b"\n", len(pending))
+    for part in _split_raw(blocks, state):
+        yield decode_part(part)
 
 
 def _split_raw(blocks: Iterator[bytes], state: StreamState) -> Iterator[bytes | str]:
-    """:func:`_split_lines` without the decoding (same cuts, same over-long rule)."""
+    """Cut byte blocks at newlines: parts of whole lines, or ``TOO_LONG`` for an over-long line
+    (skipped without holding more than a block in memory)."""
     limit = MAX_LINE_BYTES
     pending = b""
     skipping = False
