@@ -3,6 +3,11 @@
 One YAML file (``ANALYTICS_INGEST_SITES``, else the bundled demo) with a ``sites:`` list. Every
 mistake is reported as one line naming the file and the key, e.g.
 ``sites.yaml: sites[0].timezone: unknown timezone 'Mars/Base'; use an IANA name such as Europe/Paris``.
+
+Expected files per day are date ranges (SciELO's per-collection counts). A range without ``to``
+lasts until the day before the next range's ``from`` (or for ever if it is the last), so a count
+that changes on a date is written as two open ranges; ranges whose explicit ends overlap, or two
+ranges starting on the same day, are errors.
 """
 
 from __future__ import annotations
@@ -21,29 +26,34 @@ from .classify import ClassifyOptions
 from .errors import ConfigError, InputError
 
 ENV_SITES = "ANALYTICS_INGEST_SITES"
-_KEYS = {"id", "key", "name", "main_url", "log_dir", "file_pattern", "format", "timezone", "start_date",
-         "classify", "expected_files", "rsync_commands", "lanes", "batch_size"}
+DEFAULT_EXPECTED = 1  # files a day when no range covers the day (the ledger's default too)
+
+_KEYS = ("id", "key", "name", "main_url", "log_dir", "file_pattern", "format", "timezone", "start_date",
+         "classify", "expected_files", "rsync_commands", "lanes", "batch_size")
 _REQUIRED = ("id", "name", "main_url", "log_dir", "start_date")
+_RANGE_KEYS = ("from", "to", "count")
+_KEY_RE = re.compile(r"[a-z0-9_]+")
+_ENV_REF = re.compile(r"\$(?:\{(\w+)\}|(\w+))")
 
 
 @dataclass(frozen=True)
 class ExpectedFiles:
     start: dt.date
-    end: dt.date | None
+    end: dt.date | None  # inclusive; None: no end
     count: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SiteConfig:
-    id: int
-    key: str
+    id: int  # Matomo idsite
+    key: str  # [a-z0-9_]+, for asset keys, job and sensor names
     name: str
     main_url: str
-    log_dir: Path
-    start_date: dt.date
-    file_pattern: str = "*"
-    format: str | None = None
+    log_dir: Path  # absolute
+    file_pattern: str = "*"  # fnmatch on file names, below log_dir recursively
+    format: str | None = None  # None: detected
     timezone: str = "UTC"
+    start_date: dt.date  # first day (partition)
     classify: ClassifyOptions = field(default_factory=ClassifyOptions)
     expected_files: tuple[ExpectedFiles, ...] = ()
     rsync_commands: tuple[str, ...] = ()
@@ -51,26 +61,112 @@ class SiteConfig:
     batch_size: int = 500
 
     def expected_on(self, day: dt.date) -> int:
+        """Files expected on ``day``: the count of the range covering it, else 1."""
         for r in self.expected_files:
             if r.start <= day and (r.end is None or day <= r.end):
                 return r.count
-        return 1
+        return DEFAULT_EXPECTED
 
 
 def demo_sites_path() -> Path:
+    """The bundled demo configuration (one site reading the bundled demo logs)."""
     return Path(__file__).resolve().parent / "demo" / "sites.yaml"
+
+
+def load_sites(path: str | os.PathLike | None = None) -> list[SiteConfig]:
+    """The sites of ``path`` (default: ``$ANALYTICS_INGEST_SITES``, else the demo file).
+
+    Raises :class:`ConfigError` with one line naming the file, the key and the fix.
+    """
+    path = Path(os.fspath(path) if path else os.environ.get(ENV_SITES) or demo_sites_path())
+    path = Path(os.path.abspath(os.path.expanduser(path)))
+    err = _Errors(path.name)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"sites file {path} not found; set {ENV_SITES} to the path of your sites YAML file") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"sites file {path} is not UTF-8 text; save it as UTF-8") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read sites file {path}: {exc.strerror or exc}; check {ENV_SITES} and permissions") from None
+    try:
+        data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+    except _DuplicateKey as dup:
+        raise err.fail(f"line {dup.line}", f"key {dup.key!r} is given twice in one mapping; keep one") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark is not None else "YAML"
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise err.fail(where, f"not valid YAML ({problem}); fix the syntax") from None
+    if not isinstance(data, dict) or "sites" not in data:
+        raise err.fail("top level", "must be a mapping with the key 'sites' holding a list of sites")
+    extra = sorted(str(k) for k in data if k != "sites")
+    if extra:
+        raise err.fail(extra[0], f"unknown top-level key{'s' if len(extra) > 1 else ''} {', '.join(map(repr, extra))}; "
+                                 "only 'sites' is allowed")
+    raw_sites = data["sites"]
+    if not isinstance(raw_sites, list):
+        raise err.fail("sites", "must be a list of sites (each item starting with '- id: ...')")
+    if not raw_sites:
+        raise err.fail("sites", "is empty; configure at least one site")
+    sites = [_site(raw, i, path.parent, err) for i, raw in enumerate(raw_sites)]
+    for attr in ("id", "key"):
+        seen: dict = {}
+        for i, site in enumerate(sites):
+            value = getattr(site, attr)
+            if value in seen:
+                hint = "give each site its own Matomo id" if attr == "id" else "set a distinct 'key:' on one of them"
+                raise err.fail(f"sites[{i}].{attr}", f"{value!r} is already used by sites[{seen[value]}]; {hint}")
+            seen[value] = i
+    return sites
+
+
+# -- YAML ---------------------------------------------------------------------------------------
+class _DuplicateKey(Exception):
+    def __init__(self, key, line: int) -> None:
+        super().__init__(key)
+        self.key, self.line = key, line
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key given twice in one mapping (PyYAML keeps the last silently)."""
+
+
+def _construct_mapping(loader: _StrictLoader, node, deep: bool = False):
+    loader.flatten_mapping(node)
+    seen = set()
+    for key_node, _value in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        try:
+            duplicate = key in seen
+        except TypeError:  # unhashable key: let PyYAML report it
+            break
+        if duplicate:
+            raise _DuplicateKey(key, key_node.start_mark.line + 1)
+        seen.add(key)
+    return loader.construct_mapping(node, deep=deep)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+# -- validation ---------------------------------------------------------------------------------
+class _Errors:
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def fail(self, where: str, what: str) -> ConfigError:
+        return ConfigError(" ".join(f"{self.source}: {where}: {what}".split("\n")))
 
 
 def _slug(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
 
 
-class _Errors:
-    def __init__(self, source: str) -> None:
-        self.source = source
-
-    def fail(self, where: str, what: str) -> ConfigError:
-        return ConfigError(f"{self.source}: {where}: {what}")
+def _text(value, where: str, err: _Errors, example: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise err.fail(where, f"{value!r} must be non-empty text, e.g. {example}")
+    return value.strip()
 
 
 def _date(value, where: str, err: _Errors) -> dt.date:
@@ -79,9 +175,9 @@ def _date(value, where: str, err: _Errors) -> dt.date:
     if isinstance(value, dt.date):
         return value
     try:
-        return dt.date.fromisoformat(str(value))
+        return dt.date.fromisoformat(str(value).strip())
     except ValueError:
-        raise err.fail(where, f"{value!r} is not a date; write YYYY-MM-DD") from None
+        raise err.fail(where, f"{value!r} is not a date; write YYYY-MM-DD, e.g. 2024-03-01") from None
 
 
 def _int(value, where: str, err: _Errors, minimum: int = 1) -> int:
@@ -90,105 +186,151 @@ def _int(value, where: str, err: _Errors, minimum: int = 1) -> int:
     return value
 
 
+def _unknown(raw: dict, known, at: str, err: _Errors, what: str = "key") -> None:
+    bad = [str(k) for k in raw if k not in known]
+    if bad:
+        plural = "s" if len(bad) > 1 else ""
+        raise err.fail(f"{at}.{bad[0]}", f"unknown {what}{plural} {', '.join(map(repr, bad))}; "
+                                         f"known {what}s are {', '.join(known)}")
+
+
 def _site(raw, i: int, base: Path, err: _Errors) -> SiteConfig:
     at = f"sites[{i}]"
     if not isinstance(raw, dict):
-        raise err.fail(at, "must be a mapping of keys such as id, name, main_url, log_dir, start_date")
-    unknown = sorted(set(raw) - _KEYS)
-    if unknown:
-        raise err.fail(f"{at}.{unknown[0]}", f"unknown key; known keys are {', '.join(sorted(_KEYS))}")
+        raise err.fail(at, "must be a mapping with keys such as id, name, main_url, log_dir, start_date")
+    _unknown(raw, _KEYS, at, err)
     for key in _REQUIRED:
         if raw.get(key) in (None, ""):
             raise err.fail(f"{at}.{key}", "is required")
     idsite = _int(raw["id"], f"{at}.id", err)
-    name = str(raw["name"])
-    key = str(raw.get("key") or _slug(name))
-    if not re.fullmatch(r"[a-z0-9_]+", key) or key[0].isdigit():
-        raise err.fail(f"{at}.key", f"{key!r} must be lower-case letters, digits and _ (not starting with a digit)")
-    main_url = str(raw["main_url"])
-    parts = urlsplit(main_url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise err.fail(f"{at}.main_url", f"{main_url!r} is not an http(s) URL")
-    log_dir = Path(os.path.expandvars(os.path.expanduser(str(raw["log_dir"]))))
-    if not log_dir.is_absolute():
-        log_dir = (base / log_dir).resolve()
-    timezone = str(raw.get("timezone") or "UTC")
-    try:
-        ZoneInfo(timezone)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise err.fail(f"{at}.timezone", f"unknown timezone {timezone!r}; use an IANA name such as Europe/Paris") from None
-    fmt = raw.get("format")
-    if fmt in (None, "", "auto"):
-        fmt = None
+    name = _text(raw["name"], f"{at}.name", err, "My site")
+    if raw.get("key") is not None:
+        key = raw["key"]
+        if not isinstance(key, str) or not _KEY_RE.fullmatch(key):
+            raise err.fail(f"{at}.key", f"{key!r} must be lower-case letters, digits and _, e.g. my_site")
     else:
+        key = _slug(name)
+        if not key:
+            raise err.fail(f"{at}.key", f"cannot be derived from the name {name!r}; set key: (lower-case letters, "
+                                        "digits and _)")
+    main_url = _text(raw["main_url"], f"{at}.main_url", err, "https://example.org")
+    parts = urlsplit(main_url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise err.fail(f"{at}.main_url", f"{main_url!r} is not an http(s) URL; write it like https://example.org")
+    log_dir = _log_dir(raw["log_dir"], f"{at}.log_dir", base, err)
+    pattern = _text(raw.get("file_pattern", "*"), f"{at}.file_pattern", err, '"access.log*"')
+    if "/" in pattern or os.sep in pattern:
+        raise err.fail(f"{at}.file_pattern", f"{pattern!r} is matched against file names only; put folders in "
+                                             "log_dir (it is searched recursively)")
+    fmt = raw.get("format")
+    if fmt is not None:
         from .logs.formats import resolve_name
 
+        fmt = _text(fmt, f"{at}.format", err, "auto")
         try:
-            fmt = resolve_name(str(fmt))
+            fmt = resolve_name(fmt)
         except InputError as exc:
             raise err.fail(f"{at}.format", str(exc)) from None
-    classify_raw = raw.get("classify") or {}
-    if not isinstance(classify_raw, dict):
-        raise err.fail(f"{at}.classify", "must be a mapping of import options")
-    known = {f.name for f in fields(ClassifyOptions)}
-    bad = sorted(set(classify_raw) - known)
-    if bad:
-        raise err.fail(f"{at}.classify.{bad[0]}", f"unknown option; known: {', '.join(sorted(known))}")
-    classify = ClassifyOptions(**{k: tuple(v) if isinstance(v, list) else v for k, v in classify_raw.items()})
-    ranges = []
-    for j, r in enumerate(raw.get("expected_files") or []):
-        where = f"{at}.expected_files[{j}]"
-        if not isinstance(r, dict) or "from" not in r or "count" not in r or set(r) - {"from", "to", "count"}:
-            raise err.fail(where, "must be {from: YYYY-MM-DD, to: YYYY-MM-DD or omitted, count: N}")
-        start = _date(r["from"], f"{where}.from", err)
-        end = _date(r["to"], f"{where}.to", err) if r.get("to") is not None else None
-        if end is not None and end < start:
-            raise err.fail(f"{where}.to", "is before 'from'")
-        ranges.append(ExpectedFiles(start, end, _int(r["count"], f"{where}.count", err, minimum=0)))
-    ranges.sort(key=lambda r: r.start)
-    for a, b in zip(ranges, ranges[1:]):
-        if a.end is None or a.end >= b.start:
-            # An open range ends where the next one starts: SciELO's counts change on a date.
-            if a.end is None:
-                ranges[ranges.index(a)] = ExpectedFiles(a.start, b.start - dt.timedelta(days=1), a.count)
-            else:
-                raise err.fail(f"{at}.expected_files", f"ranges from {a.start} and {b.start} overlap")
-    commands = raw.get("rsync_commands") or ()
-    if isinstance(commands, str):
-        commands = [c for c in commands.split(";")]  # EEA's RSYNC_COMMANDS: ';'-separated
-    commands = tuple(str(c).strip() for c in commands if str(c).strip())
+        if fmt == "regex":
+            raise err.fail(f"{at}.format", "regex formats are not supported in the sites file; use a named format "
+                                           "or auto")
+    timezone = _text(raw.get("timezone", "UTC"), f"{at}.timezone", err, "Europe/Paris")
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        raise err.fail(f"{at}.timezone", f"unknown timezone {timezone!r}; use an IANA name such as Europe/Paris") from None
     return SiteConfig(
-        id=idsite, key=key, name=name, main_url=main_url, log_dir=log_dir,
-        start_date=_date(raw["start_date"], f"{at}.start_date", err),
-        file_pattern=str(raw.get("file_pattern") or "*"), format=fmt, timezone=timezone, classify=classify,
-        expected_files=tuple(ranges), rsync_commands=commands,
-        lanes=_int(raw.get("lanes", 4), f"{at}.lanes", err), batch_size=_int(raw.get("batch_size", 500), f"{at}.batch_size", err),
+        id=idsite, key=key, name=name, main_url=main_url, log_dir=log_dir, file_pattern=pattern, format=fmt,
+        timezone=timezone, start_date=_date(raw["start_date"], f"{at}.start_date", err),
+        classify=_classify(raw.get("classify"), f"{at}.classify", err),
+        expected_files=_expected(raw.get("expected_files"), f"{at}.expected_files", err),
+        rsync_commands=_commands(raw.get("rsync_commands"), f"{at}.rsync_commands", err),
+        lanes=_int(raw.get("lanes", 4), f"{at}.lanes", err),
+        batch_size=_int(raw.get("batch_size", 500), f"{at}.batch_size", err),
     )
 
 
-def load_sites(path: str | os.PathLike | None = None) -> list[SiteConfig]:
-    path = Path(path or os.environ.get(ENV_SITES) or demo_sites_path())
-    err = _Errors(path.name)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"sites file {path} not found; set {ENV_SITES} to your sites YAML") from None
-    except OSError as exc:
-        raise ConfigError(f"cannot read sites file {path}: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark else "YAML"
-        raise err.fail(where, f"not valid YAML ({getattr(exc, 'problem', exc)})") from None
-    if not isinstance(data, dict) or set(data) != {"sites"} or not isinstance(data["sites"], list):
-        raise err.fail("top level", "must be a mapping with one key, sites: a list of sites")
-    if not data["sites"]:
-        raise err.fail("sites", "is empty; configure at least one site")
-    sites = [_site(raw, i, path.parent.resolve(), err) for i, raw in enumerate(data["sites"])]
-    for attr in ("id", "key"):
-        seen: dict = {}
-        for i, site in enumerate(sites):
-            value = getattr(site, attr)
-            if value in seen:
-                raise err.fail(f"sites[{i}].{attr}", f"{value!r} is already used by sites[{seen[value]}]")
-            seen[value] = i
-    return sites
+def _log_dir(value, where: str, base: Path, err: _Errors) -> Path:
+    text = _text(value, where, err, "/analytics/logs/1")
+    for match in _ENV_REF.finditer(text):
+        var = match.group(1) or match.group(2)
+        if var not in os.environ:
+            raise err.fail(where, f"environment variable {var} (in {text!r}) is not set; set it or write the path")
+    expanded = os.path.expanduser(os.path.expandvars(text))
+    return Path(os.path.normpath(os.path.join(base, expanded)))
+
+
+def _classify(raw, where: str, err: _Errors) -> ClassifyOptions:
+    if raw is None:
+        return ClassifyOptions()
+    if not isinstance(raw, dict):
+        raise err.fail(where, "must be a mapping of import options, e.g. {enable_static: true}")
+    known = {f.name: f for f in fields(ClassifyOptions)}
+    _unknown(raw, tuple(known), where, err, what="option")
+    values = {}
+    for name, value in raw.items():
+        default = known[name].default
+        at = f"{where}.{name}"
+        if isinstance(default, bool):
+            if not isinstance(value, bool):
+                raise err.fail(at, f"{value!r} must be true or false")
+            values[name] = value
+        elif value is None:
+            values[name] = default  # null: the default
+        else:
+            items = [value] if isinstance(value, str) else value
+            if not isinstance(items, list) or not all(isinstance(v, str) for v in items):
+                raise err.fail(at, f"{value!r} must be a list of text values, e.g. [\"/health*\"]")
+            values[name] = tuple(items)
+    return ClassifyOptions(**values)
+
+
+def _expected(raw, where: str, err: _Errors) -> tuple[ExpectedFiles, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise err.fail(where, "must be a list like [{from: 2024-01-01, count: 1}]")
+    ranges: list[tuple[ExpectedFiles, int]] = []
+    for j, r in enumerate(raw):
+        at = f"{where}[{j}]"
+        if not isinstance(r, dict):
+            raise err.fail(at, "must be {from: YYYY-MM-DD, to: YYYY-MM-DD (optional), count: N}")
+        _unknown(r, _RANGE_KEYS, at, err)
+        for key in ("from", "count"):
+            if r.get(key) is None:
+                raise err.fail(f"{at}.{key}", "is required")
+        start = _date(r["from"], f"{at}.from", err)
+        end = _date(r["to"], f"{at}.to", err) if r.get("to") is not None else None
+        if end is not None and end < start:
+            raise err.fail(f"{at}.to", f"{end} is before from ({start})")
+        ranges.append((ExpectedFiles(start, end, _int(r["count"], f"{at}.count", err, minimum=0)), j))
+    ranges.sort(key=lambda item: item[0].start)
+    out: list[ExpectedFiles] = []
+    for n, (r, j) in enumerate(ranges):
+        if n + 1 < len(ranges):
+            nxt, k = ranges[n + 1]
+            if nxt.start == r.start:
+                raise err.fail(f"{where}[{k}].from", f"{nxt.start} is also the start of {where}[{j}]; "
+                                                     "give each range its own start")
+            if r.end is None:
+                r = ExpectedFiles(r.start, nxt.start - dt.timedelta(days=1), r.count)
+            elif r.end >= nxt.start:
+                raise err.fail(f"{where}[{k}]", f"range from {nxt.start} overlaps {where}[{j}] "
+                                                f"({r.start} to {r.end}); make the ranges disjoint")
+        out.append(r)
+    return tuple(out)
+
+
+def _commands(raw, where: str, err: _Errors) -> tuple[str, ...]:
+    if raw is None:
+        return ()
+    if isinstance(raw, str):
+        items = raw.split(";")  # EEA's RSYNC_COMMANDS: one ';'-separated string
+    elif isinstance(raw, list):
+        for j, c in enumerate(raw):
+            if not isinstance(c, str):
+                raise err.fail(f"{where}[{j}]", f"{c!r} must be a shell command (text)")
+        items = raw
+    else:
+        raise err.fail(where, "must be a list of shell commands or one ';'-separated string")
+    return tuple(c.strip() for c in items if c.strip())
