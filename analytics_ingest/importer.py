@@ -528,8 +528,11 @@ class Importer:
             days.add(main_day)
         if record.day is not None:
             days.add(record.day)
+        # New hits in a day that already had its pretable or metrics make those stale: the day
+        # steps back to what its files say (loaded/partial), so the later stages run again.
+        step_back = result.delivered > 0
         for day in sorted(days):
-            ledger.recompute_day_status(self.site.idsite, day)
+            ledger.recompute_day_status(self.site.idsite, day, force=step_back)
 
 
 class _Counted:

@@ -29,7 +29,7 @@ ENV_SITES = "ANALYTICS_INGEST_SITES"
 DEFAULT_EXPECTED = 1  # files a day when no range covers the day (the ledger's default too)
 
 _KEYS = ("id", "key", "name", "main_url", "log_dir", "file_pattern", "format", "timezone", "start_date",
-         "classify", "expected_files", "rsync_commands", "lanes", "batch_size")
+         "classify", "expected_files", "rsync_commands", "lanes", "batch_size", "pretable", "counter", "archive")
 _REQUIRED = ("id", "name", "main_url", "log_dir", "start_date")
 _RANGE_KEYS = ("from", "to", "count")
 _KEY_RE = re.compile(r"[a-z0-9_]+")
@@ -41,6 +41,27 @@ class ExpectedFiles:
     start: dt.date
     end: dt.date | None  # inclusive; None: no end
     count: int
+
+
+PRETABLE_SOURCES = ("hits", "matomo_db")
+
+
+@dataclass(frozen=True)
+class PretableOptions:
+    """Where the day's pretable comes from, and SciELO's wait for the neighbouring days."""
+
+    source: str = "hits"  # hits: our parsed hits; matomo_db: Matomo's log tables (MATOMO_DB_URL)
+    wait_for_neighbours: bool = True  # D-1 and D+1 Loaded too (sessions across midnight)
+
+
+@dataclass(frozen=True)
+class CounterOptions:
+    items: Path | None = None  # URL → item rules (YAML); None: no COUNTER metrics for the site
+
+
+@dataclass(frozen=True)
+class ArchiveOptions:
+    exact: bool = True  # Matomo's day must equal what was imported (False: a JS tracker adds more)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -59,6 +80,9 @@ class SiteConfig:
     rsync_commands: tuple[str, ...] = ()
     lanes: int = 4
     batch_size: int = 500
+    pretable: PretableOptions = field(default_factory=PretableOptions)
+    counter: CounterOptions = field(default_factory=CounterOptions)
+    archive: ArchiveOptions = field(default_factory=ArchiveOptions)
 
     def expected_on(self, day: dt.date) -> int:
         """Files expected on ``day``: the count of the range covering it, else 1."""
@@ -247,7 +271,55 @@ def _site(raw, i: int, base: Path, err: _Errors) -> SiteConfig:
         rsync_commands=_commands(raw.get("rsync_commands"), f"{at}.rsync_commands", err),
         lanes=_int(raw.get("lanes", 4), f"{at}.lanes", err),
         batch_size=_int(raw.get("batch_size", 500), f"{at}.batch_size", err),
+        pretable=_pretable(raw.get("pretable"), f"{at}.pretable", err),
+        counter=_counter(raw.get("counter"), f"{at}.counter", base, err),
+        archive=_archive(raw.get("archive"), f"{at}.archive", err),
     )
+
+
+def _mapping(raw, where: str, err: _Errors, keys: tuple[str, ...], example: str) -> dict:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise err.fail(where, f"must be a mapping, e.g. {example}")
+    _unknown(raw, keys, where, err)
+    return raw
+
+
+def _bool(value, where: str, err: _Errors) -> bool:
+    if not isinstance(value, bool):
+        raise err.fail(where, f"{value!r} must be true or false")
+    return value
+
+
+def _pretable(raw, where: str, err: _Errors) -> PretableOptions:
+    raw = _mapping(raw, where, err, ("source", "wait_for_neighbours"), "{source: hits, wait_for_neighbours: true}")
+    source = raw.get("source", "hits")
+    if source not in PRETABLE_SOURCES:
+        raise err.fail(f"{where}.source", f"{source!r} is not a pretable source; use one of {', '.join(PRETABLE_SOURCES)}")
+    return PretableOptions(source=source,
+                           wait_for_neighbours=_bool(raw.get("wait_for_neighbours", True), f"{where}.wait_for_neighbours", err))
+
+
+def _counter(raw, where: str, base: Path, err: _Errors) -> CounterOptions:
+    raw = _mapping(raw, where, err, ("items",), "{items: counter_items.yaml}")
+    if raw.get("items") is None:
+        return CounterOptions()
+    text = _text(raw["items"], f"{where}.items", err, "counter_items.yaml")
+    if text.startswith("builtin:"):
+        # the shipped examples: builtin:scielo, builtin:demo
+        path = Path(__file__).resolve().parent / "counter" / f"{text.split(':', 1)[1]}_items.yaml"
+    else:
+        path = Path(os.path.normpath(os.path.join(base, os.path.expanduser(text))))
+    if not path.is_file():
+        raise err.fail(f"{where}.items", f"{text!r} is not a file; give the path of a COUNTER item rules YAML "
+                                         "(relative to this file) or builtin:scielo")
+    return CounterOptions(items=path)
+
+
+def _archive(raw, where: str, err: _Errors) -> ArchiveOptions:
+    raw = _mapping(raw, where, err, ("exact",), "{exact: false}")
+    return ArchiveOptions(exact=_bool(raw.get("exact", True), f"{where}.exact", err))
 
 
 def _log_dir(value, where: str, base: Path, err: _Errors) -> Path:

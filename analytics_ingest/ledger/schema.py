@@ -198,6 +198,20 @@ days = Table(
     Index(None, "status"),
 )
 
+# --- Matomo archiving per (site, day): when, by which runner, covering deliveries up to when ---
+# The matomo_archive stage re-archives a day only when a delivery finished after
+# ``deliveries_through`` (GDS archived unconditionally; EEA invalidated every imported day).
+archives = Table(
+    "ledger_archive",
+    metadata,
+    Column("site_id", Integer, primary_key=True, autoincrement=False),
+    Column("day", Date, primary_key=True),
+    Column("deliveries_through", UTCDateTime, nullable=False),  # last delivery the archive covers
+    Column("archived_at", UTCDateTime, nullable=False),
+    Column("runner", String(32), nullable=False),
+    Column("message", String(MESSAGE_MAX), nullable=True),
+)
+
 SUMMARY_FIELDS = tuple(c.name for c in summaries.columns if c.name not in ("id", "file_id"))
 
 __all__ = [
@@ -209,6 +223,7 @@ __all__ = [
     "summaries",
     "expected_files",
     "days",
+    "archives",
     "UTCDateTime",
     "SUMMARY_FIELDS",
 ]

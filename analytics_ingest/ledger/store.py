@@ -876,6 +876,77 @@ class Ledger:
 
         self._run(work)
 
+    def advance_day(self, site_id: int, day: dt.date, status: str, *, after: tuple[str, ...]) -> bool:
+        """Move the day to ``status`` if it is currently in one of ``after``; True if it moved.
+
+        The later stages (pretable, calculated) only move forward from the stage before them, in
+        one statement, so a day that an import stepped back meanwhile is not promoted by a stale
+        pretable or metric run."""
+        _check_day_status(status)
+        for s in after:
+            _check_day_status(s)
+        day = _as_date(day, "day")
+        D = S.days.c
+        stmt = (
+            update(S.days)
+            .where(D.site_id == int(site_id), D.day == day, D.status.in_(after))
+            .values(status=status, updated_at=_now())
+        )
+        return bool(self._run(lambda conn: conn.execute(stmt).rowcount))
+
+    def files_feeding_day(self, site_id: int, day: dt.date) -> list[FileRecord]:
+        """The site's files that count toward ``day`` (their content covers it), oldest first."""
+        day = _as_date(day, "day")
+        stmt = (
+            select(*_FILE_COLUMNS)
+            .where(S.files.c.site_id == int(site_id), _counts_toward(day))
+            .order_by(S.files.c.id)
+        )
+        rows = self._run(lambda conn: conn.execute(stmt).all(), read=True)
+        return [_file_record(r) for r in rows]
+
+    # -- Matomo archiving ---------------------------------------------------------------------
+    def last_delivery(self, site_id: int, day: dt.date) -> dt.datetime | None:
+        """When the last import attempt that delivered hits to a file feeding ``day`` finished."""
+        day = _as_date(day, "day")
+        T, F = S.summaries.c, S.files.c
+        stmt = (
+            select(func.max(T.finished_at))
+            .select_from(S.summaries.join(S.files, S.files.c.id == T.file_id))
+            .where(F.site_id == int(site_id), _counts_toward(day), T.delivered > 0)
+        )
+        value = self._run(lambda conn: conn.execute(stmt).scalar(), read=True)
+        if isinstance(value, str):  # SQLite's max() over a DATETIME column returns text
+            value = dt.datetime.fromisoformat(value)
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=dt.timezone.utc)
+        return value
+
+    def archive_record(self, site_id: int, day: dt.date) -> dict | None:
+        """The day's last recorded archive (deliveries_through, archived_at, runner, message)."""
+        A = S.archives.c
+        stmt = select(A.deliveries_through, A.archived_at, A.runner, A.message).where(
+            A.site_id == int(site_id), A.day == _as_date(day, "day"))
+        row = self._run(lambda conn: conn.execute(stmt).first(), read=True)
+        return dict(row._mapping) if row is not None else None
+
+    def archive_records(self, site_id: int) -> dict[dt.date, dict]:
+        """Every recorded archive of the site, by day."""
+        A = S.archives.c
+        stmt = select(A.day, A.deliveries_through, A.archived_at, A.runner, A.message).where(A.site_id == int(site_id))
+        rows = self._run(lambda conn: conn.execute(stmt).all(), read=True)
+        return {r.day: dict(r._mapping) for r in rows}
+
+    def record_archive(self, site_id: int, day: dt.date, *, deliveries_through: dt.datetime, runner: str,
+                       message: str | None = None) -> None:
+        stmt = self._upsert(S.archives, ("site_id", "day"), ("deliveries_through", "archived_at", "runner", "message"))
+        values = {
+            "site_id": int(site_id), "day": _as_date(day, "day"), "deliveries_through": deliveries_through,
+            "archived_at": _now(), "runner": str(runner)[:32],
+            "message": None if message is None else str(message)[: S.MESSAGE_MAX],
+        }
+        self._run(lambda conn: conn.execute(stmt, values))
+
     def day_status(self, site_id: int, day: dt.date) -> str | None:
         D = S.days.c
         stmt = select(D.status).where(D.site_id == int(site_id), D.day == _as_date(day, "day"))

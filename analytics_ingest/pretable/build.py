@@ -1,0 +1,121 @@
+"""Build one site-day's pretable and move the day to Pretable in the ledger.
+
+When may a day be extracted? When it is Loaded, and -- unless the site turns it off -- its
+neighbours D-1 and D+1 are Loaded too: files are cut by name while sessions cross midnight
+(SciELO waited for D-2, D-1 and D+1). A neighbour before the site's first day does not exist and
+does not block.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..day_hits import LocalDay, scan_day
+from ..errors import ConfigError, IngestError, InputError
+from ..vocabulary import DAY_CALCULATED, DAY_DONE, DAY_LOADED, DAY_PRETABLE, DAY_STATUSES
+from .from_hits import geolocator_from_env, row_maker
+from .from_matomo import matomo_rows
+from .table import PretableWriter
+
+LOADED_OR_LATER = DAY_STATUSES[DAY_STATUSES.index(DAY_LOADED):]
+
+
+class NotReady(IngestError):
+    """The day (or a neighbour) is not Loaded yet; the message says which."""
+
+
+@dataclass
+class PretableResult:
+    site_id: int
+    day: str
+    source: str
+    tsv: str
+    parquet: str
+    rows: int = 0
+    bots_excluded: int = 0
+    files_read: list[str] = field(default_factory=list)
+    missing_files: list[str] = field(default_factory=list)
+    geolocated: bool = False
+    seconds: float = 0.0
+    day_status: str = ""
+
+
+def pretable_paths(settings, site, day: dt.date) -> tuple[Path, Path]:
+    folder = Path(settings.home) / "pretables" / site.key
+    return folder / f"{day.isoformat()}.tsv", folder / f"{day.isoformat()}.parquet"
+
+
+def neighbours_ready(ledger, site, day: dt.date) -> list[str]:
+    """Why the day cannot be extracted yet (empty list: it can)."""
+    waiting = []
+    status = ledger.day_status(site.id, day)
+    if status not in LOADED_OR_LATER:
+        waiting.append(f"{day} is {status or 'unknown'}, not loaded")
+    if site.pretable.wait_for_neighbours:
+        for other in (day - dt.timedelta(days=1), day + dt.timedelta(days=1)):
+            if other < site.start_date:
+                continue
+            other_status = ledger.day_status(site.id, other)
+            if other_status not in LOADED_OR_LATER:
+                waiting.append(f"neighbour {other} is {other_status or 'unknown'}, not loaded")
+    return waiting
+
+
+def build_pretable(settings, ledger, site, day: dt.date, *, environ=None) -> PretableResult:
+    """Write ``pretables/<site>/<day>.tsv`` and ``.parquet``; the day becomes Pretable.
+
+    Raises :class:`NotReady` (one line) when the day or a neighbour is not Loaded.
+    """
+    waiting = neighbours_ready(ledger, site, day)
+    if waiting:
+        raise NotReady(f"{site.key} {day}: pretable waits: {'; '.join(waiting)}; import the missing files first")
+    source = site.pretable.source
+    if source == "matomo_db" and not settings.matomo_db_url:
+        raise ConfigError(f"site {site.key} takes its pretable from Matomo's database but MATOMO_DB_URL is not set; "
+                          "set it (mysql+pymysql://user@host/matomo) or use pretable: {source: hits}")
+    tsv, parquet = pretable_paths(settings, site, day)
+    result = PretableResult(site_id=site.id, day=day.isoformat(), source=source, tsv=str(tsv), parquet=str(parquet))
+    clock = time.perf_counter()
+    with PretableWriter(tsv, parquet) as writer:
+        if source == "matomo_db":
+            start, end = LocalDay(site.timezone).bounds_utc(day)
+            writer.write_many(matomo_rows(settings.matomo_db_url, settings.matomo_db_prefix, site.id, start, end))
+        else:
+            geo = geolocator_from_env(environ)
+            result.geolocated = geo is not None
+            make = row_maker(_host_of(site.main_url), geo)
+            write = writer.write
+            bots = [0]
+
+            def on_hit(hit, _category, is_bot):
+                # Bots tracked with enable_bots are in Matomo, but never in usage statistics.
+                if is_bot:
+                    bots[0] += 1
+                else:
+                    write(make(hit))
+
+            try:
+                stats = scan_day(ledger, site, day, on_hit)
+            finally:
+                if geo is not None:
+                    geo.close()
+            result.bots_excluded = bots[0]
+            result.files_read, result.missing_files = stats.files, stats.missing_files
+            if stats.missing_files:
+                # Their hits are in Matomo; a pretable without them would under-count silently.
+                raise InputError(f"{site.key} {day}: {len(stats.missing_files)} imported file(s) are gone, e.g. "
+                                 f"{stats.missing_files[0]}; restore them or use pretable: {{source: matomo_db}}")
+    result.rows = writer.rows
+    result.seconds = round(time.perf_counter() - clock, 3)
+    ledger.advance_day(site.id, day, DAY_PRETABLE, after=(DAY_LOADED, DAY_PRETABLE, DAY_CALCULATED, DAY_DONE))
+    result.day_status = ledger.day_status(site.id, day) or ""
+    return result
+
+
+def _host_of(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    return urlsplit(url).netloc or "localhost"
