@@ -7,9 +7,16 @@ location module with more than one such function in its namespace.
 import dagster as dg
 
 from .defs import resources as resources_module
+from .defs.archive import definitions as archive_module
+from .defs.counter import definitions as counter_module
 from .defs.weblogs import definitions as weblogs_module
 
 
 @dg.definitions
 def defs() -> dg.Definitions:
-    return dg.Definitions.merge(resources_module.resources(), weblogs_module.weblogs())
+    return dg.Definitions.merge(
+        resources_module.resources(),
+        weblogs_module.weblogs(),
+        counter_module.counter(),
+        archive_module.archive(),
+    )

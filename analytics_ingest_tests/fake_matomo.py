@@ -58,6 +58,33 @@ Errors are HTTP 200 ``{"result":"error","message":...}`` as in Matomo. Methods:
 * ``CoreAdminHome.invalidateArchivedReports`` (idSites, dates, period, segment, cascadeDown) ->
   ``{"result":"success","message":...}``, recorded in ``fake.invalidations``.
 
+Archive model (opt-in) -- ``FakeMatomo(..., archiving=True)``: ``VisitsSummary.get`` and
+``Actions.get`` answer from archived snapshots, as a Matomo with browser-triggered archiving
+disabled does, instead of live from the hits:
+
+* A snapshot is the set of visits of one (site, period) -- period = day, week (Monday start),
+  month or year -- frozen when it was last archived. A period never archived answers ``[]``, and
+  so does an archived period without visits (Matomo's empty DataTable); a comma range answers
+  ``{date: []}`` entries. ``period=range`` is built on request from the archived days in it.
+* ``CoreAdminHome.invalidateArchivedReports`` marks periods invalidated: without ``period`` the
+  day, week, month and year holding each date (Matomo's default); with ``period`` only that one
+  (``cascadeDown=1`` adds the shorter periods inside it). An invalidated snapshot is still served
+  (stale) until it is re-archived.
+* Archiving -- ``fake.archive(idsite, first, last)`` in-process, or ``POST`` (or ``GET``)
+  ``/fake/archive?idsite=1&from=YYYY-MM-DD&to=YYYY-MM-DD`` (form body accepted too; no token, as
+  ``console core:archive`` needs none) -> ``200 {"status":"success", ...the run record}``, or
+  ``400 {"status":"error","message":...}`` for bad parameters, ``409`` when ``archiving=False``.
+  Like ``core:archive --force-date-range``, it (re)computes every day in the range and every
+  week/month/year holding one of them that is *never archived or invalidated*; a valid snapshot
+  is kept even when hits arrived since (every day counts as "in the past"; Matomo's automatic
+  invalidation of backdated tracking requests is NOT modelled, so a test shows that the caller
+  invalidates explicitly). ``fake.archive_runs``: one record per run (idsite, from, to,
+  recomputed and kept period labels such as ``"day 2024-03-14"``, failed_silently).
+* Fault: ``fake.archive_fails = True`` -- a silent archiver failure: runs are answered and
+  recorded as successes but recompute nothing (the record's ``recomputed`` is empty and
+  ``failed_silently`` true). ``reset()`` clears snapshots, runs and this flag.
+* ``fake.archive_status(idsite)`` -> ``{"day 2024-03-14": "valid" | "invalidated", ...}``.
+
 Faults -- ``fake.inject(kind, on_post=k | None, times=1, target="bulk", **params)``: ``on_post`` is
 the 1-based number of the bulk POST it hits (counted from start or the last ``reset()``,
 ``times`` consecutive ones from there); ``None`` means the next ``times`` POSTs. ``for_seconds``
@@ -90,7 +117,7 @@ arrival number and ``_post`` the POST number), ``pv_ids(idsite=None)``, ``duplic
 (one dict per bulk POST: post, path, query, user_agent, content_type, fault, requests, status,
 tracked, invalid), ``api_calls``, ``connections`` (TCP connections accepted), ``requests_log``
 ((method, path, params) of Reporting API calls, token values replaced by ``"***"``),
-``invalidations``, ``errors`` (handler exceptions, answered 500; a client hanging up is not an
+``invalidations``, ``archive_runs``, ``archive_status(idsite)``, ``errors`` (handler exceptions, answered 500; a client hanging up is not an
 error), ``faults`` / ``clear_faults()``, ``reset()``.
 
 The server never prints: request logging is off (query strings may carry the token), and the
@@ -122,6 +149,8 @@ VISIT_INACTIVITY_SECONDS = 1800
 DEFAULT_FILTER_LIMIT = 100
 BULK_PATHS = ("/matomo.php", "/piwik.php")
 API_PATHS = ("/", "/index.php")
+ARCHIVE_PATH = "/fake/archive"
+ARCHIVE_PERIODS = ("day", "week", "month", "year")
 MASK = "***"
 
 # kind -> allowed parameters (besides for_seconds)
@@ -316,6 +345,28 @@ def _ts_of(day: _dt.date) -> int:
     return calendar.timegm(day.timetuple())
 
 
+def _date_of(ts: int) -> _dt.date:
+    return _dt.date(1970, 1, 1) + _dt.timedelta(days=ts // 86400)
+
+
+def _days(first: _dt.date, last: _dt.date):
+    cur = first
+    while cur <= last:
+        yield cur
+        cur += _dt.timedelta(days=1)
+
+
+def _covering(periods, first: _dt.date, last: _dt.date) -> list[tuple[str, _dt.date, _dt.date]]:
+    """[(period, start, end)] of each of ``periods`` holding a day of [first, last], no repeats."""
+    out: list[tuple[str, _dt.date, _dt.date]] = []
+    for period in periods:
+        for day in _days(first, last):
+            start, end = _period_bounds(period, day)
+            if not out or out[-1] != (period, start, end):
+                out.append((period, start, end))
+    return out
+
+
 def _periods(period: str, date: str, *, single: bool) -> list[tuple[str, int, int]]:
     """[(label, start_ts, end_ts_exclusive)] for a period/date pair.
 
@@ -444,6 +495,8 @@ class _Handler(BaseHTTPRequestHandler):
                     self.send(200, _HTML_TRACKER, "text/html; charset=utf-8")
             elif split.path in API_PATHS:
                 fake._handle_api(self, method, split.path, split.query)
+            elif split.path == ARCHIVE_PATH:
+                fake._handle_archive(self, split.query)
             else:
                 self.read_body()
                 self.send(404, "<html><body><h1>404 Not Found</h1></body></html>\n", "text/html")
@@ -535,12 +588,15 @@ class FakeMatomo:
         port: int = 0,
         superuser: bool = True,
         version: str = MATOMO_VERSION,
+        archiving: bool = False,
     ) -> None:
         if sites is None:
             sites = {1: {"name": "Demo", "main_url": "https://example.org", "timezone": "UTC"}}
         self.token = token
         self.superuser = superuser
         self.version = version
+        # Opt-in: reports come from archived snapshots instead of live (see the module docstring).
+        self.archiving = archiving
         self.sites: dict[int, dict] = {int(k): dict(v) for k, v in sites.items()}
         self._lock = threading.RLock()
         self._stop = threading.Event()
@@ -569,6 +625,11 @@ class FakeMatomo:
         self.requests_log: list[tuple[str, str, dict]] = []
         self.invalidations: list[dict] = []
         self.errors: list[str] = []
+        # Archive model: (idsite, period, first day ISO) -> visits frozen at archiving time.
+        self._archives: dict[tuple[int, str, str], list[_Visit]] = {}
+        self._invalid: set[tuple[int, str, str]] = set()
+        self.archive_runs: list[dict] = []
+        self.archive_fails = False
 
     # --- lifecycle ---------------------------------------------------------------------------------
     def __enter__(self) -> "FakeMatomo":
@@ -1062,12 +1123,90 @@ class FakeMatomo:
     def _summary(self, name: str, p: dict) -> Any:
         idsite = self._site_id(p.get("idSite"))
         spans = _periods(p.get("period", ""), p.get("date", ""), single=False)
-        visits = self._visits(idsite)
-        results = {label: self._summarise(name, [v for v in visits if s <= v.last < e])
-                   for label, s, e in spans}
+        if self.archiving:
+            period = (p.get("period") or "").strip().lower()
+            results = {label: self._from_archive(name, idsite, period, s, e) for label, s, e in spans}
+        else:
+            visits = self._visits(idsite)
+            results = {label: self._summarise(name, [v for v in visits if s <= v.last < e])
+                       for label, s, e in spans}
         if len(spans) == 1 and ("," not in (p.get("date") or "") or p.get("period") == "range"):
             return next(iter(results.values()))
         return results
+
+    def _from_archive(self, name: str, idsite: int, period: str, start: int, end: int) -> Any:
+        """The report as archived: ``[]`` when never archived or archived without visits."""
+        first, last = _date_of(start), _date_of(end - 1)
+        with self._lock:
+            if period == "range":  # Matomo builds ranges on request from the archived days
+                snaps = [self._archives.get((idsite, "day", str(d))) for d in _days(first, last)]
+                visits = [v for snap in snaps if snap for v in snap]
+            else:
+                visits = list(self._archives.get((idsite, period, str(first))) or ())
+        return self._summarise(name, visits) if visits else []
+
+    def archive(self, idsite: int, first: str | _dt.date, last: str | _dt.date) -> dict:
+        """Run the fake ``core:archive --force-idsites=idsite --force-date-range=first,last``.
+
+        See the module docstring; returns the run record (also appended to ``archive_runs``).
+        """
+        if not self.archiving:
+            raise RuntimeError("the archive model is off; construct FakeMatomo(archiving=True)")
+        idsite = int(idsite)
+        if idsite not in self.sites:
+            raise ValueError(f"no site {idsite} in this fake Matomo")
+        a, b = (d if isinstance(d, _dt.date) else _dt.date.fromisoformat(str(d).strip())
+                for d in (first, last))
+        if b < a:
+            raise ValueError(f"archive range {a},{b}: end before start")
+        visits = self._visits(idsite)
+        recomputed: list[str] = []
+        kept: list[str] = []
+        with self._lock:
+            fails = self.archive_fails
+            for period, start, end in _covering(ARCHIVE_PERIODS, a, b):
+                key = (idsite, period, str(start))
+                label = f"{period} {start}"
+                if key in self._archives and key not in self._invalid:
+                    kept.append(label)  # a valid archive is reused, new hits or not
+                    continue
+                if fails:
+                    continue  # the silent failure: nothing recomputed, nothing reported
+                s, e = _ts_of(start), _ts_of(end) + 86400
+                self._archives[key] = [v for v in visits if s <= v.last < e]
+                self._invalid.discard(key)
+                recomputed.append(label)
+            record = {"idsite": idsite, "from": str(a), "to": str(b), "recomputed": recomputed,
+                      "kept": kept, "failed_silently": bool(fails)}
+            self.archive_runs.append(record)
+        return dict(record)
+
+    def archive_status(self, idsite: int) -> dict[str, str]:
+        """``{"day 2024-03-14": "valid" | "invalidated"}`` for every archived or invalidated period."""
+        with self._lock:
+            keys = {k for k in self._archives if k[0] == int(idsite)}
+            keys |= {k for k in self._invalid if k[0] == int(idsite)}
+            order = {p: i for i, p in enumerate(ARCHIVE_PERIODS)}
+            return {f"{period} {start}": ("invalidated" if (i, period, start) in self._invalid
+                                          else "valid")
+                    for i, period, start in sorted(keys, key=lambda k: (order[k[1]], k[2]))}
+
+    def _handle_archive(self, h: _Handler, query: str) -> None:
+        params = dict(parse_qsl(query, keep_blank_values=True))
+        body = h.read_body()
+        if body and "json" not in (h.headers.get("Content-Type") or "").lower():
+            params.update(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+        if not self.archiving:
+            h.send_json(409, {"status": "error",
+                              "message": "the archive model is off; use FakeMatomo(archiving=True)"})
+            return
+        try:
+            record = self.archive(params.get("idsite", ""), params.get("from", ""), params.get("to", ""))
+        except ValueError as exc:
+            h.send_json(400, {"status": "error",
+                              "message": f"need idsite=<site>&from=YYYY-MM-DD&to=YYYY-MM-DD ({exc})"})
+            return
+        h.send_json(200, {"status": "success", **record})
 
     @staticmethod
     def _summarise(name: str, visits: list[_Visit]) -> dict:
@@ -1127,6 +1266,29 @@ class FakeMatomo:
                   "cascadeDown": (p.get("cascadeDown") or "").lower() in ("1", "true")}
         with self._lock:
             self.invalidations.append(record)
+            if self.archiving:
+                self._invalid |= self._invalidated_keys(site_ids, dates, period, record["cascadeDown"])
         return {"result": "success",
                 "message": "Success. The reports for the given websites and dates were invalidated "
                            "and will be reprocessed by the next archiving run."}
+
+    @staticmethod
+    def _invalidated_keys(site_ids: list[int], dates: list[str], period: str | None,
+                          cascade: bool) -> set[tuple[int, str, str]]:
+        """Archive keys an invalidation hits (see the module docstring)."""
+        if period is None:
+            periods: tuple[str, ...] = ARCHIVE_PERIODS  # every period holding the date
+        elif period == "range":
+            return set()  # ranges are never stored, they are built from days on request
+        else:
+            periods = (period,)
+        keys = set()
+        for text in dates:
+            day = _dt.date.fromisoformat(text)
+            spans = _covering(periods, day, day)
+            if cascade and period is not None:
+                _p, start, end = spans[0]
+                shorter = ARCHIVE_PERIODS[:ARCHIVE_PERIODS.index(period)]
+                spans += _covering(shorter, start, end)
+            keys |= {(idsite, p, str(start)) for idsite in site_ids for p, start, _e in spans}
+        return keys

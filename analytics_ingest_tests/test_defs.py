@@ -9,10 +9,11 @@ import dagster as dg
 
 from analytics_ingest.definitions import defs
 
-EXPECTED_ASSETS = ["demo_site/access_log_files", "demo_site/matomo_import"]
-EXPECTED_CHECKS = ["demo_site/matomo_import:day_loaded"]
-EXPECTED_JOBS = ["demo_site_import", "rsync_pull_job"]
-EXPECTED_SENSORS = ["demo_site_log_files"]
+EXPECTED_ASSETS = ["demo_site/access_log_files", "demo_site/counter_metrics", "demo_site/matomo_archive",
+                   "demo_site/matomo_import", "demo_site/pretable"]
+EXPECTED_CHECKS = ["demo_site/matomo_archive:reports_match_ledger", "demo_site/matomo_import:day_loaded"]
+EXPECTED_JOBS = ["demo_site_archive", "demo_site_import", "demo_site_pretable", "rsync_pull_job"]
+EXPECTED_SENSORS = ["demo_site_archive_days", "demo_site_log_files", "demo_site_ready_days"]
 EXPECTED_SCHEDULES = {"demo_site_daily_import": "30 0 * * *", "rsync_pull_hourly": "5 * * * *"}
 
 
@@ -32,6 +33,20 @@ def test_jobs_sensors_schedules_snapshot():
     assert sorted(j.name for j in d.resolve_all_job_defs() if not j.name.startswith("__")) == EXPECTED_JOBS
     assert sorted(s.name for s in d.sensors) == EXPECTED_SENSORS
     assert {s.name: s.cron_schedule for s in d.schedules} == EXPECTED_SCHEDULES
+
+
+def test_lineage_follows_sciELOs_progression():
+    """Queue → Partial/Loaded → Pretable → Calculated, and archiving after the import."""
+    graph = defs().resolve_asset_graph()
+    parents = {k.to_user_string(): sorted(p.to_user_string() for p in graph.get(k).parent_keys)
+               for k in graph.get_all_asset_keys()}
+    assert parents == {
+        "demo_site/access_log_files": [],
+        "demo_site/matomo_import": ["demo_site/access_log_files"],
+        "demo_site/pretable": ["demo_site/matomo_import"],
+        "demo_site/counter_metrics": ["demo_site/pretable"],
+        "demo_site/matomo_archive": ["demo_site/matomo_import"],
+    }
 
 
 def test_assets_are_described_grouped_owned_and_kinded():

@@ -1,0 +1,144 @@
+"""After the import, through Dagster: pretable → counter_metrics (Loaded → Pretable → Calculated) and
+matomo_archive with its reports check, against the fake Matomo; the sensors that ask for them."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import dagster as dg
+import pandas as pd
+import pytest
+
+from analytics_ingest.config import load_settings
+from analytics_ingest.defs.archive.assets import build_archive_assets
+from analytics_ingest.defs.counter.assets import build_counter_assets
+from analytics_ingest.defs.resources import IngestResource
+from analytics_ingest.defs.weblogs.assets import build_site_assets
+from analytics_ingest.engine import open_ledger
+from analytics_ingest.sites import load_sites
+from analytics_ingest_tests.fake_matomo import FakeMatomo
+from analytics_ingest_tests.helpers import SITES, TOKEN, make_log
+
+DAY = "2024-03-14"
+
+
+def _site_file(tmp_path, logs, neighbours: bool) -> str:
+    path = tmp_path / "sites.yaml"
+    path.write_text(
+        "sites:\n"
+        "  - id: 1\n"
+        "    key: web\n"
+        "    name: Web site\n"
+        "    main_url: https://example.org\n"
+        f"    log_dir: {logs}\n"
+        "    file_pattern: 'access*'\n"
+        "    start_date: 2024-03-01\n"
+        f"    pretable: {{wait_for_neighbours: {'true' if neighbours else 'false'}}}\n"
+        "    counter: {items: builtin:demo}\n"
+    )
+    return str(path)
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch):
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    monkeypatch.setenv("ANALYTICS_INGEST_SITES", _site_file(tmp_path, logs, neighbours=False))
+    monkeypatch.setenv("ANALYTICS_INGEST_HOME", str(tmp_path / "home"))
+    for name in ("ANALYTICS_INGEST_LEDGER_URL", "MATOMO_ARCHIVE_RUNNER", "ANALYTICS_INGEST_GEOIP_DB"):
+        monkeypatch.delenv(name, raising=False)
+    with FakeMatomo(token=TOKEN, sites=SITES) as fake:
+        monkeypatch.setenv("MATOMO_URL", fake.url)
+        monkeypatch.setenv("MATOMO_API_TOKEN", TOKEN)
+        yield logs, fake
+        assert fake.errors == []
+
+
+def _all_assets():
+    site = load_sites()[0]
+    return build_site_assets(site) + build_counter_assets(site) + build_archive_assets(site)
+
+
+def _materialize(partition: str, selection=None):
+    assets = _all_assets()
+    return dg.materialize(assets, partition_key=partition, resources={"ingest": IngestResource()},
+                          raise_on_error=False, selection=selection)
+
+
+def _metadata(result) -> dict:
+    return {e.materialization.asset_key.to_user_string(): {k: v.value for k, v in e.materialization.metadata.items()}
+            for e in result.get_asset_materialization_events()}
+
+
+def _day_status(day: str) -> str | None:
+    with open_ledger(load_settings()) as ledger:
+        return ledger.day_status(1, dt.date.fromisoformat(day))
+
+
+def test_one_run_takes_a_day_from_logs_to_counter_metrics_and_fresh_reports(env):
+    logs, fake = env
+    manifest = make_log(logs / f"access.log.{DAY}", 2000, seed=21, date=DAY, tz="+0000")
+    (logs / f"access.log.{DAY}.manifest.json").unlink()
+    result = _materialize(DAY)
+    assert result.success
+    meta = _metadata(result)
+    assert meta["web/pretable"]["rows"] == manifest["tracked"]
+    counter = meta["web/counter_metrics"]
+    assert counter["day_status"] == "calculated" and _day_status(DAY) == "calculated"
+    assert counter["rows_read"] == manifest["tracked"]
+    assert counter["Total_Item_Investigations"] > 0 and counter["items"] > 0
+    items = pd.read_parquet(counter["items_parquet"])
+    assert items["Total_Item_Investigations"].sum() == counter["Total_Item_Investigations"]
+    assert (items["Unique_Item_Investigations"] <= items["Total_Item_Investigations"]).all()
+    archive = meta["web/matomo_archive"]
+    assert archive["archived"] is True and archive["runner"] == "none"
+    assert [(i["idSites"], i["dates"]) for i in fake.invalidations] == [([1], [DAY])]
+    checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
+    assert checks["day_loaded"].passed
+    check = checks["reports_match_ledger"]
+    assert check.passed, check.description
+    assert check.metadata["ledger_nb_pageviews"].value == check.metadata["matomo_nb_pageviews"].value > 0
+
+    again = _materialize(DAY)  # nothing new: no hit sent, no invalidation, the archive says why it skipped
+    assert again.success and fake.duplicates() == {} and len(fake.invalidations) == 1
+    skipped = _metadata(again)["web/matomo_archive"]
+    assert skipped["archived"] is False and skipped["reason"].startswith("skipped: no new hits since the archive")
+
+
+def test_a_pretable_run_for_a_day_whose_neighbour_is_missing_fails_with_one_line(env, tmp_path, monkeypatch):
+    logs, _fake = env
+    monkeypatch.setenv("ANALYTICS_INGEST_SITES", _site_file(tmp_path, logs, neighbours=True))
+    make_log(logs / f"access.log.{DAY}", 300, seed=2, date=DAY, tz="+0000")
+    (logs / f"access.log.{DAY}.manifest.json").unlink()
+    result = _materialize(DAY)
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE"
+                   and e.step_key.endswith("pretable"))
+    text = failure.step_failure_data.error.message
+    assert "neighbour 2024-03-13 is" in text and "Traceback" not in text
+    assert _day_status(DAY) == "loaded"
+
+
+def _tick(sensor_name: str):
+    from analytics_ingest.definitions import defs
+
+    d = defs()
+    sensor = d.resolve_sensor_def(sensor_name)
+    with dg.instance_for_test() as instance:
+        ctx = dg.build_sensor_context(instance=instance, definitions=d, resources={"ingest": IngestResource()})
+        return sensor.evaluate_tick(ctx)
+
+
+def test_sensors_ask_for_ready_days_and_days_with_new_hits_once(env):
+    logs, _fake = env
+    make_log(logs / f"access.log.{DAY}", 300, seed=4, date=DAY, tz="+0000")
+    (logs / f"access.log.{DAY}.manifest.json").unlink()
+    assert _tick("web_ready_days").run_requests == []
+    assert _materialize(DAY, selection=["web/access_log_files", "web/matomo_import"]).success
+    ready = _tick("web_ready_days").run_requests
+    assert [r.partition_key for r in ready] == [DAY] and ready[0].job_name in (None, "web_pretable")
+    archive = _tick("web_archive_days").run_requests
+    assert [r.partition_key for r in archive] == [DAY]
+    assert _materialize(DAY, selection=["web/pretable", "web/counter_metrics", "web/matomo_archive"]).success
+    assert _tick("web_ready_days").run_requests == []  # Calculated now
+    assert _tick("web_archive_days").run_requests == []  # archived, nothing new
