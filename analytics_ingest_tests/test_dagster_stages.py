@@ -142,3 +142,39 @@ def test_sensors_ask_for_ready_days_and_days_with_new_hits_once(env):
     assert _materialize(DAY, selection=["web/pretable", "web/counter_metrics", "web/matomo_archive"]).success
     assert _tick("web_ready_days").run_requests == []  # Calculated now
     assert _tick("web_archive_days").run_requests == []  # archived, nothing new
+
+
+def test_a_local_archiver_refreshes_reports_and_a_silent_failure_fails_the_check(tmp_path, monkeypatch):
+    from analytics_ingest_tests.test_archive import archive_command
+
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    monkeypatch.setenv("ANALYTICS_INGEST_SITES", _site_file(tmp_path, logs, neighbours=False))
+    monkeypatch.setenv("ANALYTICS_INGEST_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("ANALYTICS_INGEST_LEDGER_URL", raising=False)
+    with FakeMatomo(token=TOKEN, sites=SITES, archiving=True) as fake:
+        monkeypatch.setenv("MATOMO_URL", fake.url)
+        monkeypatch.setenv("MATOMO_API_TOKEN", TOKEN)
+        monkeypatch.setenv("MATOMO_ARCHIVE_RUNNER", "local")
+        monkeypatch.setenv("MATOMO_ARCHIVE_COMMAND", archive_command(fake))
+        make_log(logs / f"access.log.{DAY}", 500, seed=8, date=DAY, tz="+0000")
+        (logs / f"access.log.{DAY}.manifest.json").unlink()
+        selection = ["web/access_log_files", "web/matomo_import", "web/matomo_archive"]
+        first = _materialize(DAY, selection=selection)
+        assert first.success
+        check = next(c for c in first.get_asset_check_evaluations() if c.check_name == "reports_match_ledger")
+        assert check.passed and check.metadata["matomo_nb_pageviews"].value > 0
+        assert _metadata(first)["web/matomo_archive"]["runner"] == "local" and len(fake.archive_runs) == 1
+
+        # rsync appends a line; this time the archiver "succeeds" without recomputing anything
+        fake.archive_fails = True
+        with open(logs / f"access.log.{DAY}", "a") as fh:
+            fh.write('81.2.69.160 - - [14/Mar/2024:23:59:00 +0000] "GET /late HTTP/1.1" 200 5 "-" "Mozilla/5.0"\n')
+        second = _materialize(DAY, selection=selection)
+        assert second.success  # the archive ran; its check is what shows the archive did not take
+        meta = _metadata(second)["web/matomo_archive"]
+        assert meta["archived"] is True and meta["reason"].startswith("new hits since the archive")
+        check = next(c for c in second.get_asset_check_evaluations() if c.check_name == "reports_match_ledger")
+        assert not check.passed and "1 missing" in check.description
+        assert check.severity == dg.AssetCheckSeverity.ERROR  # a real archiver ran: not just "cron is late"
+        assert fake.duplicates() == {} and fake.errors == []
