@@ -26,6 +26,7 @@ from .classify import ClassifyOptions
 from .errors import ConfigError, DeliveryError, InputError, IngestError, LeaseHeld
 from .lanes import DayGate, DeliveryStats, LaneWorker, lane_of
 from .logs import file_fingerprint, open_log, prefix_fingerprint, scan
+from .logs.formats import JOURNAL_FORMAT_NAMES
 from .logs.reader import part_line_count
 from .matomo.batches import Batch, LaneBuffer
 from .matomo.pageview_ids import PageviewIds
@@ -40,6 +41,8 @@ from .vocabulary import (
     FILE_QUEUE,
     IGNORED_CATEGORIES,
     INVALID,
+    KIND_JOURNAL,
+    KIND_LOG,
     PAGES,
 )
 
@@ -220,12 +223,14 @@ class Importer:
             raise InputError(f"cannot read {path}: {exc.strerror or exc}; check the path and permissions") from None
         return size, fingerprint, covered
 
-    def _record_for(self, path: str):
+    def _record_for(self, path: str, format_name: str | None = None):
         record = self.ledger.get_file(self.site.idsite, path)
         if record is None:
             size, fingerprint, covered = self._identify(path)
+            kind = KIND_JOURNAL if format_name in JOURNAL_FORMAT_NAMES else KIND_LOG
             record = self.ledger.register_file(
-                path=path, site_id=self.site.idsite, size=size, fingerprint=fingerprint, fingerprint_len=covered
+                path=path, site_id=self.site.idsite, size=size, fingerprint=fingerprint, fingerprint_len=covered,
+                kind=kind,
             )
         return record
 
@@ -276,7 +281,7 @@ class Importer:
 
     # -- the whole import -------------------------------------------------------------------
     def import_file(self, path: str, options: ImportOptions, *, force: bool = False) -> ImportResult:
-        record = self._record_for(path)
+        record = self._record_for(path, options.format_name)
         if record.status == FILE_LOADED and self._unchanged(record, path):
             # Cheap exit without the lease for the common case of a rerun over loaded files.
             return self._already(path)

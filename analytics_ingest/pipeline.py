@@ -13,7 +13,7 @@ from .discovery import Observed, inspect_file, list_candidates
 from .engine import make_importer
 from .errors import IngestError
 from .importer import ImportOptions, ImportResult
-from .vocabulary import FILE_INVALID, FILE_LOADED, FILE_PARTIAL, FILE_QUEUE, IGNORED_CATEGORIES
+from .vocabulary import FILE_INVALID, FILE_LOADED, FILE_PARTIAL, FILE_QUEUE, IGNORED_CATEGORIES, KIND_LOG
 
 # Files in these states still have lines to deliver.
 PENDING_STATUSES = ("queue", "loading", "partial", "failed")
@@ -101,6 +101,8 @@ def queue_day(ledger, site, day: dt.date) -> QueueReport:
             register_file(ledger, site, observed)
             report.discovered += 1
     for record in ledger.list_files(site_id=site.id, day=day):
+        if record.kind != KIND_LOG:
+            continue
         report.files.append({
             "path": record.path, "size": record.size, "status": record.status,
             "reason": record.invalid_reason or "",
@@ -134,7 +136,9 @@ def import_day(settings, ledger, site, day: dt.date, *, policy=None) -> DayImpor
     report = DayImport(site_id=site.id, day=day.isoformat())
     options = ImportOptions(lanes=site.lanes, batch_size=site.batch_size, format_name=site.format,
                             classify=site.classify)
-    pending = [r for r in ledger.list_files(site_id=site.id, day=day) if r.status in PENDING_STATUSES]
+    # Journals (replayed or harvested events) have their own stages; only the site's logs here.
+    pending = [r for r in ledger.list_files(site_id=site.id, day=day)
+               if r.status in PENDING_STATUSES and r.kind == KIND_LOG]
     if pending:
         with make_importer(settings, ledger, site.id, policy=policy) as importer:
             for record in pending:

@@ -12,6 +12,12 @@ FILE_FAILED = "failed"  # the last attempt gave up (retry budget, Matomo down); 
 FILE_INVALID = "invalid"  # refused (unreadable, not a log, content contradicts its name)
 FILE_STATUSES = (FILE_QUEUE, FILE_LOADING, FILE_PARTIAL, FILE_LOADED, FILE_FAILED, FILE_INVALID)
 
+# --- file kind: what a ledger file is ------------------------------------------------------
+KIND_LOG = "log"  # a web server's access log: counts toward its days' completeness
+KIND_JOURNAL = "journal"  # our own append-only journal (CloudWatch replay, Opencast events):
+#                           delivered exactly once like a log, but never makes a day Loaded
+FILE_KINDS = (KIND_LOG, KIND_JOURNAL)
+
 # --- day status (SciELO's control_date_status.status, as words, in order) ---------------------
 DAY_QUEUE = "queue"
 DAY_PARTIAL = "partial"

@@ -599,3 +599,22 @@ def test_bad_url_is_a_config_error_without_the_password(url):
     if "127.0.0.1:1/" in url:
         assert "u:***@127.0.0.1:1/x" in message
     assert err.value.__cause__ is None and err.value.__suppress_context__
+
+
+def test_journals_never_make_a_day_loaded_and_later_stages_advance_only_in_order(ledger):
+    site = 5
+    ledger.set_expected_files(site, dt.date(2024, 1, 1), None, 1)
+    journal = _register(ledger, path="/home/cloudwatch/web/replay.jsonl", site_id=site, day=D1,
+                        status=FILE_LOADED, kind="journal")
+    assert journal.kind == "journal"
+    assert ledger.recompute_day_status(site, D1) == DAY_QUEUE  # the log itself has not arrived
+    assert [f.path for f in ledger.files_feeding_day(site, D1)] == [journal.path]  # but it feeds the day
+    log = _register(ledger, path="/logs/access.log", site_id=site, day=D1, status=FILE_LOADED)
+    assert ledger.recompute_day_status(site, D1) == DAY_LOADED
+    assert log.kind == "log"
+    assert not ledger.advance_day(site, D1, "calculated", after=("pretable",))  # not Pretable yet
+    assert ledger.advance_day(site, D1, "pretable", after=("loaded",))
+    assert ledger.advance_day(site, D1, "calculated", after=("pretable",))
+    assert ledger.day_status(site, D1) == "calculated"
+    with pytest.raises(ValueError, match="unknown file kind"):
+        _register(ledger, path="/x", site_id=site, day=D1, kind="other")

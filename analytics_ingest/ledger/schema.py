@@ -99,6 +99,8 @@ files = Table(
     Column("fingerprint_len", BigInteger, nullable=False),
     Column("day", Date, nullable=True),
     Column("status", String(STATUS_LEN), nullable=False),
+    # log | journal (vocabulary.FILE_KINDS): only logs count toward a day being Loaded
+    Column("kind", String(16), nullable=False, server_default="log"),
     Column("invalid_reason", String(REASON_MAX), nullable=True),
     Column("plan", Text, nullable=True),  # JSON: lanes, batch size, classification, format
     Column("lease_owner", String(OWNER_MAX), nullable=True),

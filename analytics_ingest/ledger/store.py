@@ -33,6 +33,8 @@ from sqlalchemy.pool import StaticPool
 
 from ..errors import ConfigError
 from ..vocabulary import (
+    FILE_KINDS,
+    KIND_LOG,
     DAY_CALCULATED,
     DAY_DONE,
     DAY_LOADED,
@@ -72,6 +74,7 @@ class FileRecord:
     plan: str | None
     created_at: dt.datetime
     updated_at: dt.datetime
+    kind: str = KIND_LOG
 
 
 @dataclass(frozen=True)
@@ -142,6 +145,7 @@ def _file_record(row) -> FileRecord:
         plan=row.plan,
         created_at=row.created_at,
         updated_at=row.updated_at,
+        kind=row.kind,
     )
 
 
@@ -165,7 +169,7 @@ _FILE_COLUMNS = [
     S.files.c[name]
     for name in (
         "id", "site_id", "path", "size", "fingerprint", "fingerprint_len", "day", "status",
-        "invalid_reason", "plan", "created_at", "updated_at",
+        "invalid_reason", "plan", "created_at", "updated_at", "kind",
     )
 ]
 
@@ -487,9 +491,12 @@ class Ledger:
         fingerprint_len: int,
         day: dt.date | None = None,
         status: str = FILE_QUEUE,
+        kind: str = KIND_LOG,
     ) -> FileRecord:
         """Add a file; if (site_id, path) is known already, return the existing record unchanged."""
         _check_file_status(status)
+        if kind not in FILE_KINDS:
+            raise ValueError(f"unknown file kind {kind!r}; use one of {', '.join(FILE_KINDS)}")
         if not path or len(path) > S.PATH_MAX:
             raise ValueError(f"file path must be 1 to {S.PATH_MAX} characters long")
         day = _as_date(day, "day")
@@ -506,6 +513,7 @@ class Ledger:
             fingerprint_len=int(fingerprint_len),
             day=day,
             status=status,
+            kind=kind,
             created_at=now,
             updated_at=now,
         )
@@ -798,7 +806,7 @@ class Ledger:
         F = S.files.c
         rows = conn.execute(
             select(F.status, func.count())
-            .where(F.site_id == int(site_id), _counts_toward(day))
+            .where(F.site_id == int(site_id), F.kind == KIND_LOG, _counts_toward(day))
             .group_by(F.status)
         ).all()
         by_status = {status: n for status, n in rows}
@@ -806,7 +814,8 @@ class Ledger:
         # The expected count is met only by the day's own files (its main day, the `day` column):
         # yesterday's file spilling past midnight must not make today look complete.
         own_loaded = conn.execute(
-            select(func.count()).where(F.site_id == int(site_id), F.day == day, F.status == FILE_LOADED)
+            select(func.count()).where(F.site_id == int(site_id), F.kind == KIND_LOG, F.day == day,
+                                       F.status == FILE_LOADED)
         ).scalar()
         return (
             self._expected(conn, site_id, day),

@@ -1,7 +1,9 @@
-"""Matomo archiving per site and day (``ledger_archive``).
+"""Matomo archiving per site and day (``ledger_archive``), and the kind of each file.
 
-Only adds a table. Days without a row have never been archived by this project, so the next
-``matomo_archive`` run archives every day that received hits.
+Adds a table: days without a row have never been archived by this project, so the next
+``matomo_archive`` run archives every day that received hits. Adds ``ledger_file.kind``: every
+existing file is an access log (``log``); journals of replayed or harvested events (``journal``)
+are delivered like logs but never count toward a day's completeness.
 
 Revision ID: 0003
 Revises: 0002
@@ -24,6 +26,9 @@ UTC_TS = sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
 
 
 def upgrade() -> None:
+    # A plain ADD COLUMN (SQLite allows it with a constant default). Not batch mode: on SQLite it
+    # recreates the table, and dropping the old one would cascade-delete every lane checkpoint.
+    op.add_column("ledger_file", sa.Column("kind", sa.String(16), nullable=False, server_default="log"))
     op.create_table(
         "ledger_archive",
         sa.Column("site_id", sa.Integer(), autoincrement=False, nullable=False),
@@ -38,3 +43,4 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("ledger_archive")
+    op.drop_column("ledger_file", "kind")  # SQLite >= 3.35 drops a column in place
