@@ -9,6 +9,8 @@ from .custom import RegexParser
 from .detect import DETECT_LINES, detect_parser
 from .jsonlog import NginxJsonParser
 from .ncsa import NcsaParser
+from .opencast_events import OPENCAST_EVENTS, OpencastEventsParser
+from .replay import REPLAY, REPLAY_XFF, ReplayParser
 from .w3c import CLOUDFRONT, IIS, W3C_EXTENDED, W3cParser
 
 FORMAT_NAMES: tuple[str, ...] = (
@@ -24,6 +26,12 @@ FORMAT_NAMES: tuple[str, ...] = (
     "alb",
     "regex",
 )
+# Journals of tracker requests replayed from CloudWatch (analytics_ingest.cloudwatch.replay):
+# accepted by name, never auto-detected, and kept out of FORMAT_NAMES (the formats offered for
+# ordinary access logs).
+REPLAY_FORMAT_NAMES: tuple[str, ...] = (REPLAY, REPLAY_XFF)
+# Formats of our own journals (the ledger records their files as kind "journal").
+JOURNAL_FORMAT_NAMES: tuple[str, ...] = REPLAY_FORMAT_NAMES + (OPENCAST_EVENTS,)
 # Other names people (and import_logs.py) use for the same formats.
 ALIASES = {
     "ncsa_extended": "combined",
@@ -41,7 +49,7 @@ def resolve_name(format_name: str | None) -> str | None:
     if name in ("", AUTO):
         return None
     name = ALIASES.get(name, name)
-    if name not in FORMAT_NAMES:
+    if name not in FORMAT_NAMES and name not in JOURNAL_FORMAT_NAMES:
         raise InputError(
             f"unknown log format {format_name!r}; use one of {', '.join(FORMAT_NAMES)} "
             f"(aliases: {', '.join(ALIASES)}) or {AUTO}"
@@ -92,6 +100,10 @@ def make_parser(
         return NginxJsonParser()
     if name in ("elb", "alb"):
         return AwsParser(name)
+    if name in (REPLAY, REPLAY_XFF):
+        return ReplayParser(name)
+    if name == OPENCAST_EVENTS:
+        return OpencastEventsParser()
     return NcsaParser(name)
 
 
@@ -100,6 +112,8 @@ __all__ = [
     "DETECT_LINES",
     "FORMAT_NAMES",
     "LineParser",
+    "REPLAY_FORMAT_NAMES",
+    "JOURNAL_FORMAT_NAMES",
     "SKIP_LINE",
     "detect_parser",
     "make_parser",

@@ -1,0 +1,110 @@
+"""Ad hoc replay windows: two ISO 8601 texts → an aware UTC ``[start, end)``, and the days it touches.
+
+GDS's replayer accepted only ``%Y-%m-%dT%H:%M:%SZ`` and read naive datetimes in the machine's
+local time; here any ISO 8601 form is accepted (``Z``, offsets, fractions, a bare date), a
+naive value means UTC, and the span is bounded so a typo (a year instead of a day) cannot start
+thousands of CloudWatch queries.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from ..errors import ConfigError, InputError
+
+ENV_MAX_SPAN_HOURS = "ANALYTICS_INGEST_REPLAY_MAX_SPAN_HOURS"
+DEFAULT_MAX_SPAN = dt.timedelta(days=7)
+
+
+def max_span_from_env(environ: dict | None = None) -> dt.timedelta:
+    """``ANALYTICS_INGEST_REPLAY_MAX_SPAN_HOURS`` (a positive number of hours), else 7 days."""
+    env = os.environ if environ is None else environ
+    raw = (env.get(ENV_MAX_SPAN_HOURS) or "").strip()
+    if not raw:
+        return DEFAULT_MAX_SPAN
+    try:
+        hours = float(raw)
+    except ValueError:
+        hours = -1.0
+    if not hours > 0 or hours > 24 * 366 * 10:
+        raise ConfigError(f"{ENV_MAX_SPAN_HOURS} must be a positive number of hours, got {raw[:40]!r}")
+    return dt.timedelta(hours=hours)
+
+
+def parse_instant(text: str, what: str) -> dt.datetime:
+    """One ISO 8601 date-time (or date) as an aware UTC datetime; naive means UTC."""
+    raw = (text or "").strip()
+    try:
+        value = dt.datetime.fromisoformat(raw)
+    except ValueError:
+        raise InputError(
+            f"{what} {raw[:60]!r} is not an ISO 8601 date-time; write e.g. 2020-09-28T12:13:14Z"
+        ) from None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.timezone.utc)
+    return value.astimezone(dt.timezone.utc)
+
+
+def parse_window(
+    start_text: str, end_text: str, *, max_span: dt.timedelta | None = None, environ: dict | None = None
+) -> tuple[dt.datetime, dt.datetime]:
+    """``[start, end)`` in UTC from two ISO 8601 texts.
+
+    ``max_span`` defaults to ``ANALYTICS_INGEST_REPLAY_MAX_SPAN_HOURS`` or 7 days. Raises a
+    one-line :class:`InputError` for a bad text, an empty or reversed window, or one too long.
+    """
+    start = parse_instant(start_text, "start")
+    end = parse_instant(end_text, "end")
+    if end <= start:
+        raise InputError(
+            f"the window ends ({end:%Y-%m-%dT%H:%M:%SZ}) before it starts ({start:%Y-%m-%dT%H:%M:%SZ}); "
+            "give the start first"
+        )
+    limit = max_span if max_span is not None else max_span_from_env(environ)
+    if end - start > limit:
+        hours = limit.total_seconds() / 3600
+        raise InputError(
+            f"the window lasts {(end - start).total_seconds() / 3600:g} h, more than the {hours:g} h allowed; "
+            f"split it or raise {ENV_MAX_SPAN_HOURS}"
+        )
+    return start, end
+
+
+def _zone(tz) -> dt.tzinfo:
+    if isinstance(tz, dt.tzinfo):
+        return tz
+    if tz in (None, "", "UTC"):
+        return dt.timezone.utc
+    try:
+        return ZoneInfo(str(tz))
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"unknown timezone {str(tz)[:60]!r}; use an IANA name such as Europe/Paris") from None
+
+
+def days_touched(start: dt.datetime, end: dt.datetime, tz="UTC") -> list[dt.date]:
+    """The local days (in ``tz``) that ``[start, end)`` overlaps, in order."""
+    zone = _zone(tz)
+    if end <= start:
+        return []
+    first = start.astimezone(zone).date()
+    last = (end - dt.timedelta(microseconds=1)).astimezone(zone).date()
+    return [first + dt.timedelta(days=n) for n in range((last - first).days + 1)]
+
+
+def local_day(timestamp_ms: int, tz="UTC") -> dt.date:
+    """The local day (in ``tz``) of an epoch-milliseconds timestamp."""
+    return dt.datetime.fromtimestamp(timestamp_ms / 1000, dt.timezone.utc).astimezone(_zone(tz)).date()
+
+
+def to_ms(value: dt.datetime) -> int:
+    """Epoch milliseconds of an aware (or naive = UTC) datetime, without float rounding."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.timezone.utc)
+    delta = value - dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+    return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
+
+
+__all__ = ["DEFAULT_MAX_SPAN", "ENV_MAX_SPAN_HOURS", "days_touched", "local_day", "max_span_from_env",
+           "parse_instant", "parse_window", "to_ms"]
