@@ -75,6 +75,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="import the bundled demo logs offline (into the outbox)")
     _add_common(demo)
+
+    from .opencast.cli import add_harvest_parser
+
+    add_harvest_parser(sub)
     return parser
 
 
@@ -194,9 +198,15 @@ def cmd_demo(args) -> int:
     return cmd_import(demo_args)
 
 
+def cmd_harvest(args) -> int:
+    from .opencast.cli import run_harvest
+
+    return run_harvest(args)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handlers = {"import": cmd_import, "status": cmd_status, "demo": cmd_demo}
+    handlers = {"import": cmd_import, "status": cmd_status, "demo": cmd_demo, "harvest": cmd_harvest}
     try:
         return handlers[args.command](args)
     except IngestError as exc:
