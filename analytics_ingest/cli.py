@@ -76,6 +76,16 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="import the bundled demo logs offline (into the outbox)")
     _add_common(demo)
 
+    rep = sub.add_parser("replay", help="replay missed Matomo tracker requests of a window from CloudWatch Logs",
+                         description="Fetch the tracker requests Matomo answered with 5xx between START and END "
+                                     "(ISO 8601, e.g. 2024-03-14T09:30:00Z) from CloudWatch Logs, replay each exactly "
+                                     "once, then re-archive the days that received hits. Env: MATOMO_URL, "
+                                     "MATOMO_API_TOKEN, NUM_THREADS, CLOUDWATCH_* and the AWS credential chain.")
+    rep.add_argument("start", metavar="START")
+    rep.add_argument("end", metavar="END")
+    rep.add_argument("--site", help="site key or Matomo id from the sites file (default: the only site)")
+    _add_common(rep)
+
     from .opencast.cli import add_harvest_parser
 
     add_harvest_parser(sub)
@@ -198,6 +208,39 @@ def cmd_demo(args) -> int:
     return cmd_import(demo_args)
 
 
+def _pick_site(wanted: str | None):
+    from .sites import load_sites
+
+    sites = load_sites()
+    if wanted is None:
+        if len(sites) == 1:
+            return sites[0]
+        raise IngestError(f"the sites file has {len(sites)} sites; choose one with --site "
+                          f"({', '.join(s.key for s in sites)})")
+    for site in sites:
+        if wanted in (site.key, str(site.id)):
+            return site
+    raise IngestError(f"no site {wanted!r} in the sites file; use one of {', '.join(s.key for s in sites)}")
+
+
+def cmd_replay(args) -> int:
+    from .cloudwatch.pipeline import CloudwatchConfig, replay_window
+    from .cloudwatch.window import parse_window
+    from .engine import open_ledger
+
+    start, end = parse_window(args.start, args.end)  # argument errors first, before any setting
+    settings = _settings(args)
+    site = _pick_site(args.site)
+    config = CloudwatchConfig.from_env()
+    with open_ledger(settings) as ledger:
+        report = replay_window(settings, ledger, config, site, start, end)
+    if args.json:
+        print(json.dumps(report.__dict__, sort_keys=True, default=str))
+    else:
+        print("\n".join(report.lines()))
+    return EXIT_INCOMPLETE if report.failed_windows or report.truncated_windows else EXIT_OK
+
+
 def cmd_harvest(args) -> int:
     from .opencast.cli import run_harvest
 
@@ -206,7 +249,8 @@ def cmd_harvest(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handlers = {"import": cmd_import, "status": cmd_status, "demo": cmd_demo, "harvest": cmd_harvest}
+    handlers = {"import": cmd_import, "status": cmd_status, "demo": cmd_demo, "harvest": cmd_harvest,
+                "replay": cmd_replay}
     try:
         return handlers[args.command](args)
     except IngestError as exc:

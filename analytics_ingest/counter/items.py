@@ -20,8 +20,8 @@ Semantics:
 * The named group ``item`` is required; ``title``, ``format`` and ``content_type`` are optional
   groups. A group that matched a non-empty text wins over the literal of the same name.
 * Every matched hit is an Investigation (COUNTER R5.1 §3.3.3, "Investigations and Requests of
-  Items and Titles": any activity attributable to an item is an Investigation, Requests included); a hit is also a Request when its content type is listed in
-  ``requests``.
+  Items and Titles": any activity attributable to an item is an Investigation, Requests
+  included); a hit is also a Request when its content type is listed in ``requests``.
 * Each rule must be able to give a content type (a literal or a ``content_type`` group). A hit
   whose content type still comes out empty is counted as an Investigation only.
 

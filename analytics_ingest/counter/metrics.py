@@ -343,7 +343,6 @@ def _collect(rows, rules: ItemRules, is_robot, hits: _Sorter, stats: CounterStat
             stats.rows_invalid += 1
             stats.invalid_no_ip += 1
             continue
-        ip = _ip(ip)
         bname = _text(bname) or ""
         bver = _text(bver) or ""
         if bname and is_robot(bname):
@@ -357,6 +356,8 @@ def _collect(rows, rules: ItemRules, is_robot, hits: _Sorter, stats: CounterStat
                 stats.unknown_examples.append(action)
             continue
         stats.rows_matched += 1
+        if ":" in ip:
+            ip = _ip(ip)  # IPv6 (or IPv4-mapped): canonical form; IPv4 text is taken as it is
         bname = names.setdefault(bname, sys.intern(bname))
         bver = names.setdefault(bver, sys.intern(bver))
         # (user..., time, item, content type, format, title, request): sortable, no None

@@ -36,8 +36,12 @@ class MalformedLine:
     text: str
 
 
-def read_pretable_tsv(path: str | os.PathLike) -> Iterator[tuple]:
+def read_pretable_tsv(path: str | os.PathLike, *, unescape: bool = True) -> Iterator[tuple]:
     """Rows of a SciELO pretable TSV file as 7-tuples in :data:`COLUMNS` order, streamed.
+
+    ``unescape``: undo ``mysql --batch``'s backslash escapes (SciELO's pretables were written by
+    ``mysql -e ... > day.tsv``, and :mod:`analytics_ingest.pretable` writes the same way). Pass
+    False only for a file whose writer did not escape, so a literal backslash stays as it is.
 
     The header names the columns (any order; extra columns are ignored). ``NULL`` becomes None;
     latitude and longitude become floats (None when not numbers). A line with fewer fields than the
@@ -64,6 +68,7 @@ def read_pretable_tsv(path: str | os.PathLike) -> Iterator[tuple]:
         positions = [header.index(c) for c in COLUMNS]
         width = len(header)
         lat, lon = COLUMNS.index("latitude"), COLUMNS.index("longitude")
+        cell = _cell if unescape else _plain_cell
         for number, line in enumerate(src, start=2):
             line = line.rstrip("\r\n")
             if not line:
@@ -72,9 +77,13 @@ def read_pretable_tsv(path: str | os.PathLike) -> Iterator[tuple]:
             if len(fields) < width:
                 yield MalformedLine(number, line)
                 continue
-            row = [_cell(fields[p]) for p in positions]
+            row = [cell(fields[p]) for p in positions]
             row[lat], row[lon] = _float(row[lat]), _float(row[lon])
             yield tuple(row)
+
+
+def _plain_cell(text: str) -> str | None:
+    return None if text == NULL else text
 
 
 def _cell(text: str) -> str | None:
@@ -111,7 +120,7 @@ def write_tsv(path: str | os.PathLike, columns: Iterable[str], rows: Iterable[It
     def fill(out) -> None:
         out.write("\t".join(columns) + "\n")
         for row in rows:
-            out.write("\t".join(_tsv_value(v) for v in row) + "\n")
+            out.write("\t".join(tsv_value(v) for v in row) + "\n")
 
     return _atomic(path, fill, mode="w")
 
@@ -159,7 +168,7 @@ def write_result(result: CounterResult, directory: str | os.PathLike, stem: str,
     return written
 
 
-def _tsv_value(value) -> str:
+def tsv_value(value) -> str:
     if value is None:
         return NULL
     text = value if isinstance(value, str) else str(value)

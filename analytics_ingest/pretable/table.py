@@ -1,22 +1,26 @@
 """The pretable's columns and its two file forms, written in one streaming pass.
 
 SciELO's TSV: header row, tab-separated, the literal ``NULL`` for a missing value, ``serverTime``
-as ``YYYY-MM-DD HH:MM:SS`` (UTC, Matomo's ``server_time``). The Parquet twin has the same columns
-with types analysts want (timestamp, float). Both are written to temporary names and renamed at
-the end, so a crash never leaves a half-written pretable where the next stage would read it.
+as ``YYYY-MM-DD HH:MM:SS`` (UTC, Matomo's ``server_time``), and ``mysql --batch``'s backslash
+escapes inside values (SciELO wrote pretables with ``mysql -e``), so the COUNTER step's reader
+(:func:`analytics_ingest.counter.output.read_pretable_tsv`) reads both theirs and ours. The
+Parquet twin has the same columns with types analysts want (timestamp, float). Both are written
+to temporary names and renamed at the end, so a crash never leaves a half-written pretable where
+the next stage would read it.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ..counter.output import read_pretable_tsv, tsv_value  # noqa: F401 - one TSV convention, re-exported
+
 COLUMNS = ("serverTime", "browserName", "browserVersion", "ip", "latitude", "longitude", "actionName")
-NULL = "NULL"
 BATCH_ROWS = 50_000  # Parquet row group size; bounds memory whatever the day's size
 
 SCHEMA = pa.schema([
@@ -32,16 +36,6 @@ SCHEMA = pa.schema([
 # A row: (serverTime text, browserName, browserVersion, ip, latitude, longitude, actionName),
 # None for missing values.
 Row = tuple
-
-
-def _cell(value) -> str:
-    if value is None or value == "":
-        return NULL
-    text = str(value)
-    # A tab or newline inside a URL would shift every later column of the TSV.
-    if "\t" in text or "\n" in text or "\r" in text:
-        text = text.replace("\t", "%09").replace("\n", "%0A").replace("\r", "%0D")
-    return text
 
 
 class PretableWriter:
@@ -60,7 +54,7 @@ class PretableWriter:
         self.rows = 0
 
     def write(self, row: Row) -> None:
-        self._tsv.write("\t".join(map(_cell, row)) + "\n")
+        self._tsv.write("\t".join(map(tsv_value, row)) + "\n")
         self._batch.append(row)
         self.rows += 1
         if len(self._batch) >= BATCH_ROWS:
@@ -111,24 +105,3 @@ class PretableWriter:
             self.commit()
         else:
             self.abort()
-
-
-def read_pretable_tsv(path: str | os.PathLike) -> Iterator[Row]:
-    """Stream the rows of a pretable TSV (``NULL`` → None, latitude/longitude as floats)."""
-    with open(path, encoding="utf-8", newline="\n") as fh:
-        header = fh.readline().rstrip("\n").split("\t")
-        if tuple(header) != COLUMNS:
-            from ..errors import InputError
-
-            raise InputError(f"{path} is not a pretable (header {header[:3]}...); expected {', '.join(COLUMNS)}")
-        for line in fh:
-            cells = [None if c == NULL else c for c in line.rstrip("\n").split("\t")]
-            if len(cells) != len(COLUMNS):
-                continue
-            for i in (4, 5):
-                if cells[i] is not None:
-                    try:
-                        cells[i] = float(cells[i])
-                    except ValueError:
-                        cells[i] = None
-            yield tuple(cells)
