@@ -8,6 +8,7 @@ import dagster as dg
 
 from .defs import resources as resources_module
 from .defs.archive import definitions as archive_module
+from .defs.cloudwatch import definitions as cloudwatch_module
 from .defs.counter import definitions as counter_module
 from .defs.weblogs import definitions as weblogs_module
 
@@ -19,4 +20,5 @@ def defs() -> dg.Definitions:
         weblogs_module.weblogs(),
         counter_module.counter(),
         archive_module.archive(),
+        cloudwatch_module.cloudwatch(),
     )

@@ -49,6 +49,18 @@ def test_lineage_follows_sciELOs_progression():
     }
 
 
+def test_cloudwatch_replay_appears_for_the_sites_it_is_configured_for(monkeypatch):
+    monkeypatch.setenv("CLOUDWATCH_SITES", "demo_site")
+    d = defs()
+    graph = d.resolve_asset_graph()
+    assert {"demo_site/cloudwatch_missed_events", "demo_site/matomo_replay"} <= {
+        k.to_user_string() for k in graph.get_all_asset_keys()}
+    archive_parents = {p.to_user_string() for p in graph.get(dg.AssetKey(["demo_site", "matomo_archive"])).parent_keys}
+    assert archive_parents == {"demo_site/matomo_import", "demo_site/matomo_replay"}
+    assert {"demo_site_replay", "demo_site_replay_window"} <= {j.name for j in d.resolve_all_job_defs()}
+    dg.Definitions.validate_loadable(d)
+
+
 def test_assets_are_described_grouped_owned_and_kinded():
     for spec in defs().resolve_all_asset_specs():
         assert spec.description and len(spec.description) > 40

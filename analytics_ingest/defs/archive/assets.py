@@ -39,12 +39,13 @@ def _severity() -> dg.AssetCheckSeverity:
     return dg.AssetCheckSeverity.WARN if runner in ("", "none") else dg.AssetCheckSeverity.ERROR
 
 
-def build_archive_assets(site) -> list[dg.AssetsDefinition]:
+def build_archive_assets(site, extra_deps=()) -> list[dg.AssetsDefinition]:
+    """``extra_deps``: other assets that deliver hits to the day (CloudWatch replay)."""
     partitions = site_days(site)
 
     @dg.asset(
         key=archive_key(site),
-        deps=[import_key(site)],
+        deps=[import_key(site), *extra_deps],
         partitions_def=partitions,
         group_name=site.key,
         kinds={"matomo"},

@@ -4,6 +4,8 @@
 import dagster as dg
 
 from ...sites import load_sites
+from ..cloudwatch.assets import replay_key
+from ..cloudwatch.definitions import replay_sites
 from .assets import archive_key, build_archive_assets
 from .sensors import build_archive_sensor
 
@@ -19,8 +21,10 @@ def archive_job(site):
 @dg.definitions
 def archive() -> dg.Definitions:
     assets, jobs, sensors = [], [], []
+    _config, replayed = replay_sites()
+    replayed_keys = {s.key for s in replayed}
     for site in load_sites():
-        assets += build_archive_assets(site)
+        assets += build_archive_assets(site, [replay_key(site)] if site.key in replayed_keys else [])
         job = archive_job(site)
         jobs.append(job)
         sensors.append(build_archive_sensor(site, job))

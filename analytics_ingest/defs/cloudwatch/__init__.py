@@ -1,0 +1,1 @@
+"""GDS Verify's missed-event replay: CloudWatch Logs → stored events → Matomo, per site and day."""

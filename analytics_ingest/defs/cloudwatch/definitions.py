@@ -1,0 +1,31 @@
+"""CloudWatch replay for the sites named in ``CLOUDWATCH_SITES`` (none by default: the embedded
+default is offline). Daily assets, their job, and the ad hoc window job."""
+
+
+import dagster as dg
+
+from ...cloudwatch.pipeline import CloudwatchConfig
+from ...sites import load_sites
+from ..archive.assets import archive_key
+from .assets import build_cloudwatch_assets, missed_key, replay_key
+from .jobs import build_replay_window_job
+
+
+def replay_sites():
+    config = CloudwatchConfig.from_env()
+    return config, [site for site in load_sites() if config.covers(site)]
+
+
+@dg.definitions
+def cloudwatch() -> dg.Definitions:
+    config, sites = replay_sites()
+    assets, jobs = [], []
+    for site in sites:
+        assets += build_cloudwatch_assets(site, config)
+        jobs.append(dg.define_asset_job(
+            name=f"{site.key}_replay",
+            selection=dg.AssetSelection.assets(missed_key(site), replay_key(site), archive_key(site)),
+            description=f"Fetch, replay and re-archive days of Matomo site {site.id} from CloudWatch.",
+        ))
+        jobs.append(build_replay_window_job(site, config))
+    return dg.Definitions(assets=assets, jobs=jobs)

@@ -1,0 +1,124 @@
+"""The missed-event replay end to end, with moto's CloudWatch Logs and the fake Matomo: the daily
+assets (fetch → replay → archive) and ``analytics-ingest replay START END``; reruns never double."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import dagster as dg
+import pytest
+from moto import mock_aws
+
+from analytics_ingest import cli
+from analytics_ingest.cloudwatch import make_logs_client
+from analytics_ingest.cloudwatch.window import to_ms
+from analytics_ingest.defs.archive.assets import build_archive_assets
+from analytics_ingest.defs.cloudwatch.assets import build_cloudwatch_assets, replay_key
+from analytics_ingest.cloudwatch.pipeline import CloudwatchConfig
+from analytics_ingest.defs.resources import IngestResource
+from analytics_ingest.sites import load_sites
+from analytics_ingest_tests.fake_matomo import FakeMatomo
+from analytics_ingest_tests.helpers import SITES, TOKEN
+from analytics_ingest_tests.test_cloudwatch import GROUP, STREAM, nginx_line
+
+# Recent whole minutes (CloudWatch refuses events older than 14 days), inside one UTC day.
+NOW = dt.datetime.now(dt.timezone.utc).replace(second=0, microsecond=0)
+BASE = max(NOW - dt.timedelta(hours=3), NOW.replace(hour=0) + dt.timedelta(minutes=1))
+
+
+@pytest.fixture
+def world(tmp_path, monkeypatch):
+    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                        "AWS_SESSION_TOKEN": "testing", "AWS_DEFAULT_REGION": "eu-west-2",
+                        "AWS_REGION": "eu-west-2"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    sites = tmp_path / "sites.yaml"
+    sites.write_text(
+        "sites:\n  - id: 1\n    key: verify\n    name: Verify\n    main_url: https://www.example.gov.uk\n"
+        f"    log_dir: {tmp_path}\n    start_date: {(NOW - dt.timedelta(days=30)).date()}\n"
+    )
+    monkeypatch.setenv("ANALYTICS_INGEST_SITES", str(sites))
+    monkeypatch.setenv("ANALYTICS_INGEST_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("CLOUDWATCH_SITES", "verify")
+    for name in ("ANALYTICS_INGEST_LEDGER_URL", "MATOMO_ARCHIVE_RUNNER", "ANALYTICS_INGEST_CLOUDWATCH_S3"):
+        monkeypatch.delenv(name, raising=False)
+    with mock_aws(), FakeMatomo(token=TOKEN, sites=SITES) as fake:
+        monkeypatch.setenv("MATOMO_URL", fake.url)
+        monkeypatch.setenv("MATOMO_API_TOKEN", TOKEN)
+        logs = make_logs_client("eu-west-2")
+        logs.create_log_group(logGroupName=GROUP)
+        logs.create_log_stream(logGroupName=GROUP, logStreamName=STREAM)
+        yield logs, fake
+        assert fake.errors == []
+
+
+def put_missed(logs, first: int, count: int) -> list[dt.datetime]:
+    times = [BASE + dt.timedelta(seconds=40 * n) for n in range(first, first + count)]
+    events = [{"timestamp": to_ms(ts), "message": nginx_line(ts, n)} for n, ts in zip(range(first, first + count), times)]
+    healthy = BASE + dt.timedelta(seconds=7)
+    events.append({"timestamp": to_ms(healthy), "message": nginx_line(healthy, 999, status="200")})
+    logs.put_log_events(logGroupName=GROUP, logStreamName=STREAM, logEvents=sorted(events, key=lambda e: e["timestamp"]))
+    return times
+
+
+def test_the_window_command_replays_exactly_once_and_archives_the_day(world, capsys, monkeypatch):
+    logs, fake = world
+    monkeypatch.setenv("CLOUDWATCH_API", "filter")
+    times = put_missed(logs, 0, 8)
+    start = (BASE - dt.timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    end = (times[-1] + dt.timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert cli.main(["replay", start, end]) == 0
+    out = capsys.readouterr().out
+    assert "8 missed requests fetched" in out and "imported 8" in out and "archived (none)" in out
+    hits = fake.hits(1)
+    assert len(hits) == 8 and fake.duplicates() == {}
+    assert {h["cip"] for h in hits} == {f"198.51.100.{n + 1}" for n in range(8)}
+    assert all(h["ua"] == "Mozilla/5.0 (X11)" and h["cdt"] for h in hits)
+    assert len(fake.invalidations) == 1
+
+    assert cli.main(["replay", start, end]) == 0  # the same window again: nothing new
+    again = capsys.readouterr().out
+    assert "imported 0" in again and "skipped: no new hits" in again
+    assert len(fake.hits(1)) == 8 and len(fake.invalidations) == 1
+
+    assert cli.main(["replay", end, start]) == 2  # reversed: one line, no traceback
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "before it starts" in err
+
+
+def test_daily_assets_fetch_replay_and_archive_without_double_counting(world):
+    logs, fake = world
+    put_missed(logs, 0, 5)
+    site = load_sites()[0]
+    config = CloudwatchConfig.from_env()
+    assets = build_cloudwatch_assets(site, config) + build_archive_assets(site, [replay_key(site)])
+    from analytics_ingest.defs.weblogs.assets import build_site_assets
+
+    upstream = build_site_assets(site)  # the archive asset also depends on the log import
+    day = BASE.date().isoformat()
+
+    def run():
+        result = dg.materialize(assets + upstream, partition_key=day, resources={"ingest": IngestResource()},
+                                selection=[a.key for a in assets], raise_on_error=False)
+        assert result.success
+        return {e.materialization.asset_key.path[-1]: {k: v.value for k, v in e.materialization.metadata.items()}
+                for e in result.get_asset_materialization_events()}
+
+    first = run()
+    assert first["cloudwatch_missed_events"]["new_events"] == 5
+    assert first["matomo_replay"]["imported"] == 5
+    assert first["matomo_archive"]["archived"] is True
+    stored = first["cloudwatch_missed_events"]["location"]
+    lines = [json.loads(line) for line in open(stored, encoding="utf-8")]
+    assert [line["timestamp"] for line in lines] == sorted(line["timestamp"] for line in lines)
+
+    put_missed(logs, 5, 3)  # more failures turn up later the same day
+    second = run()
+    assert second["cloudwatch_missed_events"]["new_events"] == 3
+    assert second["matomo_replay"]["imported"] == 3 and second["matomo_replay"]["already_in_journal"] == 5
+    assert second["matomo_archive"]["archived"] is True
+    third = run()
+    assert third["matomo_replay"]["imported"] == 0 and third["matomo_archive"]["archived"] is False
+    assert len(fake.hits(1)) == 8 and fake.duplicates() == {}
