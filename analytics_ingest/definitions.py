@@ -9,6 +9,7 @@ import dagster as dg
 from .defs import resources as resources_module
 from .defs.archive import definitions as archive_module
 from .defs.cloudwatch import definitions as cloudwatch_module
+from .defs.opencast import definitions as opencast_module
 from .defs.counter import definitions as counter_module
 from .defs.weblogs import definitions as weblogs_module
 
@@ -21,4 +22,5 @@ def defs() -> dg.Definitions:
         counter_module.counter(),
         archive_module.archive(),
         cloudwatch_module.cloudwatch(),
+        opencast_module.opencast(),
     )

@@ -61,6 +61,17 @@ def test_cloudwatch_replay_appears_for_the_sites_it_is_configured_for(monkeypatc
     dg.Definitions.validate_loadable(d)
 
 
+def test_opencast_appears_when_configured(monkeypatch):
+    for name, value in {"OPENCAST_URL": "https://engage.example", "OPENCAST_USER": "u", "OPENCAST_PASSWORD": "p",
+                        "OPENCAST_MATOMO_SITE": "2"}.items():
+        monkeypatch.setenv(name, value)
+    d = defs()
+    keys = {k.to_user_string() for k in d.resolve_asset_graph().get_all_asset_keys()}
+    assert {"opencast/useractions", "opencast/episodes", "opencast/matomo_events"} <= keys
+    assert {s.name: s.cron_schedule for s in d.schedules}["opencast_harvest"] == "*/2 * * * *"
+    dg.Definitions.validate_loadable(d)
+
+
 def test_assets_are_described_grouped_owned_and_kinded():
     for spec in defs().resolve_all_asset_specs():
         assert spec.description and len(spec.description) > 40

@@ -1,0 +1,1 @@
+"""Harvard DCE's Opencast user-action harvester: daily assets, the incremental schedule."""
