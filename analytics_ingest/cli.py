@@ -87,8 +87,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(rep)
 
     from .opencast.cli import add_harvest_parser
+    from .usage.cli import add_report_parser
 
     add_harvest_parser(sub)
+    add_report_parser(sub)
     return parser
 
 
@@ -208,29 +210,15 @@ def cmd_demo(args) -> int:
     return cmd_import(demo_args)
 
 
-def _pick_site(wanted: str | None):
-    from .sites import load_sites
-
-    sites = load_sites()
-    if wanted is None:
-        if len(sites) == 1:
-            return sites[0]
-        raise IngestError(f"the sites file has {len(sites)} sites; choose one with --site "
-                          f"({', '.join(s.key for s in sites)})")
-    for site in sites:
-        if wanted in (site.key, str(site.id)):
-            return site
-    raise IngestError(f"no site {wanted!r} in the sites file; use one of {', '.join(s.key for s in sites)}")
-
-
 def cmd_replay(args) -> int:
     from .cloudwatch.pipeline import CloudwatchConfig, replay_window
     from .cloudwatch.window import parse_window
     from .engine import open_ledger
+    from .sites import pick_site
 
     start, end = parse_window(args.start, args.end)  # argument errors first, before any setting
     settings = _settings(args)
-    site = _pick_site(args.site)
+    site = pick_site(args.site)
     config = CloudwatchConfig.from_env()
     with open_ledger(settings) as ledger:
         report = replay_window(settings, ledger, config, site, start, end)
@@ -239,6 +227,12 @@ def cmd_replay(args) -> int:
     else:
         print("\n".join(report.lines()))
     return EXIT_INCOMPLETE if report.failed_windows or report.truncated_windows else EXIT_OK
+
+
+def cmd_report(args) -> int:
+    from .usage.cli import run_report
+
+    return run_report(args)
 
 
 def cmd_harvest(args) -> int:
@@ -250,7 +244,7 @@ def cmd_harvest(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handlers = {"import": cmd_import, "status": cmd_status, "demo": cmd_demo, "harvest": cmd_harvest,
-                "replay": cmd_replay}
+                "replay": cmd_replay, "report": cmd_report}
     try:
         return handlers[args.command](args)
     except IngestError as exc:

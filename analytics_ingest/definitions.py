@@ -10,6 +10,7 @@ from .defs import resources as resources_module
 from .defs.archive import definitions as archive_module
 from .defs.cloudwatch import definitions as cloudwatch_module
 from .defs.opencast import definitions as opencast_module
+from .defs.usage import definitions as usage_module
 from .defs.counter import definitions as counter_module
 from .defs.weblogs import definitions as weblogs_module
 
@@ -23,4 +24,5 @@ def defs() -> dg.Definitions:
         archive_module.archive(),
         cloudwatch_module.cloudwatch(),
         opencast_module.opencast(),
+        usage_module.usage(),
     )

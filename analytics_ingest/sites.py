@@ -145,6 +145,20 @@ def load_sites(path: str | os.PathLike | None = None) -> list[SiteConfig]:
     return sites
 
 
+def pick_site(wanted: str | None, sites: list[SiteConfig] | None = None) -> SiteConfig:
+    """The site named by key or Matomo id (the only one when ``wanted`` is None); one-line InputError."""
+    sites = load_sites() if sites is None else sites
+    if wanted is None:
+        if len(sites) == 1:
+            return sites[0]
+        raise InputError(f"the sites file has {len(sites)} sites; choose one with --site "
+                         f"({', '.join(s.key for s in sites)})")
+    for site in sites:
+        if str(wanted) in (site.key, str(site.id)):
+            return site
+    raise InputError(f"no site {wanted!r} in the sites file; use one of {', '.join(s.key for s in sites)}")
+
+
 # -- YAML ---------------------------------------------------------------------------------------
 class _DuplicateKey(Exception):
     def __init__(self, key, line: int) -> None:

@@ -13,6 +13,7 @@ from analytics_ingest.config import load_settings
 from analytics_ingest.defs.archive.assets import build_archive_assets
 from analytics_ingest.defs.counter.assets import build_counter_assets
 from analytics_ingest.defs.resources import IngestResource
+from analytics_ingest.defs.usage.assets import build_usage_assets
 from analytics_ingest.defs.weblogs.assets import build_site_assets
 from analytics_ingest.engine import open_ledger
 from analytics_ingest.sites import load_sites
@@ -56,7 +57,7 @@ def env(tmp_path, monkeypatch):
 
 def _all_assets():
     site = load_sites()[0]
-    return build_site_assets(site) + build_counter_assets(site) + build_archive_assets(site)
+    return build_site_assets(site) + build_counter_assets(site) + build_archive_assets(site) + build_usage_assets(site)
 
 
 def _materialize(partition: str, selection=None):
@@ -178,3 +179,25 @@ def test_a_local_archiver_refreshes_reports_and_a_silent_failure_fails_the_check
         assert not check.passed and "1 missing" in check.description
         assert check.severity == dg.AssetCheckSeverity.ERROR  # a real archiver ran: not just "cron is late"
         assert fake.duplicates() == {} and fake.errors == []
+
+
+def test_usage_reports_are_written_for_each_window_and_count_what_was_delivered(env, monkeypatch):
+    logs, _fake = env
+    monkeypatch.setenv("ANALYTICS_INGEST_REPORT_WINDOWS", "TODAY,7D")
+    first = make_log(logs / "access.log.2024-03-13", 400, seed=31, date="2024-03-13", tz="+0000")
+    second = make_log(logs / f"access.log.{DAY}", 600, seed=32, date=DAY, tz="+0000")
+    for day in ("2024-03-13", DAY):
+        (logs / f"access.log.{day}.manifest.json").unlink()
+        assert _materialize(day, selection=["web/access_log_files", "web/matomo_import"]).success
+    result = _materialize(DAY, selection=["web/usage_reports"])
+    assert result.success
+    meta = _metadata(result)["web/usage_reports"]
+    today = pd.read_csv(meta["TODAY_csv"])
+    week = pd.read_csv(meta["7D_csv"])
+    assert list(today.columns) == ["metric", "count", "description"]
+    views = lambda frame, m: int(frame.loc[frame["metric"] == m, "count"].iloc[0])  # noqa: E731
+    assert views(today, "pageviews") + views(today, "downloads") == second["tracked"]
+    assert views(week, "pageviews") + views(week, "downloads") == first["tracked"] + second["tracked"]
+    assert views(week, "visitors") == views(week, "new_visitors") + views(week, "returning_visitors")
+    assert meta["7D_days_without_data"] == 5  # 2024-03-08..12 have no logs: listed, not zero
+    assert "pageviews" in meta["report"]

@@ -10,11 +10,13 @@ import dagster as dg
 from analytics_ingest.definitions import defs
 
 EXPECTED_ASSETS = ["demo_site/access_log_files", "demo_site/counter_metrics", "demo_site/matomo_archive",
-                   "demo_site/matomo_import", "demo_site/pretable"]
+                   "demo_site/matomo_import", "demo_site/pretable", "demo_site/usage_reports"]
 EXPECTED_CHECKS = ["demo_site/matomo_archive:reports_match_ledger", "demo_site/matomo_import:day_loaded"]
-EXPECTED_JOBS = ["demo_site_archive", "demo_site_import", "demo_site_pretable", "rsync_pull_job"]
+EXPECTED_JOBS = ["demo_site_archive", "demo_site_import", "demo_site_pretable", "demo_site_usage_reports",
+                 "rsync_pull_job"]
 EXPECTED_SENSORS = ["demo_site_archive_days", "demo_site_log_files", "demo_site_ready_days"]
-EXPECTED_SCHEDULES = {"demo_site_daily_import": "30 0 * * *", "rsync_pull_hourly": "5 * * * *"}
+EXPECTED_SCHEDULES = {"demo_site_daily_import": "30 0 * * *", "demo_site_usage_reports_daily": "0 6 * * *",
+                      "rsync_pull_hourly": "5 * * * *"}
 
 
 def test_definitions_load_and_validate():
@@ -46,6 +48,7 @@ def test_lineage_follows_sciELOs_progression():
         "demo_site/pretable": ["demo_site/matomo_import"],
         "demo_site/counter_metrics": ["demo_site/pretable"],
         "demo_site/matomo_archive": ["demo_site/matomo_import"],
+        "demo_site/usage_reports": ["demo_site/counter_metrics", "demo_site/matomo_import"],
     }
 
 

@@ -1,0 +1,1 @@
+"""memex-style usage reports over time windows, per site and day."""

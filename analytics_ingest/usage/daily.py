@@ -1,0 +1,205 @@
+"""One site-local day of hits → the small usage aggregate every window report is built from.
+
+One pass over the day's delivered hits (:func:`analytics_ingest.day_hits.scan_day`) collects:
+
+* page views, downloads and events (a hit carrying an event category is a Matomo event, not a
+  page view) and the tracked hits flagged as bots (``enable_bots``);
+* visitors: the user id when the log has one, else IP + user agent (Matomo's fallback
+  fingerprint without a visitor cookie), stored only as salted 64-bit hashes;
+* sessions, Matomo's way: a visitor's hits with no gap over 30 minutes form one visit, and a
+  visit ends at local midnight (Matomo's default), so day session counts add up across a window;
+* hits per page and per download (host + path, query string dropped: it may hold tokens);
+* lines the importer ignored (bots, static, errors, redirects, filtered, invalid), from the
+  ledger's import summaries, which are per *file*: a file feeding one day gives its counts to
+  that day exactly; a file spanning midnight shares them out in proportion to its hits per day
+  (the ledger's file days), by largest remainder so the days of a file add up to the file.
+
+The aggregate records the ledger's last delivery for the day: :func:`is_stale` tells when a later
+import added hits and the aggregate must be rebuilt. Rebuilding a day just replaces its file; the
+first-seen index notices (see :mod:`.first_seen`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections import defaultdict
+from pathlib import Path
+
+from ..day_hits import scan_day
+from ..vocabulary import DOWNLOADS, FILE_INVALID, FILE_LOADED, IGNORED_CATEGORIES, INVALID
+from .store import day_path, read_day_meta, salt_id, site_salt, visitor_id, write_day
+
+SESSION_GAP_SECONDS = 30 * 60  # Matomo's default visit length (visit_standard_length)
+
+
+def _page_key(hit) -> str:
+    path = hit.path.split("?", 1)[0].split("#", 1)[0] or "/"
+    return f"{hit.host}{path}" if hit.host else path
+
+
+def _is_event(hit) -> bool:
+    extra = hit.extra
+    if not extra:
+        return False
+    if extra.get("event_category"):
+        return True
+    replayed = extra.get("tracking_params")
+    return isinstance(replayed, dict) and bool(replayed.get("e_c"))
+
+
+class _Seconds:
+    """UTC ``cdt`` text → seconds since the epoch, parsing each hour once."""
+
+    def __init__(self) -> None:
+        self._hours: dict[str, int] = {}
+
+    def __call__(self, cdt: str) -> int:
+        hour = cdt[:13]
+        base = self._hours.get(hour)
+        if base is None:
+            base = int(dt.datetime.strptime(hour, "%Y-%m-%d %H").replace(tzinfo=dt.timezone.utc).timestamp())
+            self._hours[hour] = base
+        return base + int(cdt[14:16]) * 60 + int(cdt[17:19])
+
+
+def _sessions(times: list[int]) -> int:
+    times.sort()  # files and lanes need not be in time order
+    count, last = 1, times[0]
+    for t in times[1:]:
+        if t - last > SESSION_GAP_SECONDS:
+            count += 1
+        last = t
+    return count
+
+
+def _share(total: int, weights: dict[dt.date, int], day: dt.date) -> int:
+    """``day``'s part of ``total`` split in proportion to ``weights`` (largest remainder, ties to
+    the earlier day), so the parts of all days add up to ``total``."""
+    if day not in weights:
+        return 0
+    whole = sum(weights.values())
+    if whole <= 0:
+        return total if day == min(weights) else 0
+    parts = {d: total * w // whole for d, w in weights.items()}
+    left = total - sum(parts.values())
+    order = sorted(weights, key=lambda d: (-(total * weights[d] % whole), d))
+    for d in order[:left]:
+        parts[d] += 1
+    return parts[day]
+
+
+def _ignored_for_day(ledger, site, day: dt.date) -> tuple[dict[str, int], dict]:
+    """Ignored and invalid lines attributed to ``day`` from the import summaries of its files."""
+    totals = dict.fromkeys((*IGNORED_CATEGORIES, INVALID), 0)
+    how = {"files": 0, "shared_files": 0, "files_without_summary": 0}
+    for record in ledger.files_feeding_day(site.id, day):
+        if record.status == FILE_INVALID:
+            continue
+        summaries = [s for s in ledger.summaries(record.id) if s.get("lines_total") is not None]
+        loaded = [s for s in summaries if s.get("status") == FILE_LOADED]
+        summary = (loaded or summaries or [None])[-1]  # each attempt scans the whole file: take the last
+        if summary is None:
+            how["files_without_summary"] += 1
+            continue
+        how["files"] += 1
+        weights = ledger.file_days(record.id)
+        if len(weights) > 1:
+            how["shared_files"] += 1
+        elif not weights:
+            weights = {day: 1}
+        for category in totals:
+            totals[category] += _share(int(summary.get(category) or 0), weights, day)
+    return totals, how
+
+
+def build_day_aggregate(settings, ledger, site, day: dt.date) -> Path:
+    """Read the day's hits once and write ``<home>/usage/<site_key>/<day>.parquet``; return it."""
+    started = time.monotonic()
+    salt = site_salt(settings, site)
+    last_delivery = ledger.last_delivery(site.id, day)  # read first: a later delivery makes us stale
+    seconds = _Seconds()
+    vid_of: dict[str, int] = {}  # visitor key → hashed id (hash each visitor once)
+    times: dict[int, list[int]] = defaultdict(list)
+    pages: dict[str, int] = defaultdict(int)
+    downloads: dict[str, int] = defaultdict(int)
+    counts = {"pageviews": 0, "downloads": 0, "events": 0, "bots_tracked": 0}
+
+    def on_hit(hit, category: str, is_bot: bool) -> None:
+        key = f"u\0{hit.user_id}" if hit.user_id else f"a\0{hit.ip}\0{hit.user_agent}"
+        vid = vid_of.get(key)
+        if vid is None:
+            vid = vid_of[key] = visitor_id(salt, key)
+        times[vid].append(seconds(hit.cdt))
+        if is_bot:
+            counts["bots_tracked"] += 1
+        if category == DOWNLOADS:
+            counts["downloads"] += 1
+            downloads[_page_key(hit)] += 1
+        elif _is_event(hit):
+            counts["events"] += 1
+        else:
+            counts["pageviews"] += 1
+            pages[_page_key(hit)] += 1
+
+    stats = scan_day(ledger, site, day, on_hit)
+    vid_of.clear()
+    visitors = {vid: (len(ts), _sessions(ts)) for vid, ts in times.items()}
+    ignored, attribution = _ignored_for_day(ledger, site, day)
+    counts.update(
+        visitors=len(visitors),
+        sessions=sum(s for _, s in visitors.values()),
+        hits=sum(stats.hits.values()),
+        rejected_skipped=stats.rejected_skipped,
+        **{f"ignored_{k}": v for k, v in ignored.items()},
+    )
+    meta = {
+        "site_id": site.id,
+        "site_key": site.key,
+        "day": day.isoformat(),
+        "timezone": site.timezone,
+        "salt_id": salt_id(salt),
+        "built_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "last_delivery": last_delivery.isoformat() if last_delivery else None,
+        "day_status": ledger.day_status(site.id, day),
+        "files": len(stats.files),
+        "missing_files": len(stats.missing_files),
+        "ignored_attribution": attribution,
+        "session_rule": "visitor + 30 min inactivity, split at local midnight",
+        "seconds": round(time.monotonic() - started, 3),
+        "counts": counts,
+    }
+    return write_day(day_path(settings, site, day), meta, visitors, dict(pages), dict(downloads))
+
+
+def is_stale(ledger, site, day: dt.date, path: Path) -> bool:
+    """True when ``path`` is missing, unreadable, or older than the day's last delivery."""
+    try:
+        meta = read_day_meta(path)
+    except Exception:  # noqa: BLE001 - any unreadable aggregate is simply rebuilt
+        return True
+    last = ledger.last_delivery(site.id, day)
+    if last is None:
+        return False
+    built_through = meta.get("last_delivery")
+    return built_through is None or dt.datetime.fromisoformat(built_through) < last
+
+
+def ensure_day_aggregates(settings, ledger, site, days) -> dict[str, list[dt.date]]:
+    """Build the aggregates of ``days`` that are missing or stale, for days the ledger has files
+    for (a day without files stays missing: no data is not zero). Returns what happened."""
+    done: dict[str, list[dt.date]] = {"built": [], "rebuilt": [], "no_files": []}
+    for day in days:
+        path = day_path(settings, site, day)
+        exists = path.exists()
+        if exists and not is_stale(ledger, site, day, path):
+            continue
+        if not ledger.files_feeding_day(site.id, day):
+            done["no_files"].append(day)
+            continue
+        build_day_aggregate(settings, ledger, site, day)
+        done["rebuilt" if exists else "built"].append(day)
+    return done
+
+
+__all__ = ["SESSION_GAP_SECONDS", "build_day_aggregate", "ensure_day_aggregates", "is_stale"]
