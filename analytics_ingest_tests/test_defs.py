@@ -70,7 +70,7 @@ def test_opencast_appears_when_configured(monkeypatch):
         monkeypatch.setenv(name, value)
     d = defs()
     keys = {k.to_user_string() for k in d.resolve_asset_graph().get_all_asset_keys()}
-    assert {"opencast/useractions", "opencast/episodes", "opencast/matomo_events"} <= keys
+    assert {"opencast_useractions", "opencast_episodes", "opencast_matomo_events"} <= keys
     assert {s.name: s.cron_schedule for s in d.schedules}["opencast_harvest"] == "*/2 * * * *"
     dg.Definitions.validate_loadable(d)
 

@@ -56,21 +56,21 @@ def test_a_day_goes_to_files_parquet_and_matomo_events_exactly_once(world):
     opencast.actions += [make_action(n, T0 + dt.timedelta(minutes=n), "mp-1" if n % 2 else "mp-2",
                                      type="PLAY" if n % 3 == 0 else "HEARTBEAT") for n in range(1, 13)]
     first = _run(DAY.isoformat())
-    ua = first["useractions"]
+    ua = first["opencast_useractions"]
     assert ua["fetched"] == ua["delivered"] == 12 and ua["episodes_without_attachments"] == 6
     lines = [json.loads(line) for line in open(ua["output"], encoding="utf-8")]
     assert sorted(m["action_id"] for m in lines) == list(range(1, 13))
     assert all(m["timestamp"].endswith(("Z", "+00:00")) for m in lines)
     events = matomo.hits(2)
-    assert len(events) == 12 and first["matomo_events"]["delivered"] == 12
+    assert len(events) == 12 and first["opencast_matomo_events"]["delivered"] == 12
     assert {e["e_a"] for e in events} == {"PLAY", "HEARTBEAT"} and {e["e_n"] for e in events} == {"Lecture 1", "Bare"}
     assert all(e["cip"] == "203.0.113.7" for e in events)
-    episodes = pd.read_parquet(first["episodes"]["parquet"])
-    assert sorted(episodes["mpid"]) == ["mp-1", "mp-2"] and first["episodes"]["without_attachments"] == 1
+    episodes = pd.read_parquet(first["opencast_episodes"]["parquet"])
+    assert sorted(episodes["mpid"]) == ["mp-1", "mp-2"] and first["opencast_episodes"]["without_attachments"] == 1
 
     opencast.actions.append(make_action(13, T0 + dt.timedelta(hours=2), "mp-1"))  # a late action
     second = _run(DAY.isoformat())
-    assert second["matomo_events"]["delivered"] == 1
+    assert second["opencast_matomo_events"]["delivered"] == 1
     assert len(matomo.hits(2)) == 13 and matomo.duplicates() == {}
 
 

@@ -8,6 +8,7 @@ import json
 
 import dagster as dg
 import pytest
+from dagster_aws.s3 import S3Resource
 from moto import mock_aws
 
 from analytics_ingest import cli
@@ -88,8 +89,15 @@ def test_the_window_command_replays_exactly_once_and_archives_the_day(world, cap
     assert err.count("\n") == 1 and "before it starts" in err
 
 
-def test_daily_assets_fetch_replay_and_archive_without_double_counting(world):
+@pytest.mark.parametrize("store", ["local", "s3"])
+def test_daily_assets_fetch_replay_and_archive_without_double_counting(world, store, monkeypatch):
     logs, fake = world
+    if store == "s3":  # events kept in S3 through dagster-aws's S3 resource
+        import boto3
+
+        boto3.client("s3", region_name="eu-west-2").create_bucket(
+            Bucket="replay-events", CreateBucketConfiguration={"LocationConstraint": "eu-west-2"})
+        monkeypatch.setenv("ANALYTICS_INGEST_CLOUDWATCH_S3", "s3://replay-events/verify")
     put_missed(logs, 0, 5)
     site = load_sites()[0]
     config = CloudwatchConfig.from_env()
@@ -100,7 +108,8 @@ def test_daily_assets_fetch_replay_and_archive_without_double_counting(world):
     day = BASE.date().isoformat()
 
     def run():
-        result = dg.materialize(assets + upstream, partition_key=day, resources={"ingest": IngestResource()},
+        result = dg.materialize(assets + upstream, partition_key=day,
+                                resources={"ingest": IngestResource(), "s3": S3Resource(region_name="eu-west-2")},
                                 selection=[a.key for a in assets], raise_on_error=False)
         assert result.success
         return {e.materialization.asset_key.path[-1]: {k: v.value for k, v in e.materialization.metadata.items()}
@@ -111,7 +120,15 @@ def test_daily_assets_fetch_replay_and_archive_without_double_counting(world):
     assert first["matomo_replay"]["imported"] == 5
     assert first["matomo_archive"]["archived"] is True
     stored = first["cloudwatch_missed_events"]["location"]
-    lines = [json.loads(line) for line in open(stored, encoding="utf-8")]
+    if store == "s3":
+        import boto3
+
+        assert stored.startswith("s3://replay-events/verify/")
+        body = boto3.client("s3", region_name="eu-west-2").get_object(
+            Bucket="replay-events", Key=stored.split("/", 3)[3])["Body"].read().decode()
+        lines = [json.loads(line) for line in body.splitlines()]
+    else:
+        lines = [json.loads(line) for line in open(stored, encoding="utf-8")]
     assert [line["timestamp"] for line in lines] == sorted(line["timestamp"] for line in lines)
 
     put_missed(logs, 5, 3)  # more failures turn up later the same day

@@ -4,9 +4,13 @@
 
 import datetime as dt
 
+import os
+
 import dagster as dg
+from dagster_aws.s3 import S3Resource
 
 from ...cloudwatch.pipeline import CloudwatchConfig, fetch_day, replay_stored_day
+from ...cloudwatch.store import ENV_S3
 from ...errors import IngestError
 from ..counter.assets import fail
 from ..partitions import site_days
@@ -20,6 +24,11 @@ def missed_key(site) -> dg.AssetKey:
 
 def replay_key(site) -> dg.AssetKey:
     return dg.AssetKey([site.key, "matomo_replay"])
+
+
+def s3_client(s3: S3Resource):
+    """dagster-aws's S3 client when events are kept in S3 (``ANALYTICS_INGEST_CLOUDWATCH_S3``)."""
+    return s3.get_client() if os.environ.get(ENV_S3) else None
 
 
 def build_cloudwatch_assets(site, config: CloudwatchConfig) -> list[dg.AssetsDefinition]:
@@ -40,10 +49,11 @@ def build_cloudwatch_assets(site, config: CloudwatchConfig) -> list[dg.AssetsDef
             "the run after what was fetched is stored."
         ),
     )
-    def cloudwatch_missed_events(context: dg.AssetExecutionContext, ingest: IngestResource) -> dg.MaterializeResult:
+    def cloudwatch_missed_events(context: dg.AssetExecutionContext, ingest: IngestResource,
+                                 s3: S3Resource) -> dg.MaterializeResult:
         day = dt.date.fromisoformat(context.partition_key)
         try:
-            fetched = fetch_day(ingest.settings(), config, site, day)
+            fetched = fetch_day(ingest.settings(), config, site, day, s3_client=s3_client(s3))
         except IngestError as exc:
             raise fail(exc) from None
         result = fetched.result
@@ -84,11 +94,11 @@ def build_cloudwatch_assets(site, config: CloudwatchConfig) -> list[dg.AssetsDef
             "exactly-once importer delivers: rerunning a day or an overlapping window never counts twice."
         ),
     )
-    def matomo_replay(context: dg.AssetExecutionContext, ingest: IngestResource) -> dg.MaterializeResult:
+    def matomo_replay(context: dg.AssetExecutionContext, ingest: IngestResource, s3: S3Resource) -> dg.MaterializeResult:
         day = dt.date.fromisoformat(context.partition_key)
         with ingest.ledger() as ledger:
             try:
-                replayed = replay_stored_day(ingest.settings(), ledger, site, day)
+                replayed = replay_stored_day(ingest.settings(), ledger, site, day, s3_client=s3_client(s3))
             except IngestError as exc:
                 raise fail(exc) from None
         return dg.MaterializeResult(metadata={

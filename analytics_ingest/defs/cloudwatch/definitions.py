@@ -3,6 +3,7 @@ default is offline). Daily assets, their job, and the ad hoc window job."""
 
 
 import dagster as dg
+from dagster_aws.s3 import S3Resource
 
 from ...cloudwatch.pipeline import CloudwatchConfig
 from ...sites import load_sites
@@ -28,4 +29,7 @@ def cloudwatch() -> dg.Definitions:
             description=f"Fetch, replay and re-archive days of Matomo site {site.id} from CloudWatch.",
         ))
         jobs.append(build_replay_window_job(site, config))
-    return dg.Definitions(assets=assets, jobs=jobs)
+    # dagster-aws's S3 resource: the standard credential chain; used only when
+    # ANALYTICS_INGEST_CLOUDWATCH_S3 names a bucket, so the embedded default needs no AWS.
+    resources = {"s3": S3Resource()} if sites else {}
+    return dg.Definitions(assets=assets, jobs=jobs, resources=resources)

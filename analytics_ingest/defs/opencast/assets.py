@@ -1,6 +1,6 @@
-"""``opencast/useractions`` (a day's user actions, enriched, to SQS or files), ``opencast/episodes``
+"""``opencast_useractions`` (a day's user actions, enriched, to SQS or files), ``opencast_episodes``
 (the day's new episodes as Parquet) and, when ``OPENCAST_MATOMO_SITE`` is set,
-``opencast/matomo_events`` (the day's actions as Matomo events, exactly once)."""
+``opencast_matomo_events`` (the day's actions as Matomo events, exactly once)."""
 
 
 import datetime as dt
@@ -16,9 +16,9 @@ from ..resources import IngestResource
 from ..weblogs.assets import OWNERS
 
 GROUP = "opencast"
-USERACTIONS = dg.AssetKey(["opencast", "useractions"])
-EPISODES = dg.AssetKey(["opencast", "episodes"])
-MATOMO_EVENTS = dg.AssetKey(["opencast", "matomo_events"])
+USERACTIONS = dg.AssetKey("opencast_useractions")
+EPISODES = dg.AssetKey("opencast_episodes")
+MATOMO_EVENTS = dg.AssetKey("opencast_matomo_events")
 
 
 def opencast_days() -> dg.DailyPartitionsDefinition:
