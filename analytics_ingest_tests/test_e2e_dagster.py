@@ -1,7 +1,8 @@
 """End to end through the real Dagster processes: webserver and daemon on a temporary
 DAGSTER_HOME, a log file dropped into the watched folder, and — with no one touching anything —
 the sensor settles it, the daemon launches the run, the day becomes Loaded in the ledger, the
-partition shows as materialised in the GraphQL API, and every trackable hit is in the outbox once.
+partition shows as materialised in the GraphQL API, every trackable hit is in the outbox once, and
+the ready-days sensor then takes the day through its pretable to COUNTER metrics (Calculated).
 """
 
 from __future__ import annotations
@@ -46,7 +47,8 @@ def test_a_dropped_file_becomes_a_loaded_day_through_the_daemon(tmp_path):
     sites.write_text(
         "sites:\n  - {id: 1, key: web, name: Web, main_url: 'https://example.org', log_dir: logs,\n"
         "     file_pattern: 'access.log*', timezone: UTC, start_date: 2024-03-01,\n"
-        "     expected_files: [{from: 2024-03-01, count: 1}]}\n"
+        "     expected_files: [{from: 2024-03-01, count: 1}],\n"
+        "     pretable: {wait_for_neighbours: false}, counter: {items: 'builtin:demo'}}\n"
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MATOMO_", "ANALYTICS_INGEST_", "DAGSTER_"))}
     env.update(ANALYTICS_INGEST_SITES=str(sites), ANALYTICS_INGEST_HOME=str(home), DAGSTER_HOME=str(dagster_home))
@@ -73,10 +75,17 @@ def test_a_dropped_file_becomes_a_loaded_day_through_the_daemon(tmp_path):
             return any(m["partition"] == DAY for m in asset.get("assetMaterializations") or [])
 
         wait_for(materialized, 480, f"web/matomo_import {DAY} was not materialised", outputs)
-        ledger = open_ledger(load_settings(home=home, environ={}))
-        try:
-            assert ledger.day_status(1, dt.date.fromisoformat(DAY)) == "loaded"
-        finally:
-            ledger.close()
+        def day_status() -> str | None:
+            ledger = open_ledger(load_settings(home=home, environ={}))
+            try:
+                return ledger.day_status(1, dt.date.fromisoformat(DAY))
+            finally:
+                ledger.close()
+
+        assert day_status() in ("loaded", "pretable", "calculated")  # the next stages may have started
         sent = [json.loads(line) for line in (home / "outbox" / "site-1.jsonl").read_text().splitlines()]
         assert len(sent) == manifest["tracked"] == len({r["pv_id"] for r in sent})
+        # Then the ready-days sensor, on its own, takes the day through its pretable to COUNTER metrics.
+        wait_for(lambda: day_status() == "calculated", 420, f"{DAY} did not reach Calculated", outputs)
+        assert (home / "pretables" / "web" / f"{DAY}.parquet").exists()
+        assert (home / "counter" / "web" / f"{DAY}-items.parquet").exists()
