@@ -139,3 +139,24 @@ def test_daily_assets_fetch_replay_and_archive_without_double_counting(world, st
     third = run()
     assert third["matomo_replay"]["imported"] == 0 and third["matomo_archive"]["archived"] is False
     assert len(fake.hits(1)) == 8 and fake.duplicates() == {}
+
+
+def test_the_window_job_does_what_the_command_does(world, monkeypatch):
+    from analytics_ingest.defs.cloudwatch.jobs import build_replay_window_job
+
+    logs, fake = world
+    monkeypatch.setenv("CLOUDWATCH_API", "filter")
+    times = put_missed(logs, 0, 4)
+    job = build_replay_window_job(load_sites()[0], CloudwatchConfig.from_env())
+    op = "verify_replay_window_op"
+    config = {"ops": {op: {"config": {"start": (BASE - dt.timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                                      "end": (times[-1] + dt.timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%SZ")}}}}
+    resources = {"ingest": IngestResource()}
+    assert job.execute_in_process(run_config=config, resources=resources).success
+    assert job.execute_in_process(run_config=config, resources=resources).success  # again: nothing new
+    assert len(fake.hits(1)) == 4 and fake.duplicates() == {} and len(fake.invalidations) == 1
+    bad = {"ops": {op: {"config": {"start": "2024-03-14T10:00:00Z", "end": "2024-03-14T09:00:00Z"}}}}
+    failed = job.execute_in_process(run_config=bad, resources=resources, raise_on_error=False)
+    assert not failed.success
+    failure = next(e for e in failed.all_events if e.event_type_value == "STEP_FAILURE")
+    assert "before it starts" in failure.step_failure_data.error.message
