@@ -20,10 +20,9 @@ from pathlib import Path
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import yaml
-
 from .classify import ClassifyOptions
 from .errors import ConfigError, InputError
+from .yamlconfig import ConfigErrors, load_strict
 
 ENV_SITES = "ANALYTICS_INGEST_SITES"
 DEFAULT_EXPECTED = 1  # files a day when no range covers the day (the ledger's default too)
@@ -104,7 +103,7 @@ def load_sites(path: str | os.PathLike | None = None) -> list[SiteConfig]:
     """
     path = Path(os.fspath(path) if path else os.environ.get(ENV_SITES) or demo_sites_path())
     path = Path(os.path.abspath(os.path.expanduser(path)))
-    err = _Errors(path.name)
+    err = ConfigErrors(path.name)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -113,15 +112,7 @@ def load_sites(path: str | os.PathLike | None = None) -> list[SiteConfig]:
         raise ConfigError(f"sites file {path} is not UTF-8 text; save it as UTF-8") from None
     except OSError as exc:
         raise ConfigError(f"cannot read sites file {path}: {exc.strerror or exc}; check {ENV_SITES} and permissions") from None
-    try:
-        data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
-    except _DuplicateKey as dup:
-        raise err.fail(f"line {dup.line}", f"key {dup.key!r} is given twice in one mapping; keep one") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark is not None else "YAML"
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise err.fail(where, f"not valid YAML ({problem}); fix the syntax") from None
+    data = load_strict(text, err)
     if not isinstance(data, dict) or "sites" not in data:
         raise err.fail("top level", "must be a mapping with the key 'sites' holding a list of sites")
     extra = sorted(str(k) for k in data if k != "sites")
@@ -159,55 +150,18 @@ def pick_site(wanted: str | None, sites: list[SiteConfig] | None = None) -> Site
     raise InputError(f"no site {wanted!r} in the sites file; use one of {', '.join(s.key for s in sites)}")
 
 
-# -- YAML ---------------------------------------------------------------------------------------
-class _DuplicateKey(Exception):
-    def __init__(self, key, line: int) -> None:
-        super().__init__(key)
-        self.key, self.line = key, line
-
-
-class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader that refuses a key given twice in one mapping (PyYAML keeps the last silently)."""
-
-
-def _construct_mapping(loader: _StrictLoader, node, deep: bool = False):
-    loader.flatten_mapping(node)
-    seen = set()
-    for key_node, _value in node.value:
-        key = loader.construct_object(key_node, deep=True)
-        try:
-            duplicate = key in seen
-        except TypeError:  # unhashable key: let PyYAML report it
-            break
-        if duplicate:
-            raise _DuplicateKey(key, key_node.start_mark.line + 1)
-        seen.add(key)
-    return loader.construct_mapping(node, deep=deep)
-
-
-_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-
-
 # -- validation ---------------------------------------------------------------------------------
-class _Errors:
-    def __init__(self, source: str) -> None:
-        self.source = source
-
-    def fail(self, where: str, what: str) -> ConfigError:
-        return ConfigError(" ".join(f"{self.source}: {where}: {what}".split("\n")))
-
-
 def _slug(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
 
 
-def _text(value, where: str, err: _Errors, example: str) -> str:
+def _text(value, where: str, err: ConfigErrors, example: str) -> str:
     if not isinstance(value, str) or not value.strip():
         raise err.fail(where, f"{value!r} must be non-empty text, e.g. {example}")
     return value.strip()
 
 
-def _date(value, where: str, err: _Errors) -> dt.date:
+def _date(value, where: str, err: ConfigErrors) -> dt.date:
     if isinstance(value, dt.datetime):
         return value.date()
     if isinstance(value, dt.date):
@@ -218,13 +172,13 @@ def _date(value, where: str, err: _Errors) -> dt.date:
         raise err.fail(where, f"{value!r} is not a date; write YYYY-MM-DD, e.g. 2024-03-01") from None
 
 
-def _int(value, where: str, err: _Errors, minimum: int = 1) -> int:
+def _int(value, where: str, err: ConfigErrors, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise err.fail(where, f"{value!r} must be a whole number >= {minimum}")
     return value
 
 
-def _unknown(raw: dict, known, at: str, err: _Errors, what: str = "key") -> None:
+def _unknown(raw: dict, known, at: str, err: ConfigErrors, what: str = "key") -> None:
     bad = [str(k) for k in raw if k not in known]
     if bad:
         plural = "s" if len(bad) > 1 else ""
@@ -232,7 +186,7 @@ def _unknown(raw: dict, known, at: str, err: _Errors, what: str = "key") -> None
                                          f"known {what}s are {', '.join(known)}")
 
 
-def _site(raw, i: int, base: Path, err: _Errors) -> SiteConfig:
+def _site(raw, i: int, base: Path, err: ConfigErrors) -> SiteConfig:
     at = f"sites[{i}]"
     if not isinstance(raw, dict):
         raise err.fail(at, "must be a mapping with keys such as id, name, main_url, log_dir, start_date")
@@ -291,7 +245,7 @@ def _site(raw, i: int, base: Path, err: _Errors) -> SiteConfig:
     )
 
 
-def _mapping(raw, where: str, err: _Errors, keys: tuple[str, ...], example: str) -> dict:
+def _mapping(raw, where: str, err: ConfigErrors, keys: tuple[str, ...], example: str) -> dict:
     if raw is None:
         return {}
     if not isinstance(raw, dict):
@@ -300,13 +254,13 @@ def _mapping(raw, where: str, err: _Errors, keys: tuple[str, ...], example: str)
     return raw
 
 
-def _bool(value, where: str, err: _Errors) -> bool:
+def _bool(value, where: str, err: ConfigErrors) -> bool:
     if not isinstance(value, bool):
         raise err.fail(where, f"{value!r} must be true or false")
     return value
 
 
-def _pretable(raw, where: str, err: _Errors) -> PretableOptions:
+def _pretable(raw, where: str, err: ConfigErrors) -> PretableOptions:
     raw = _mapping(raw, where, err, ("source", "wait_for_neighbours"), "{source: hits, wait_for_neighbours: true}")
     source = raw.get("source", "hits")
     if source not in PRETABLE_SOURCES:
@@ -315,7 +269,7 @@ def _pretable(raw, where: str, err: _Errors) -> PretableOptions:
                            wait_for_neighbours=_bool(raw.get("wait_for_neighbours", True), f"{where}.wait_for_neighbours", err))
 
 
-def _counter(raw, where: str, base: Path, err: _Errors) -> CounterOptions:
+def _counter(raw, where: str, base: Path, err: ConfigErrors) -> CounterOptions:
     raw = _mapping(raw, where, err, ("items",), "{items: counter_items.yaml}")
     if raw.get("items") is None:
         return CounterOptions()
@@ -331,12 +285,12 @@ def _counter(raw, where: str, base: Path, err: _Errors) -> CounterOptions:
     return CounterOptions(items=path)
 
 
-def _archive(raw, where: str, err: _Errors) -> ArchiveOptions:
+def _archive(raw, where: str, err: ConfigErrors) -> ArchiveOptions:
     raw = _mapping(raw, where, err, ("exact",), "{exact: false}")
     return ArchiveOptions(exact=_bool(raw.get("exact", True), f"{where}.exact", err))
 
 
-def _log_dir(value, where: str, base: Path, err: _Errors) -> Path:
+def _log_dir(value, where: str, base: Path, err: ConfigErrors) -> Path:
     text = _text(value, where, err, "/analytics/logs/1")
     for match in _ENV_REF.finditer(text):
         var = match.group(1) or match.group(2)
@@ -346,7 +300,7 @@ def _log_dir(value, where: str, base: Path, err: _Errors) -> Path:
     return Path(os.path.normpath(os.path.join(base, expanded)))
 
 
-def _classify(raw, where: str, err: _Errors) -> ClassifyOptions:
+def _classify(raw, where: str, err: ConfigErrors) -> ClassifyOptions:
     if raw is None:
         return ClassifyOptions()
     if not isinstance(raw, dict):
@@ -371,7 +325,7 @@ def _classify(raw, where: str, err: _Errors) -> ClassifyOptions:
     return ClassifyOptions(**values)
 
 
-def _expected(raw, where: str, err: _Errors) -> tuple[ExpectedFiles, ...]:
+def _expected(raw, where: str, err: ConfigErrors) -> tuple[ExpectedFiles, ...]:
     if raw is None:
         return ()
     if not isinstance(raw, list):
@@ -407,7 +361,7 @@ def _expected(raw, where: str, err: _Errors) -> tuple[ExpectedFiles, ...]:
     return tuple(out)
 
 
-def _commands(raw, where: str, err: _Errors) -> tuple[str, ...]:
+def _commands(raw, where: str, err: ConfigErrors) -> tuple[str, ...]:
     if raw is None:
         return ()
     if isinstance(raw, str):

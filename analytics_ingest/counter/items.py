@@ -37,10 +37,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-import yaml
 
 from ..errors import ConfigError
-from ..sites import _DuplicateKey, _Errors, _StrictLoader
+from ..yamlconfig import ConfigErrors, load_strict
 
 GROUPS = ("item", "title", "format", "content_type")
 _TOP_KEYS = ("requests", "rules")
@@ -134,16 +133,8 @@ def load_rules(path: str | os.PathLike) -> ItemRules:
 
 def rules_from_yaml(text: str, source: str = "<rules>") -> ItemRules:
     """The rules of a YAML text; ``source`` names it in error messages."""
-    err = _Errors(source)
-    try:
-        data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
-    except _DuplicateKey as dup:
-        raise err.fail(f"line {dup.line}", f"key {dup.key!r} is given twice in one mapping; keep one") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark is not None else "YAML"
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise err.fail(where, f"not valid YAML ({problem}); fix the syntax") from None
+    err = ConfigErrors(source)
+    data = load_strict(text, err)
     if not isinstance(data, dict) or "rules" not in data:
         raise err.fail("top level", "must be a mapping with 'rules' (a list of rules) and 'requests' (a list of "
                                     "content types)")
@@ -170,7 +161,7 @@ def rules_from_yaml(text: str, source: str = "<rules>") -> ItemRules:
 
 
 # -- validation ---------------------------------------------------------------------------------
-def _unknown(raw: dict, known, prefix: str, err: _Errors) -> None:
+def _unknown(raw: dict, known, prefix: str, err: ConfigErrors) -> None:
     bad = [str(k) for k in raw if k not in known]
     if bad:
         plural = "s" if len(bad) > 1 else ""
@@ -178,13 +169,13 @@ def _unknown(raw: dict, known, prefix: str, err: _Errors) -> None:
                                             f"{', '.join(known)}")
 
 
-def _text(value, where: str, err: _Errors) -> str:
+def _text(value, where: str, err: ConfigErrors) -> str:
     if not isinstance(value, str) or not value.strip():
         raise err.fail(where, f"{value!r} must be non-empty text")
     return value.strip()
 
 
-def _requests(raw, err: _Errors) -> tuple[str, ...]:
+def _requests(raw, err: ConfigErrors) -> tuple[str, ...]:
     if raw is None:
         return ()
     if isinstance(raw, str):
@@ -194,7 +185,7 @@ def _requests(raw, err: _Errors) -> tuple[str, ...]:
     return tuple(_text(v, f"requests[{j}]", err) for j, v in enumerate(raw))
 
 
-def _rule(raw, i: int, err: _Errors) -> Rule:
+def _rule(raw, i: int, err: ConfigErrors) -> Rule:
     at = f"rules[{i}]"
     if not isinstance(raw, dict):
         raise err.fail(at, "must be a mapping with at least 'pattern' (a regex with a named group 'item')")

@@ -15,11 +15,11 @@ import datetime as dt
 import gzip
 import os
 import re
-import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..atomic import atomic_file
 from ..errors import InputError
 from .metrics import COLUMNS, ITEM_COLUMNS, ITEM_METRICS, TITLE_COLUMNS, TITLE_METRICS, CounterResult
 
@@ -202,35 +202,8 @@ def _write_parquet(path, columns, metrics, rows: list[tuple]) -> Path:
 
 
 def _atomic(path, fill, mode: str) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o644)  # mkstemp's 0600 would make the published table private
-        kwargs = {"encoding": "utf-8", "newline": ""} if "b" not in mode else {}
-        with os.fdopen(fd, mode, **kwargs) as out:
-            fill(out)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    _fsync_dir(path.parent)
-    return path
+    with atomic_file(path, mode) as out:
+        fill(out)
+    return Path(path)
 
 
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

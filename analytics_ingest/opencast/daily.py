@@ -15,6 +15,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ..atomic import atomic_file
 from ..errors import ConfigError, InputError
 from .enrich import episode_document
 from .harvest import MemoryCursorStore
@@ -103,9 +104,8 @@ def episodes_day(settings: OpencastSettings, day: dt.date, *, session=None) -> E
             result.titles.append(str(doc["title"]))
         rows.append({c: _cell(doc.get(c)) for c in EPISODE_COLUMNS})
     table = pa.Table.from_pylist(rows, schema=pa.schema([(c, pa.string()) for c in EPISODE_COLUMNS]))
-    tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
-    pq.write_table(table, tmp)
-    os.replace(tmp, path)
+    with atomic_file(path, "wb") as handle:
+        pq.write_table(table, handle)
     return result
 
 

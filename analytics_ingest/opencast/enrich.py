@@ -19,12 +19,12 @@ import json
 import logging
 import os
 import re
-import tempfile
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, Protocol
 
+from ..atomic import write_text
 from ..errors import ConfigError
 from .client import UTC, LiveInfo, OpencastClient, as_int, as_list, parse_created
 
@@ -75,11 +75,7 @@ class LocalEpisodeCache:
             return
         now = self._clock()
         live = {k: list(v) for k, v in self._entries.items() if v[0] > now}
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".episodes-", dir=self.path.parent)
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            json.dump(live, out)
-        os.replace(tmp, self.path)
+        write_text(self.path, json.dumps(live), perm=0o600)  # viewers' episodes: keep it private
 
 
 class RedisEpisodeCache:

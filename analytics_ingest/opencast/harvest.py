@@ -17,12 +17,12 @@ import datetime as dt
 import json
 import logging
 import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from ..atomic import write_text
 from ..errors import ConfigError, InputError
 from .client import UTC, OpencastClient
 
@@ -120,13 +120,7 @@ class FileCursorStore:
 
     def save(self, state: CursorState) -> None:
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".cursor-", dir=self.path.parent)
-            with os.fdopen(fd, "w", encoding="utf-8") as out:
-                out.write(state.to_json() + "\n")
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(tmp, self.path)
+            write_text(self.path, state.to_json() + "\n")
         except OSError as exc:
             raise ConfigError(f"cannot write the harvest cursor {self.path}: {exc.strerror}; check permissions") from None
 

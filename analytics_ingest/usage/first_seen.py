@@ -20,13 +20,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ..atomic import atomic_file
 from .store import read_day, usage_dir
 
 INDEX_NAME = "first_seen.parquet"
@@ -125,16 +125,8 @@ def load_first_seen(settings, site) -> FirstSeen:
 def _write(path: Path, vids: np.ndarray, days: np.ndarray, sources: dict) -> None:
     table = pa.table({"vid": pa.array(vids, pa.int64()), "day": pa.array(days, pa.int32())})
     table = table.replace_schema_metadata({_META: json.dumps({d: list(s) for d, s in sources.items()})})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        pq.write_table(table, tmp, compression="zstd")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_file(path, "wb") as handle:
+        pq.write_table(table, handle, compression="zstd")
 
 
 __all__ = ["FirstSeen", "INDEX_NAME", "day_number", "load_first_seen"]

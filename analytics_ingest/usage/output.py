@@ -15,9 +15,9 @@ from __future__ import annotations
 import csv
 import io
 import os
-import tempfile
 from pathlib import Path
 
+from ..atomic import write_text
 from ..errors import InputError
 from .report import UsageReport
 from .sources import COUNTER_METRICS
@@ -74,18 +74,7 @@ def detail_tables(report: UsageReport) -> dict[str, tuple[tuple, list]]:
 
 
 def _write_atomically(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    write_text(path, text)
 
 
 def format_of(path: str | os.PathLike, default: str | None = None) -> str:

@@ -9,13 +9,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import tempfile
 from collections import Counter
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ..atomic import write_text
 from ..errors import InputError
 
 # The COUNTER item table's metric columns (analytics_ingest.counter writes them; named here so a
@@ -98,11 +98,7 @@ def opencast_day_counts(settings, day: dt.date, environ=None) -> dict | None:
         raise InputError(f"cannot read Opencast actions {path}: {exc.strerror or exc}; check permissions") from None
     counts = {"actions": sum(types.values()), "types": dict(types)}
     try:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=cache.parent, prefix=f".{cache.name}.")
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            json.dump({"signature": signature, "counts": counts}, out)
-        os.replace(tmp, cache)
+        write_text(cache, json.dumps({"signature": signature, "counts": counts}))
     except OSError:
         pass  # a cache we cannot write only costs time
     return counts

@@ -35,6 +35,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ..atomic import atomic_file
 from ..errors import ConfigError, InputError
 
 FORMAT_VERSION = 1
@@ -132,16 +133,8 @@ def write_day(path: Path, meta: dict, visitors: dict[int, tuple[int, int]], page
         "hits": pa.array(hits, pa.int64()),
         "sessions": pa.array(sessions, pa.int64()),
     }, schema=SCHEMA.with_metadata({META_KEY: json.dumps({"version": FORMAT_VERSION, **meta}, sort_keys=True)}))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        pq.write_table(data, tmp, compression="zstd")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_file(path, "wb") as handle:
+        pq.write_table(data, handle, compression="zstd")
     return path
 
 

@@ -43,20 +43,22 @@ rsync_schedule = dg.ScheduleDefinition(
 )
 
 
-def build_daily_schedule(site, job) -> dg.ScheduleDefinition:
-    @dg.schedule(
-        name=f"{site.key}_daily_import",
-        job=job,
-        cron_schedule="30 0 * * *",
-        execution_timezone=site.timezone,
-        default_status=dg.DefaultScheduleStatus.RUNNING,
-        description=f"Every night at 00:30 ({site.timezone}), queue and import yesterday for {site.name}.",
-    )
+def yesterday_schedule(site, job, *, name: str, cron: str, description: str) -> dg.ScheduleDefinition:
+    """A schedule in the site's timezone that asks ``job`` for the site's yesterday."""
+
+    @dg.schedule(name=name, job=job, cron_schedule=cron, execution_timezone=site.timezone,
+                 default_status=dg.DefaultScheduleStatus.RUNNING, description=description)
     def daily(context: dg.ScheduleEvaluationContext):
         local = context.scheduled_execution_time.astimezone(ZoneInfo(site.timezone))
         yesterday = (local.date() - dt.timedelta(days=1)).isoformat()
         if yesterday < site.start_date.isoformat():
             return dg.SkipReason(f"{yesterday} is before {site.key}'s start date")
-        return dg.RunRequest(run_key=f"{site.key}:daily:{yesterday}", partition_key=yesterday)
+        return dg.RunRequest(run_key=f"{name}:{yesterday}", partition_key=yesterday)
 
     return daily
+
+
+def build_daily_schedule(site, job) -> dg.ScheduleDefinition:
+    return yesterday_schedule(
+        site, job, name=f"{site.key}_daily_import", cron="30 0 * * *",
+        description=f"Every night at 00:30 ({site.timezone}), queue and import yesterday for {site.name}.")
