@@ -22,18 +22,6 @@ from analytics_ingest_tests.helpers import SITES, TOKEN, make_log
 FAST = RetryPolicy(max_attempts=6, base_delay=0.01, max_delay=0.05, maintenance_delay=0.05, read_timeout=1.0)
 
 
-@pytest.fixture
-def fake():
-    with FakeMatomo(token=TOKEN, sites=SITES) as server:
-        yield server
-        assert server.errors == []
-
-
-@pytest.fixture
-def settings(tmp_path, fake):
-    return load_settings(home=tmp_path / "home", matomo_url=fake.url, matomo_token=TOKEN, environ={})
-
-
 @pytest.fixture(scope="module")
 def log_file(tmp_path_factory):
     path = tmp_path_factory.mktemp("logs") / "access.log"

@@ -21,8 +21,7 @@ from analytics_ingest.pretable.build import NotReady
 from analytics_ingest.pretable.from_matomo import decode_ip
 from analytics_ingest.sites import load_sites
 from analytics_ingest_tests.db_fixtures import _mariadb_url
-from analytics_ingest_tests.fake_matomo import FakeMatomo
-from analytics_ingest_tests.helpers import SITES, TOKEN, make_log
+from analytics_ingest_tests.helpers import TOKEN, make_log
 
 DAY = dt.date(2024, 3, 14)
 
@@ -42,13 +41,6 @@ def _sites_file(tmp_path: Path, logs: Path, *, neighbours: bool, source: str = "
         f"    pretable: {{source: {source}, wait_for_neighbours: {'true' if neighbours else 'false'}}}\n"
     )
     return path
-
-
-@pytest.fixture
-def fake():
-    with FakeMatomo(token=TOKEN, sites=SITES) as server:
-        yield server
-        assert server.errors == []
 
 
 def _import(settings, site, logs: Path, day: dt.date, lines: int, seed: int, **kw) -> dict:

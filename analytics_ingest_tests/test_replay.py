@@ -11,7 +11,6 @@ import pytest
 
 from analytics_ingest.cloudwatch import CloudEvent, append_new_events, events_by_day, journal_path, replay_day
 from analytics_ingest.cloudwatch.window import to_ms
-from analytics_ingest.config import load_settings
 from analytics_ingest.engine import open_ledger
 from analytics_ingest.errors import InputError
 from analytics_ingest.hits import Hit
@@ -21,8 +20,6 @@ from analytics_ingest.matomo.pageview_ids import PageviewIds
 from analytics_ingest.matomo.retry import RetryPolicy
 from analytics_ingest.matomo.tracking import RequestBuilder
 from analytics_ingest.vocabulary import FILE_LOADED, PAGES
-from analytics_ingest_tests.fake_matomo import FakeMatomo
-from analytics_ingest_tests.helpers import SITES, TOKEN
 
 FAST = RetryPolicy(max_attempts=6, base_delay=0.01, max_delay=0.05, maintenance_delay=0.05, read_timeout=1.0)
 DAY = dt.date(2024, 5, 1)
@@ -47,18 +44,6 @@ def tracker_event(n: int, *, idsite: int = 1, status: str = "502", extra: str = 
 def original_params(event: CloudEvent) -> dict:
     path = json.loads(event.message)["path"]
     return dict(parse_qsl(urlsplit(path).query, keep_blank_values=True))
-
-
-@pytest.fixture
-def fake():
-    with FakeMatomo(token=TOKEN, sites=SITES) as server:
-        yield server
-        assert server.errors == []
-
-
-@pytest.fixture
-def settings(tmp_path, fake):
-    return load_settings(home=tmp_path / "home", matomo_url=fake.url, matomo_token=TOKEN, environ={})
 
 
 def run(settings, events):
