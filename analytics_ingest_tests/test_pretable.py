@@ -209,3 +209,13 @@ def test_pretable_from_matomo_tables_takes_the_local_day_with_ipv6(tmp_path, mat
                         environ={"MATOMO_DB_URL": matomo_db, "MATOMO_DB_TABLE_PREFIX": "piwik_"})
     with open_ledger(bad) as ledger, pytest.raises(ConfigError, match="MATOMO_DB_TABLE_PREFIX"):
         build_pretable(bad, ledger, site, DAY, environ={})
+
+
+def test_a_neighbour_with_no_files_expected_does_not_block(tmp_path, fake):
+    site, settings, logs = _setup(tmp_path, fake, neighbours=True)
+    _import(settings, site, logs, DAY, 200, seed=4)
+    with open_ledger(settings) as ledger:
+        ledger.set_expected_files(site.id, DAY - dt.timedelta(days=1), DAY - dt.timedelta(days=1), 0)  # a planned outage
+        ledger.set_expected_files(site.id, DAY + dt.timedelta(days=1), DAY + dt.timedelta(days=1), 0)
+        assert build_pretable(settings, ledger, site, DAY, environ={}).rows > 0
+        assert ledger.day_status(site.id, DAY - dt.timedelta(days=1)) == "loaded"
