@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import gc
 import threading
 import time
@@ -11,7 +12,7 @@ import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import insert, inspect, select
+from sqlalchemy import MetaData, insert, inspect, select
 
 from analytics_ingest.errors import ConfigError
 from analytics_ingest.ledger import DayRecord, FileRecord, Ledger
@@ -44,7 +45,9 @@ def ledger(ledger_url):
 
 
 def _register(led: Ledger, path: str = "/logs/a.log.gz", site_id: int = 1, **kw) -> FileRecord:
-    base = dict(path=path, site_id=site_id, size=1000, fingerprint="f" * 64, fingerprint_len=1000)
+    # A file is its content: give each test path its own (made-up) content fingerprint.
+    fingerprint = hashlib.sha256(path.encode()).hexdigest()
+    base = dict(path=path, site_id=site_id, size=1000, fingerprint=fingerprint, fingerprint_len=1000)
     base.update(kw)
     return led.register_file(**base)
 
@@ -58,7 +61,7 @@ def test_migrate_twice_is_a_noop_and_matches_schema(ledger_url, tmp_path, monkey
         migrate.upgrade(engine)  # second run: nothing to do
         Ledger(ledger_url).close()  # third, through a new instance
         with engine.connect() as conn:
-            assert migrate.current_revision(conn) == migrate.head_revision() == "0003"
+            assert migrate.current_revision(conn) == migrate.head_revision() == "0004"
             diffs = _schema_diffs(conn)
             tables = set(inspect(conn).get_table_names())
             day_indexes = {ix["name"]: ix["column_names"] for ix in inspect(conn).get_indexes("ledger_file_day")}
@@ -81,23 +84,29 @@ def test_upgrade_from_0001_keeps_data(ledger_url):
         engine = old._engine
         migrate.upgrade(engine, "0001")
         now = dt.datetime(2024, 3, 15, 2, 0, 0, 123456, tzinfo=dt.timezone.utc)
+        now_naive = now.replace(tzinfo=None)
         with engine.begin() as conn:
             assert migrate.current_revision(conn) == "0001"
             assert "ledger_file_day" not in inspect(conn).get_table_names()
+            # the tables as they were at 0001 (today's metadata has columns 0001 did not)
+            old_meta = MetaData()
+            old_meta.reflect(conn)
+            T = old_meta.tables
             file_row = dict(site_id=4, path="/logs/old.log.gz", path_hash="0" * 64, size=10, fingerprint="f" * 64,
                             fingerprint_len=10, day=D1, status=FILE_LOADED, invalid_reason=None, plan='{"lanes": 2}',
-                            lease_owner=None, lease_expires_at=None, created_at=now, updated_at=now)
-            fid = conn.execute(insert(schema.files).values(**file_row)).inserted_primary_key[0]
+                            lease_owner=None, lease_expires_at=None, created_at=now_naive, updated_at=now_naive)
+            fid = conn.execute(insert(T["ledger_file"]).values(**file_row)).inserted_primary_key[0]
             file_row["path_hash"] = "1" * 64
             file_row.update(path="/logs/old-2.log.gz", day=D2, status=FILE_QUEUE)
-            fid2 = conn.execute(insert(schema.files).values(**file_row)).inserted_primary_key[0]
-            conn.execute(insert(schema.lanes).values(file_id=fid, lane=0, delivered_through=5_000_000_000,
-                                                     in_flight_through=None, updated_at=now))
-            conn.execute(insert(schema.rejected_lines).values(file_id=fid, line_no=7))
-            conn.execute(insert(schema.summaries).values(file_id=fid, status=FILE_LOADED, delivered=9, started_at=now))
-            conn.execute(insert(schema.expected_files).values(site_id=4, start_day=D1, end_day=None, count=1))
-            conn.execute(insert(schema.days).values(site_id=4, day=D1, status=DAY_PRETABLE, expected=1, found=1,
-                                                    loaded=1, updated_at=now))
+            fid2 = conn.execute(insert(T["ledger_file"]).values(**file_row)).inserted_primary_key[0]
+            conn.execute(insert(T["ledger_lane"]).values(file_id=fid, lane=0, delivered_through=5_000_000_000,
+                                                         in_flight_through=None, updated_at=now_naive))
+            conn.execute(insert(T["ledger_rejected_line"]).values(file_id=fid, line_no=7))
+            conn.execute(insert(T["ledger_summary"]).values(file_id=fid, status=FILE_LOADED, delivered=9,
+                                                            started_at=now_naive))
+            conn.execute(insert(T["ledger_expected_files"]).values(site_id=4, start_day=D1, end_day=None, count=1))
+            conn.execute(insert(T["ledger_day"]).values(site_id=4, day=D1, status=DAY_PRETABLE, expected=1, found=1,
+                                                        loaded=1, updated_at=now_naive))
     finally:
         old.close()
 
@@ -119,7 +128,7 @@ def test_upgrade_from_0001_keeps_data(ledger_url):
     led = Ledger(ledger_url)  # migrates to head
     try:
         with led._engine.connect() as conn:
-            assert migrate.current_revision(conn) == migrate.head_revision() == "0003"
+            assert migrate.current_revision(conn) == migrate.head_revision() == "0004"
             assert _schema_diffs(conn) == []
         check_kept(led)
         # files from before 0002 have no content days and count toward their day column
@@ -132,13 +141,14 @@ def test_upgrade_from_0001_keeps_data(ledger_url):
 
         # downgrade to 0001 drops only the new table; upgrading again starts it empty
         led._release_thread_connection()
-        with led._engine.begin() as conn:
-            command.downgrade(migrate.alembic_config(conn), "0001")
+        migrate.downgrade(led._engine, "0001")
         with led._engine.connect() as conn:
             assert migrate.current_revision(conn) == "0001"
             assert "ledger_file_day" not in inspect(conn).get_table_names()
             assert conn.execute(select(schema.files.c.id).order_by(schema.files.c.id)).scalars().all() == [fid, fid2]
-        migrate.upgrade(led._engine)
+        led.close()
+        led = Ledger(ledger_url)  # upgrades again; the rows from before destinations are adopted
+        assert {f.id for f in led.list_files(site_id=4)} == {fid, fid2}
         led.set_day_status(4, D1, DAY_PRETABLE)
         check_kept(led, day_rows_touched=True)
         assert led.file_days(fid) == {}
@@ -159,9 +169,18 @@ def test_register_get_update_list(ledger):
     with pytest.raises(KeyError):
         ledger.get_file_by_id(rec.id + 1000)
 
-    # registering again returns the existing record unchanged
-    again = _register(ledger, path=path, size=5, fingerprint="other", day=dt.date(2020, 1, 1))
+    # registering the same content again (under any name) returns the existing record unchanged
+    again = _register(ledger, path="/logs/renamed.log", size=5, fingerprint=rec.fingerprint,
+                      day=dt.date(2020, 1, 1))
     assert again == rec
+    # other content at the same path is another file; the path now names the newest
+    newer = _register(ledger, path=path, fingerprint="other")
+    assert newer.id != rec.id and ledger.get_file(1, path) == newer
+    assert _register(ledger, path=path, fingerprint="other") == newer
+    # --force registers a content that starts like a known one as another variant
+    forced = ledger.register_file(path=path, site_id=1, size=5, fingerprint="third", fingerprint_len=5,
+                                  content_head=newer.content_head, new_variant=True)
+    assert (forced.content_head, forced.variant) == (newer.content_head, newer.variant + 1)
     # the same path on another site is another file
     other_site = _register(ledger, path=path, site_id=2)
     assert other_site.id != rec.id
@@ -176,17 +195,17 @@ def test_register_get_update_list(ledger):
     with pytest.raises(ValueError):
         ledger.update_file(rec.id, status="done-ish")
     with pytest.raises(ValueError):
-        ledger.update_file(rec.id, path="/elsewhere")
+        ledger.update_file(rec.id, lease_owner="me")
     with pytest.raises(ValueError):
         _register(ledger, path="/x", status="nope")
     with pytest.raises(KeyError):
         ledger.update_file(rec.id + 1000, status=FILE_FAILED)
 
     _register(ledger, path="/logs/b.log", day=D1, status=FILE_INVALID)
-    assert [f.path for f in ledger.list_files(site_id=1)] == [path, "/logs/b.log"]
+    assert [f.path for f in ledger.list_files(site_id=1)] == [path, path, path, "/logs/b.log"]
     assert [f.path for f in ledger.list_files(day=D1)] == ["/logs/b.log"]
     assert [f.id for f in ledger.list_files(status=FILE_LOADING)] == [rec.id]
-    assert len(ledger.list_files()) == 3
+    assert len(ledger.list_files()) == 5
 
     # reset forgets progress (lanes, rejected lines, plan) but keeps the file and its history
     ledger.mark_in_flight(rec.id, 0, 10)

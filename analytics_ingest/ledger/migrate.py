@@ -47,20 +47,36 @@ def current_revision(connection: Connection) -> str | None:
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Migrate the database behind ``engine`` to ``revision`` (default: the newest). Idempotent."""
+    _migrate(engine, command.upgrade, revision)
+
+
+def downgrade(engine: Engine, revision: str) -> None:
+    """Migrate the database behind ``engine`` back to ``revision``."""
+    _migrate(engine, command.downgrade, revision)
+
+
+def _migrate(engine: Engine, step, revision: str) -> None:
     with engine.connect() as conn:
         dialect = conn.dialect.name
         if dialect in ("mysql", "mariadb"):
             conn.exec_driver_sql(f"SELECT GET_LOCK('{_MYSQL_LOCK_NAME}', 120)")
             conn.commit()
+        if dialect == "sqlite":
+            # Batch migrations rebuild tables (create copy, drop, rename); with foreign keys on,
+            # dropping ledger_file would cascade-delete every lane checkpoint. The pragma only
+            # works outside a transaction, so it goes straight to the DBAPI connection.
+            conn.connection.dbapi_connection.execute("PRAGMA foreign_keys=OFF")
         try:
             with conn.begin():
                 if dialect == "postgresql":
                     conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK_KEY})
-                command.upgrade(alembic_config(conn), revision)
+                step(alembic_config(conn), revision)
         finally:
+            if dialect == "sqlite":
+                conn.connection.dbapi_connection.execute("PRAGMA foreign_keys=ON")
             if dialect in ("mysql", "mariadb"):
                 conn.exec_driver_sql(f"SELECT RELEASE_LOCK('{_MYSQL_LOCK_NAME}')")
                 conn.commit()
 
 
-__all__ = ["upgrade", "head_revision", "current_revision", "alembic_config", "VERSION_TABLE", "MIGRATIONS_DIR"]
+__all__ = ["upgrade", "downgrade", "head_revision", "current_revision", "alembic_config", "VERSION_TABLE", "MIGRATIONS_DIR"]

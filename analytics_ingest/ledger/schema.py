@@ -44,6 +44,8 @@ from sqlalchemy.types import TypeDecorator
 PATH_MAX = 1024
 STATUS_LEN = 16
 OWNER_MAX = 255
+DESTINATION_MAX = 255  # "outbox" or "matomo:<base URL>"; part of primary keys (MariaDB: 1020 bytes)
+LEGACY_DESTINATION = "legacy"  # rows written before delivery state had a destination (see 0004)
 MESSAGE_MAX = 1000
 REASON_MAX = 500
 
@@ -91,11 +93,20 @@ files = Table(
     "ledger_file",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
+    # Where the hits go: delivery state is per destination (the outbox, or one Matomo).
+    Column("destination", String(DESTINATION_MAX), nullable=False, server_default=LEGACY_DESTINATION),
     Column("site_id", Integer, nullable=False),
+    # A file is its content, not its path: ``path`` is where the content was last seen.
     Column("path", String(PATH_MAX), nullable=False),
-    Column("path_hash", String(64), nullable=False),  # sha256(path) hex: the unique key
-    Column("size", BigInteger, nullable=False),
-    Column("fingerprint", String(128), nullable=False),
+    Column("path_hash", String(64), nullable=False),  # sha256(path) hex: find the last file seen at a path
+    # sha256 of the content's first line (decompressed): the key that finds a known content again
+    # under another name, compressed, rotated or grown. ``variant`` tells apart contents that share
+    # a first line but differ later (a file re-written in place, imported again with --force).
+    Column("content_head", String(64), nullable=False, server_default=""),
+    Column("variant", Integer, nullable=False, server_default="0"),
+    Column("size", BigInteger, nullable=False),  # bytes of (decompressed) content known so far
+    Column("raw_size", BigInteger, nullable=True),  # bytes of the file as stored (compressed) when last seen
+    Column("fingerprint", String(128), nullable=False),  # sha256 of the first fingerprint_len content bytes
     Column("fingerprint_len", BigInteger, nullable=False),
     Column("day", Date, nullable=True),
     Column("status", String(STATUS_LEN), nullable=False),
@@ -105,9 +116,13 @@ files = Table(
     Column("plan", Text, nullable=True),  # JSON: lanes, batch size, classification, format
     Column("lease_owner", String(OWNER_MAX), nullable=True),
     Column("lease_expires_at", UTCDateTime, nullable=True),
+    # Fencing token: +1 on every lease taken; checkpoint writes carry it, so an owner that lost
+    # its lease (frozen past the TTL) can write nothing and stops.
+    Column("lease_generation", BigInteger, nullable=False, server_default="0"),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
-    UniqueConstraint("site_id", "path_hash"),
+    UniqueConstraint("destination", "site_id", "content_head", "variant"),
+    Index(None, "destination", "site_id", "path_hash"),
     Index(None, "site_id", "day"),
     Index(None, "status"),
 )
@@ -190,6 +205,7 @@ expected_files = Table(
 days = Table(
     "ledger_day",
     metadata,
+    Column("destination", String(DESTINATION_MAX), primary_key=True, server_default=LEGACY_DESTINATION),
     Column("site_id", Integer, primary_key=True, autoincrement=False),
     Column("day", Date, primary_key=True),
     Column("status", String(STATUS_LEN), nullable=False),
@@ -206,6 +222,7 @@ days = Table(
 archives = Table(
     "ledger_archive",
     metadata,
+    Column("destination", String(DESTINATION_MAX), primary_key=True, server_default=LEGACY_DESTINATION),
     Column("site_id", Integer, primary_key=True, autoincrement=False),
     Column("day", Date, primary_key=True),
     Column("deliveries_through", UTCDateTime, nullable=False),  # last delivery the archive covers

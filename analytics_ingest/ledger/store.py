@@ -31,7 +31,7 @@ from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.pool import StaticPool
 
-from ..errors import ConfigError
+from ..errors import ConfigError, LeaseLost
 from ..vocabulary import (
     FILE_KINDS,
     KIND_LOG,
@@ -52,11 +52,17 @@ from . import migrate as _migrate
 from . import schema as S
 
 DEFAULT_EXPECTED_FILES = 1
+OUTBOX_DESTINATION = "outbox"  # the offline outbox; a Matomo is "matomo:<base URL>" (config.Settings)
 LATER_DAY_STAGES = (DAY_PRETABLE, DAY_CALCULATED, DAY_DONE)
-_UPDATABLE_FILE_FIELDS = ("size", "fingerprint", "fingerprint_len", "day", "status", "invalid_reason", "plan")
+_UPDATABLE_FILE_FIELDS = ("size", "fingerprint", "fingerprint_len", "day", "status", "invalid_reason", "plan",
+                          "path", "content_head", "raw_size")
 _IDLE_REFRESH_SECONDS = 300.0  # a server connection idle longer than this is re-checked out (pre-ping)
 _SQLITE_BUSY_MS = 30_000
 _SQLITE_BEGIN = "analytics_ingest_begin"
+
+
+class ContentTaken(Exception):
+    """Another process registered a content with this head and variant first."""
 
 
 # --- records ------------------------------------------------------------------------------------
@@ -75,6 +81,9 @@ class FileRecord:
     created_at: dt.datetime
     updated_at: dt.datetime
     kind: str = KIND_LOG
+    content_head: str = ""
+    variant: int = 0
+    raw_size: int | None = None
 
 
 @dataclass(frozen=True)
@@ -146,6 +155,9 @@ def _file_record(row) -> FileRecord:
         created_at=row.created_at,
         updated_at=row.updated_at,
         kind=row.kind,
+        content_head=row.content_head,
+        variant=row.variant,
+        raw_size=row.raw_size,
     )
 
 
@@ -169,7 +181,7 @@ _FILE_COLUMNS = [
     S.files.c[name]
     for name in (
         "id", "site_id", "path", "size", "fingerprint", "fingerprint_len", "day", "status",
-        "invalid_reason", "plan", "created_at", "updated_at", "kind",
+        "invalid_reason", "plan", "created_at", "updated_at", "kind", "content_head", "variant", "raw_size",
     )
 ]
 
@@ -222,7 +234,11 @@ def _sqlite_setup_lock(url):
 class Ledger:
     """Control tables for exactly-once imports (see the module docstring)."""
 
-    def __init__(self, url: str, *, migrate: bool = True) -> None:
+    def __init__(self, url: str, *, migrate: bool = True, destination: str = OUTBOX_DESTINATION) -> None:
+        if not destination or len(destination) > S.DESTINATION_MAX or destination == S.LEGACY_DESTINATION:
+            raise ValueError(f"destination must be 1 to {S.DESTINATION_MAX} characters and not {S.LEGACY_DESTINATION!r}")
+        # Every file, day and archive row this object reads or writes belongs to this destination.
+        self.destination = destination
         self._closed = False
         self._lock = threading.RLock()
         self._local = threading.local()
@@ -250,7 +266,38 @@ class Ledger:
         self._sqlite = self._dialect == "sqlite"
         with _sqlite_setup_lock(parsed):
             self._connect_and_migrate(migrate, secret)
+            if migrate:
+                self._adopt_legacy_rows()
         self._prepare_statements()
+
+    def _adopt_legacy_rows(self) -> None:
+        """Rows from before destinations existed go to the first destination that opens the ledger
+        (one ledger had one destination then); once any row has a destination this does nothing."""
+        tables = (S.files, S.days, S.archives)
+
+        def work(conn: Connection) -> None:
+            legacy = conn.execute(
+                select(S.files.c.id).where(S.files.c.destination == S.LEGACY_DESTINATION).limit(1)
+            ).first() or conn.execute(
+                select(S.days.c.day).where(S.days.c.destination == S.LEGACY_DESTINATION).limit(1)
+            ).first()
+            if legacy is None:
+                return
+            for table in tables:
+                owned = conn.execute(
+                    select(table.c.destination).where(table.c.destination != S.LEGACY_DESTINATION).limit(1)
+                ).first()
+                if owned is not None:
+                    return  # already in use by destinations: leave legacy rows alone
+            for table in tables:
+                conn.execute(update(table).where(table.c.destination == S.LEGACY_DESTINATION)
+                             .values(destination=self.destination))
+
+        self._run(work)
+
+    def _mine(self):
+        """Rows of ``ledger_file`` that belong to this ledger's destination."""
+        return S.files.c.destination == self.destination
 
     def _connect_and_migrate(self, migrate: bool, secret: str | None) -> None:
         try:
@@ -461,6 +508,10 @@ class Ledger:
         return stmt
 
     def _prepare_statements(self) -> None:
+        F = S.files.c
+        self._fence_check = (
+            select(F.lease_owner, F.lease_generation).where(F.id == bindparam("b_file")).with_for_update()
+        )
         L = S.lanes
         where = and_(L.c.file_id == bindparam("b_file"), L.c.lane == bindparam("b_lane"))
         self._lane_set_flight = (
@@ -492,48 +543,72 @@ class Ledger:
         day: dt.date | None = None,
         status: str = FILE_QUEUE,
         kind: str = KIND_LOG,
+        content_head: str | None = None,
+        new_variant: bool = False,
+        variant: int | None = None,
+        raw_size: int | None = None,
     ) -> FileRecord:
-        """Add a file; if (site_id, path) is known already, return the existing record unchanged."""
+        """Add a content for this destination; a content already known (same head and fingerprint)
+        is returned unchanged. ``content_head`` defaults to the fingerprint. ``new_variant``
+        registers it again as another content (a file re-written in place, imported with --force).
+
+        With an explicit ``variant`` (what :mod:`analytics_ingest.file_identity` passes after
+        comparing the content with every known one of that head) the row is inserted as is, and
+        :class:`ContentTaken` says another process registered that head meanwhile: compare again.
+        """
         _check_file_status(status)
         if kind not in FILE_KINDS:
             raise ValueError(f"unknown file kind {kind!r}; use one of {', '.join(FILE_KINDS)}")
         if not path or len(path) > S.PATH_MAX:
             raise ValueError(f"file path must be 1 to {S.PATH_MAX} characters long")
         day = _as_date(day, "day")
-        existing = self.get_file(site_id, path)
-        if existing is not None:
-            return existing
-        now = _now()
-        values = dict(
-            site_id=int(site_id),
-            path=path,
-            path_hash=_path_hash(path),
-            size=int(size),
-            fingerprint=fingerprint,
-            fingerprint_len=int(fingerprint_len),
-            day=day,
-            status=status,
-            kind=kind,
-            created_at=now,
-            updated_at=now,
-        )
-        try:
-            new_id = self._run(lambda conn: conn.execute(insert(S.files).values(**values)).inserted_primary_key[0])
-        except IntegrityError:
-            existing = self.get_file(site_id, path)  # registered concurrently by another process
-            if existing is not None:
-                return existing
-            raise
-        return self.get_file_by_id(new_id)
+        head = content_head or fingerprint
+        for _attempt in range(20):
+            chosen = variant
+            if chosen is None:
+                same_head = self.files_with_head(site_id, head)
+                if not new_variant:
+                    for record in same_head:
+                        if record.fingerprint == fingerprint and record.fingerprint_len == int(fingerprint_len):
+                            return record
+                chosen = max((r.variant for r in same_head), default=-1) + 1
+            now = _now()
+            values = dict(
+                destination=self.destination, site_id=int(site_id), path=path, path_hash=_path_hash(path),
+                content_head=head, variant=chosen, size=int(size), fingerprint=fingerprint,
+                fingerprint_len=int(fingerprint_len), day=day, status=status, kind=kind,
+                raw_size=None if raw_size is None else int(raw_size), created_at=now, updated_at=now,
+            )
+            try:
+                new_id = self._run(lambda conn: conn.execute(insert(S.files).values(**values)).inserted_primary_key[0])
+            except IntegrityError:
+                if variant is not None:
+                    raise ContentTaken(head) from None
+                new_variant = False  # another process registered this head meanwhile: look again
+                continue
+            return self.get_file_by_id(new_id)
+        raise RuntimeError(f"could not register {path}: too many concurrent registrations of the same content")
+
+    def files_with_head(self, site_id: int, content_head: str) -> list[FileRecord]:
+        """This destination's contents of the site whose first line hashes to ``content_head``."""
+        F = S.files.c
+        stmt = select(*_FILE_COLUMNS).where(
+            self._mine(), F.site_id == int(site_id), F.content_head == content_head
+        ).order_by(F.variant)
+        rows = self._run(lambda conn: conn.execute(stmt).all(), read=True)
+        return [_file_record(r) for r in rows]
 
     def get_file(self, site_id: int, path: str) -> FileRecord | None:
+        """The content last seen at ``path`` (the newest such row of this destination)."""
+        F = S.files.c
         stmt = select(*_FILE_COLUMNS).where(
-            S.files.c.site_id == int(site_id), S.files.c.path_hash == _path_hash(path)
-        )
-        row = self._run(lambda conn: conn.execute(stmt).first(), read=True)
-        if row is None or row.path != path:
-            return None
-        return _file_record(row)
+            self._mine(), F.site_id == int(site_id), F.path_hash == _path_hash(path)
+        ).order_by(F.id.desc())
+        rows = self._run(lambda conn: conn.execute(stmt).all(), read=True)
+        for row in rows:
+            if row.path == path:
+                return _file_record(row)
+        return None
 
     def get_file_by_id(self, file_id: int) -> FileRecord:
         stmt = select(*_FILE_COLUMNS).where(S.files.c.id == int(file_id))
@@ -546,7 +621,7 @@ class Ledger:
         self, site_id: int | None = None, day: dt.date | None = None, status: str | None = None
     ) -> list[FileRecord]:
         """Files by id; with ``day``, those whose ``day`` is it or whose content covers it."""
-        stmt = select(*_FILE_COLUMNS)
+        stmt = select(*_FILE_COLUMNS).where(self._mine())
         if site_id is not None:
             stmt = stmt.where(S.files.c.site_id == int(site_id))
         if day is not None:
@@ -567,9 +642,13 @@ class Ledger:
             fields["day"] = _as_date(fields["day"], "day")
         if fields.get("invalid_reason") is not None:
             fields["invalid_reason"] = str(fields["invalid_reason"])[: S.REASON_MAX]
-        for name in ("size", "fingerprint_len"):
-            if name in fields:
+        for name in ("size", "fingerprint_len", "raw_size"):
+            if name in fields and fields[name] is not None:
                 fields[name] = int(fields[name])
+        if "path" in fields:
+            if not fields["path"] or len(fields["path"]) > S.PATH_MAX:
+                raise ValueError(f"file path must be 1 to {S.PATH_MAX} characters long")
+            fields["path_hash"] = _path_hash(fields["path"])
         fields["updated_at"] = _now()
         stmt = update(S.files).where(S.files.c.id == int(file_id)).values(**fields)
         rowcount = self._run(lambda conn: conn.execute(stmt).rowcount)
@@ -636,27 +715,37 @@ class Ledger:
         self._run(work)
 
     # -- leases -----------------------------------------------------------------------------
-    def acquire_lease(self, file_id: int, owner: str, ttl_seconds: float) -> bool:
-        """Take the file's lease if it is free, expired or already ours. Atomic across processes."""
+    def acquire_lease(self, file_id: int, owner: str, ttl_seconds: float) -> int | None:
+        """Take the file's lease if it is free, expired or already ours. Atomic across processes.
+
+        Returns the lease's generation (the fencing token, >= 1), or None when someone else holds
+        it. Every take, even by the same owner, starts a new generation: checkpoint writes of an
+        older one are refused (:meth:`mark_in_flight` with ``fence``)."""
         if not owner or len(owner) > S.OWNER_MAX:
             raise ValueError(f"lease owner must be 1 to {S.OWNER_MAX} characters long")
-        now = _now()
         F = S.files.c
-        stmt = (
-            update(S.files)
-            .where(F.id == int(file_id), or_(F.lease_owner.is_(None), F.lease_expires_at < now, F.lease_owner == owner))
-            .values(lease_owner=owner, lease_expires_at=now + dt.timedelta(seconds=ttl_seconds))
-        )
-        return self._run(lambda conn: conn.execute(stmt).rowcount) == 1
 
-    def renew_lease(self, file_id: int, owner: str, ttl_seconds: float) -> bool:
+        def work(conn: Connection) -> int | None:
+            now = _now()
+            taken = conn.execute(
+                update(S.files)
+                .where(F.id == int(file_id), or_(F.lease_owner.is_(None), F.lease_expires_at < now, F.lease_owner == owner))
+                .values(lease_owner=owner, lease_expires_at=now + dt.timedelta(seconds=ttl_seconds),
+                        lease_generation=F.lease_generation + 1)
+            ).rowcount
+            if taken != 1:
+                return None
+            return int(conn.execute(select(F.lease_generation).where(F.id == int(file_id))).scalar())
+
+        return self._run(work)
+
+    def renew_lease(self, file_id: int, owner: str, ttl_seconds: float, generation: int | None = None) -> bool:
         """Extend our lease; False if someone else holds it now (ours expired and was taken)."""
         F = S.files.c
-        stmt = (
-            update(S.files)
-            .where(F.id == int(file_id), F.lease_owner == owner)
-            .values(lease_expires_at=_now() + dt.timedelta(seconds=ttl_seconds))
-        )
+        where = [F.id == int(file_id), F.lease_owner == owner]
+        if generation is not None:
+            where.append(F.lease_generation == int(generation))
+        stmt = update(S.files).where(*where).values(lease_expires_at=_now() + dt.timedelta(seconds=ttl_seconds))
         return self._run(lambda conn: conn.execute(stmt).rowcount) == 1
 
     def release_lease(self, file_id: int, owner: str) -> None:
@@ -680,15 +769,25 @@ class Ledger:
 
     # -- lanes / checkpoints ----------------------------------------------------------------
     def lanes(self, file_id: int) -> dict[int, tuple[int, int | None]]:
+        return {lane: (done, flight) for lane, (done, flight, _at) in self.lane_states(file_id).items()}
+
+    def lane_states(self, file_id: int) -> dict[int, tuple[int, int | None, dt.datetime]]:
+        """Per lane: (delivered_through, in_flight_through, when that was written). The time is
+        when the in-flight batch was about to be sent: it bounds when Matomo may still commit it."""
         L = S.lanes.c
-        stmt = select(L.lane, L.delivered_through, L.in_flight_through).where(L.file_id == int(file_id))
+        stmt = select(L.lane, L.delivered_through, L.in_flight_through, L.updated_at).where(L.file_id == int(file_id))
         rows = self._run(lambda conn: conn.execute(stmt).all(), read=True)
-        return {r.lane: (r.delivered_through, r.in_flight_through) for r in rows}
+        return {r.lane: (r.delivered_through, r.in_flight_through, r.updated_at) for r in rows}
 
     def mark_in_flight(
-        self, file_id: int, lane: int, in_flight_through: int | None, delivered_through: int | None = None
+        self, file_id: int, lane: int, in_flight_through: int | None, delivered_through: int | None = None,
+        *, fence: tuple[str, int] | None = None,
     ) -> None:
-        """Record the batch now being sent (and, in the same write, the one Matomo just confirmed)."""
+        """Record the batch now being sent (and, in the same write, the one Matomo just confirmed).
+
+        With ``fence`` = (owner, generation) the write happens only while that lease is the file's
+        current one (checked under a row lock, so a take-over waits for it or it sees the
+        take-over); otherwise :class:`LeaseLost` is raised and nothing is written."""
         params = {"b_file": file_id, "b_lane": lane, "b_flight": in_flight_through, "b_at": _now()}
         if delivered_through is None:
             stmt, fallback = self._lane_set_flight, self._lane_upsert_flight
@@ -697,6 +796,13 @@ class Ledger:
             stmt, fallback = self._lane_set_both, self._lane_upsert_both
 
         def work(conn: Connection) -> None:
+            if fence is not None:
+                row = conn.execute(self._fence_check, {"b_file": file_id}).first()
+                if row is None or row.lease_owner != fence[0] or int(row.lease_generation) != int(fence[1]):
+                    raise LeaseLost(
+                        "this import's lease on the file expired and another import took it over; "
+                        "stopped without sending more (the other import continues)"
+                    )
             if conn.execute(stmt, params).rowcount:
                 return
             row = {
@@ -806,7 +912,7 @@ class Ledger:
         F = S.files.c
         rows = conn.execute(
             select(F.status, func.count())
-            .where(F.site_id == int(site_id), F.kind == KIND_LOG, _counts_toward(day))
+            .where(self._mine(), F.site_id == int(site_id), F.kind == KIND_LOG, _counts_toward(day))
             .group_by(F.status)
         ).all()
         by_status = {status: n for status, n in rows}
@@ -814,7 +920,7 @@ class Ledger:
         # The expected count is met only by the day's own files (its main day, the `day` column):
         # yesterday's file spilling past midnight must not make today look complete.
         own_loaded = conn.execute(
-            select(func.count()).where(F.site_id == int(site_id), F.kind == KIND_LOG, F.day == day,
+            select(func.count()).where(self._mine(), F.site_id == int(site_id), F.kind == KIND_LOG, F.day == day,
                                        F.status == FILE_LOADED)
         ).scalar()
         return (
@@ -827,10 +933,12 @@ class Ledger:
 
     def _write_day(self, conn: Connection, site_id: int, day: dt.date, status: str, counts) -> None:
         expected, found, loaded = counts[:3]
-        stmt = self._upsert(S.days, ("site_id", "day"), ("status", "expected", "found", "loaded", "updated_at"))
+        stmt = self._upsert(S.days, ("destination", "site_id", "day"),
+                            ("status", "expected", "found", "loaded", "updated_at"))
         conn.execute(
             stmt,
             {
+                "destination": self.destination,
                 "site_id": int(site_id),
                 "day": day,
                 "status": status,
@@ -867,7 +975,7 @@ class Ledger:
                 status = DAY_QUEUE
             if not force:
                 current = conn.execute(
-                    select(D.status).where(D.site_id == int(site_id), D.day == day)
+                    select(D.status).where(D.destination == self.destination, D.site_id == int(site_id), D.day == day)
                 ).scalar()
                 if current in LATER_DAY_STAGES:
                     status = current  # keep the stage, refresh the counts
@@ -898,7 +1006,7 @@ class Ledger:
         D = S.days.c
         stmt = (
             update(S.days)
-            .where(D.site_id == int(site_id), D.day == day, D.status.in_(after))
+            .where(D.destination == self.destination, D.site_id == int(site_id), D.day == day, D.status.in_(after))
             .values(status=status, updated_at=_now())
         )
         return bool(self._run(lambda conn: conn.execute(stmt).rowcount))
@@ -908,7 +1016,7 @@ class Ledger:
         day = _as_date(day, "day")
         stmt = (
             select(*_FILE_COLUMNS)
-            .where(S.files.c.site_id == int(site_id), _counts_toward(day))
+            .where(self._mine(), S.files.c.site_id == int(site_id), _counts_toward(day))
             .order_by(S.files.c.id)
         )
         rows = self._run(lambda conn: conn.execute(stmt).all(), read=True)
@@ -922,7 +1030,7 @@ class Ledger:
         stmt = (
             select(func.max(T.finished_at))
             .select_from(S.summaries.join(S.files, S.files.c.id == T.file_id))
-            .where(F.site_id == int(site_id), _counts_toward(day), T.delivered > 0)
+            .where(self._mine(), F.site_id == int(site_id), _counts_toward(day), T.delivered > 0)
         )
         value = self._run(lambda conn: conn.execute(stmt).scalar(), read=True)
         if isinstance(value, str):  # SQLite's max() over a DATETIME column returns text
@@ -935,22 +1043,24 @@ class Ledger:
         """The day's last recorded archive (deliveries_through, archived_at, runner, message)."""
         A = S.archives.c
         stmt = select(A.deliveries_through, A.archived_at, A.runner, A.message).where(
-            A.site_id == int(site_id), A.day == _as_date(day, "day"))
+            A.destination == self.destination, A.site_id == int(site_id), A.day == _as_date(day, "day"))
         row = self._run(lambda conn: conn.execute(stmt).first(), read=True)
         return dict(row._mapping) if row is not None else None
 
     def archive_records(self, site_id: int) -> dict[dt.date, dict]:
         """Every recorded archive of the site, by day."""
         A = S.archives.c
-        stmt = select(A.day, A.deliveries_through, A.archived_at, A.runner, A.message).where(A.site_id == int(site_id))
+        stmt = select(A.day, A.deliveries_through, A.archived_at, A.runner, A.message).where(
+            A.destination == self.destination, A.site_id == int(site_id))
         rows = self._run(lambda conn: conn.execute(stmt).all(), read=True)
         return {r.day: dict(r._mapping) for r in rows}
 
     def record_archive(self, site_id: int, day: dt.date, *, deliveries_through: dt.datetime, runner: str,
                        message: str | None = None) -> None:
-        stmt = self._upsert(S.archives, ("site_id", "day"), ("deliveries_through", "archived_at", "runner", "message"))
+        stmt = self._upsert(S.archives, ("destination", "site_id", "day"),
+                            ("deliveries_through", "archived_at", "runner", "message"))
         values = {
-            "site_id": int(site_id), "day": _as_date(day, "day"), "deliveries_through": deliveries_through,
+            "destination": self.destination, "site_id": int(site_id), "day": _as_date(day, "day"), "deliveries_through": deliveries_through,
             "archived_at": _now(), "runner": str(runner)[:32],
             "message": None if message is None else str(message)[: S.MESSAGE_MAX],
         }
@@ -958,12 +1068,13 @@ class Ledger:
 
     def day_status(self, site_id: int, day: dt.date) -> str | None:
         D = S.days.c
-        stmt = select(D.status).where(D.site_id == int(site_id), D.day == _as_date(day, "day"))
+        stmt = select(D.status).where(D.destination == self.destination, D.site_id == int(site_id),
+                                      D.day == _as_date(day, "day"))
         return self._run(lambda conn: conn.execute(stmt).scalar(), read=True)
 
     def day_statuses(self, site_id: int | None = None, since: dt.date | None = None) -> list[DayRecord]:
         D = S.days
-        stmt = select(D)
+        stmt = select(D).where(D.c.destination == self.destination)
         if site_id is not None:
             stmt = stmt.where(D.c.site_id == int(site_id))
         if since is not None:
@@ -973,4 +1084,4 @@ class Ledger:
         return [_day_record(r) for r in rows]
 
 
-__all__ = ["Ledger", "FileRecord", "DayRecord", "DEFAULT_EXPECTED_FILES", "LATER_DAY_STAGES"]
+__all__ = ["Ledger", "ContentTaken", "OUTBOX_DESTINATION", "FileRecord", "DayRecord", "DEFAULT_EXPECTED_FILES", "LATER_DAY_STAGES"]
