@@ -1,8 +1,16 @@
 """Settings from environment variables, overridable by CLI flags.
 
 Names kept from the systems this project replaces: ``MATOMO_URL`` and ``MATOMO_API_TOKEN`` are
-the ones GDS's replay script used. With ``MATOMO_URL`` unset everything runs offline: requests go
-to an outbox under the state directory instead of Matomo.
+the ones GDS's replay script used.
+
+Where the hits go (the *destination*, which owns the delivery state in the ledger):
+
+* ``MATOMO_URL`` unset (and no token): the embedded default, offline — requests go to an outbox
+  under the state directory instead of Matomo;
+* ``MATOMO_URL=outbox:``: the same, asked for explicitly (production configurations say so);
+* ``MATOMO_URL=https://…``: that Matomo;
+* ``MATOMO_URL`` set but empty, or a token without a URL: a configuration mistake (a deployment
+  whose secret did not arrive), refused with one line instead of silently going offline.
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ ENV_MATOMO_DB_URL = "MATOMO_DB_URL"  # optional: Matomo's MySQL, for fast pv_id 
 ENV_MATOMO_DB_PREFIX = "MATOMO_DB_TABLE_PREFIX"
 
 DEFAULT_HOME = ".analytics_ingest"  # relative to the working directory
+OUTBOX_URL = "outbox:"  # MATOMO_URL value that asks for the offline outbox explicitly
 
 
 @dataclass(frozen=True)
@@ -37,6 +46,11 @@ class Settings:
     @property
     def offline(self) -> bool:
         return not self.matomo_url
+
+    @property
+    def destination(self) -> str:
+        """Who owns the delivery state in the ledger: ``outbox`` or ``matomo:<base URL>``."""
+        return "outbox" if self.offline else f"matomo:{self.matomo_url}"
 
     @property
     def outbox_dir(self) -> Path:
@@ -56,7 +70,13 @@ def _clean_url(url: str) -> str:
     for suffix in ("/index.php", "/matomo.php", "/piwik.php"):
         if path.endswith(suffix):
             path = path[: -len(suffix)]
-    return f"{parts.scheme}://{parts.netloc}{path.rstrip('/')}"
+    # One spelling per Matomo (it names the destination in the ledger): scheme and host are
+    # case-insensitive, the default port is implied.
+    netloc = parts.netloc.lower()
+    default_port = {"http": ":80", "https": ":443"}[parts.scheme.lower()]
+    if netloc.endswith(default_port):
+        netloc = netloc[: -len(default_port)]
+    return f"{parts.scheme.lower()}://{netloc}{path.rstrip('/')}"
 
 
 def load_settings(
@@ -71,10 +91,22 @@ def load_settings(
     env = os.environ if environ is None else environ
     home_path = Path(home or env.get(ENV_HOME) or DEFAULT_HOME)
     ledger = ledger_url or env.get(ENV_LEDGER_URL) or f"sqlite:///{home_path / 'ledger.sqlite'}"
-    url = matomo_url or env.get(ENV_MATOMO_URL) or None
+    url = matomo_url if matomo_url is not None else env.get(ENV_MATOMO_URL)
     token = matomo_token or env.get(ENV_MATOMO_TOKEN) or None
-    if url:
-        url = _clean_url(url)
+    if url is not None and not url.strip():
+        raise ConfigError(
+            f"{ENV_MATOMO_URL} is set but empty; set it to your Matomo's URL (https://matomo.example.org), "
+            f"or to {OUTBOX_URL} to write the requests to the offline outbox"
+        )
+    if url is None and token:
+        raise ConfigError(
+            f"{ENV_MATOMO_TOKEN} is set but {ENV_MATOMO_URL} is not; set {ENV_MATOMO_URL} to your Matomo's URL, "
+            f"or to {OUTBOX_URL} to write the requests to the offline outbox"
+        )
+    if url is not None and url.strip().lower() == OUTBOX_URL:
+        url, token = None, None
+    elif url:
+        url = _clean_url(url.strip())
         if not token:
             raise ConfigError(
                 "MATOMO_URL is set but MATOMO_API_TOKEN is not; set it to a token with write access "

@@ -17,7 +17,7 @@ def open_ledger(settings: Settings):
 
     if settings.ledger_url.startswith("sqlite:///"):
         settings.home.mkdir(parents=True, exist_ok=True)
-    return Ledger(settings.ledger_url)
+    return Ledger(settings.ledger_url, destination=settings.destination)
 
 
 def resolve_site_and_sink(settings: Settings, site_id: int, policy: RetryPolicy | None = None):
@@ -35,6 +35,9 @@ def resolve_site_and_sink(settings: Settings, site_id: int, policy: RetryPolicy 
 
 
 def make_importer(settings: Settings, ledger, site_id: int, *, policy=None, progress=None, lease_wait=0.0,
-                  parallel=True):
+                  parallel=True, lease_ttl=None):
+    if getattr(ledger, "destination", settings.destination) != settings.destination:
+        raise ValueError(f"the ledger is opened for {ledger.destination}, not {settings.destination}")
     site, sink = resolve_site_and_sink(settings, site_id, policy)
-    return Importer(ledger, sink, site, progress=progress, lease_wait=lease_wait, parallel=parallel)
+    extra = {} if lease_ttl is None else {"lease_ttl": lease_ttl}
+    return Importer(ledger, sink, site, progress=progress, lease_wait=lease_wait, parallel=parallel, **extra)

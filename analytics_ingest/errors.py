@@ -24,3 +24,7 @@ class LeaseHeld(IngestError):
 
 class DeliveryError(IngestError):
     """Matomo did not accept a batch within the retry budget; progress up to it is kept."""
+
+
+class LeaseLost(IngestError):
+    """This import's lease on a file expired and was taken by another import (fencing)."""

@@ -1,8 +1,9 @@
 """Import one access-log file into Matomo, exactly once.
 
 The steps, each explained where it happens:
-1. identify the file (size + fingerprint of its first 64 KiB) and compare with the ledger;
-2. take the file's lease so no other import sends its hits at the same time;
+1. identify the file by its content (:mod:`analytics_ingest.file_identity`): a renamed, rotated,
+   recompressed or re-spelled file is the content the ledger already knows;
+2. take the file's lease (with a fencing token) so no other import sends its hits at the same time;
 3. stream it: read → parse → classify → render requests → lanes → Matomo (or the outbox);
 4. skip what the ledger says was delivered, settle what was in flight when a run stopped;
 5. record an import summary and the file's and day's status.
@@ -23,10 +24,12 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 
 from .classify import ClassifyOptions
-from .errors import ConfigError, DeliveryError, InputError, IngestError, LeaseHeld
+from . import file_identity
+from .errors import ConfigError, DeliveryError, InputError, IngestError, LeaseHeld, LeaseLost
 from .lanes import DayGate, DeliveryStats, LaneWorker, lane_of
-from .logs import file_fingerprint, open_log, prefix_fingerprint, scan
+from .logs import open_log, scan
 from .logs.formats import JOURNAL_FORMAT_NAMES
+from .logs.probe import check_usable
 from .logs.reader import part_line_count
 from .matomo.batches import Batch, LaneBuffer
 from .matomo.pageview_ids import PageviewIds
@@ -106,6 +109,7 @@ class ImportResult:
     days: dict = field(default_factory=dict)
     message: str = ""
     sink: str = ""
+    interrupted: bool = False  # stopped by Ctrl-C: what was read and delivered is still reported
 
     @property
     def lines_per_second(self) -> float:
@@ -147,29 +151,53 @@ def _dead_local_owner(owner: str) -> bool:
 
 
 class _LeaseKeeper(threading.Thread):
-    def __init__(self, ledger, file_id: int, owner: str, stop: threading.Event) -> None:
+    """Renews the file's lease while the import runs, and says when this process may no longer
+    send: the lease was taken by another import, or could not be renewed for most of its TTL
+    (the process was frozen, or the ledger unreachable) so another import may have taken it."""
+
+    def __init__(self, ledger, file_id: int, owner: str, generation: int, ttl: float, stop: threading.Event) -> None:
         super().__init__(name="lease", daemon=True)
         self.ledger, self.file_id, self.owner, self.stop = ledger, file_id, owner, stop
+        self.generation, self.ttl = generation, ttl
         self.done = threading.Event()
         self.lost = False
+        self.renewed_at = time.monotonic()
+
+    @property
+    def fence(self) -> tuple[str, int]:
+        return self.owner, self.generation
+
+    def check(self) -> None:
+        """Raise LeaseLost unless the lease is certainly still ours (called before every send)."""
+        if self.lost or time.monotonic() - self.renewed_at > self.ttl * 0.75:
+            self.lost = True
+            self.stop.set()
+            raise LeaseLost(
+                "this import's lease on the file was not renewed in time (the process was paused or the "
+                "ledger unreachable); stopped without sending more — rerun to resume"
+            )
 
     def run(self) -> None:
-        while not self.done.wait(LEASE_TTL / 4):
+        while not self.done.wait(self.ttl / 4):
+            started = time.monotonic()
             try:
-                ok = self.ledger.renew_lease(self.file_id, self.owner, LEASE_TTL)
+                ok = self.ledger.renew_lease(self.file_id, self.owner, self.ttl, self.generation)
             except Exception:  # noqa: BLE001 - a passing DB hiccup; the next renewal may work
                 continue
             if not ok:
                 self.lost = True
                 self.stop.set()
                 return
+            self.renewed_at = started
 
 
 class Importer:
     """Imports files of one site through one sink, recording everything in the ledger."""
 
-    def __init__(self, ledger, sink, site, *, progress=None, lease_wait: float = 0.0, parallel: bool = True) -> None:
+    def __init__(self, ledger, sink, site, *, progress=None, lease_wait: float = 0.0, parallel: bool = True,
+                 lease_ttl: float = LEASE_TTL) -> None:
         self.ledger = ledger
+        self.lease_ttl = lease_ttl
         self.sink = sink
         self.site = site  # matomo.api.SiteInfo
         self.progress = progress
@@ -215,57 +243,42 @@ class Importer:
         self._pool.submit(int).result()
 
     # -- 1. identity -------------------------------------------------------------------------
-    def _identify(self, path: str) -> tuple[int, str, int]:
-        try:
-            size = os.path.getsize(path)
-            fingerprint, covered = file_fingerprint(path)
-        except OSError as exc:
-            raise InputError(f"cannot read {path}: {exc.strerror or exc}; check the path and permissions") from None
-        return size, fingerprint, covered
+    def _identify(self, path: str, format_name: str | None, force: bool) -> file_identity.Identified:
+        kind = KIND_JOURNAL if format_name in JOURNAL_FORMAT_NAMES else KIND_LOG
+        return file_identity.identify(self.ledger, self.site.idsite, path, kind=kind, force=force)
 
-    def _record_for(self, path: str, format_name: str | None = None):
-        record = self.ledger.get_file(self.site.idsite, path)
-        if record is None:
-            size, fingerprint, covered = self._identify(path)
-            kind = KIND_JOURNAL if format_name in JOURNAL_FORMAT_NAMES else KIND_LOG
-            record = self.ledger.register_file(
-                path=path, site_id=self.site.idsite, size=size, fingerprint=fingerprint, fingerprint_len=covered,
-                kind=kind,
-            )
-        return record
-
-    def _unchanged(self, record, path: str) -> bool:
-        size, _fingerprint, _covered = self._identify(path)
-        return size == record.size and prefix_fingerprint(path, record.fingerprint_len) == record.fingerprint
-
-    def _compare(self, record, path: str, force: bool):
-        """Decide, under the lease, what this run does with the file: returns (record, note)."""
+    def _compare(self, ident: file_identity.Identified):
+        """Decide, under the lease, what this run does with the content: returns (record, note)."""
         ledger = self.ledger
-        size, fingerprint, covered = self._identify(path)
-        same_prefix = size >= record.fingerprint_len and prefix_fingerprint(path, record.fingerprint_len) == record.fingerprint
-        if not same_prefix or size < record.size:
-            if not force:
-                raise InputError(
-                    f"{path} changed since it was imported (different content); its hits may already be in "
-                    "Matomo — pass --force to import it again as a new file"
-                )
-            ledger.reset_file_progress(record.id)
-            ledger.update_file(record.id, size=size, fingerprint=fingerprint, fingerprint_len=covered, status=FILE_QUEUE)
-            return ledger.get_file_by_id(record.id), "content changed: re-imported as a new file (--force)"
-        if size == record.size and record.status == FILE_LOADED:
-            return record, "already imported"
-        note = ""
-        if size > record.size:
-            note = f"file grew from {record.size} to {size} bytes: importing the new lines"
-            ledger.update_file(record.id, size=size, fingerprint=fingerprint, fingerprint_len=covered)
-            record = ledger.get_file_by_id(record.id)
-        return record, note
+        record = ledger.get_file_by_id(ident.record.id)
+        content = ident.content
+        if record.path != ident.path:
+            ledger.update_file(record.id, path=ident.path)
+        # Judge by the record as it is now, under the lease: another import may have delivered
+        # this content meanwhile (whatever the relation was when we first looked).
+        if content.size <= record.size:
+            if record.status == FILE_LOADED:
+                return record, "already imported"
+            note = ("content differs from an imported file with the same first line: imported as another file "
+                    "(--force)" if ident.relation == file_identity.CONFLICT else "")
+            return ledger.get_file_by_id(record.id), note
+        note = f"content grew from {record.size} to {content.size} bytes: importing the new lines"
+        ledger.update_file(record.id, size=content.size, fingerprint=content.fingerprint,
+                           fingerprint_len=content.covered, raw_size=content.raw_size)
+        return ledger.get_file_by_id(record.id), note
+
+    @staticmethod
+    def check_usable(path: str, options: ImportOptions) -> None:
+        """Refuse (InputError, one line) a file whose first lines mostly do not parse in the
+        requested or detected format, as import_logs.py does; nothing is recorded for it."""
+        check_usable(path, format_name=options.format_name, regex=options.regex, date_format=options.date_format,
+                     classify=options.classify)
 
     # -- 2. lease ------------------------------------------------------------------------------
-    def _acquire(self, file_id: int, path: str) -> str:
+    def _acquire(self, file_id: int, path: str) -> tuple[str, int]:
         owner = _owner()
         deadline = time.monotonic() + self.lease_wait
-        while not self.ledger.acquire_lease(file_id, owner, LEASE_TTL):
+        while not (generation := self.ledger.acquire_lease(file_id, owner, self.lease_ttl)):
             holder = self.ledger.lease_holder(file_id)
             if holder and _dead_local_owner(holder[0]):
                 # A killed import on this machine cannot renew; do not make the rerun wait
@@ -277,18 +290,24 @@ class Importer:
                 who = f"{holder[0]} (lease until {holder[1]:%H:%M:%S} UTC)" if holder else "another import"
                 raise LeaseHeld(f"{path} is being imported by {who}; wait for it to finish or use --wait SECONDS")
             time.sleep(0.5)
-        return owner
+        return owner, generation
 
     # -- the whole import -------------------------------------------------------------------
     def import_file(self, path: str, options: ImportOptions, *, force: bool = False) -> ImportResult:
-        record = self._record_for(path, options.format_name)
-        if record.status == FILE_LOADED and self._unchanged(record, path):
+        ident = self._identify(path, options.format_name, force)
+        path = ident.path
+        record = ident.record
+        if record.status == FILE_LOADED and ident.relation in (file_identity.SAME, file_identity.SHORTER):
             # Cheap exit without the lease for the common case of a rerun over loaded files.
+            if record.path != path:
+                self.ledger.update_file(record.id, path=path)  # where the content is now
             return self._already(path)
+        if record.plan is None:
+            self.check_usable(path, options)  # before anything is sent or planned: stays importable
         self._ensure_pool(path)
-        owner = self._acquire(record.id, path)
+        owner, generation = self._acquire(record.id, path)
         try:
-            record, note = self._compare(self.ledger.get_file_by_id(record.id), path, force)
+            record, note = self._compare(ident)
         except BaseException:
             self.ledger.release_lease(record.id, owner)
             raise
@@ -298,23 +317,32 @@ class Importer:
         started = dt.datetime.now(dt.timezone.utc)
         clock = time.perf_counter()
         stop = threading.Event()
-        lease = _LeaseKeeper(self.ledger, record.id, owner, stop)
+        lease = _LeaseKeeper(self.ledger, record.id, owner, generation, self.lease_ttl, stop)
         lease.start()
         previous_status = record.status
+        self.sink.guard = lease.check
         try:
             self.ledger.update_file(record.id, status=FILE_LOADING)
-            result = self._run(record, path, options, stop, note)
+            result = self._run(record, path, options, stop, note, lease)
         except BaseException:
             # Nothing was recorded for this attempt; leave a resumable status, not "loading".
-            self.ledger.update_file(record.id, status=previous_status if previous_status != FILE_LOADING else FILE_PARTIAL)
+            if not lease.lost:
+                self.ledger.update_file(
+                    record.id, status=previous_status if previous_status != FILE_LOADING else FILE_PARTIAL)
             raise
         finally:
+            self.sink.guard = None
             lease.done.set()
             lease.join()
             self.ledger.release_lease(record.id, owner)
         result.seconds = time.perf_counter() - clock
-        if lease.lost and result.status == FILE_LOADED:
-            result.status, result.message = FILE_PARTIAL, "lease lost during import; rerun to finish"
+        if lease.lost:
+            # Another import owns the file now: it records the file's status, not us.
+            result.status = FILE_PARTIAL
+            result.message = "; ".join(m for m in (result.message, "lease lost: another import took the file over")
+                                       if m)
+            self._record_attempt(record, result, started)
+            return result
         self._record(record, result, started)
         return result
 
@@ -322,7 +350,8 @@ class Importer:
         return ImportResult(path=path, site_id=self.site.idsite, status=FILE_LOADED,
                             message="already imported: nothing sent", sink=self.sink.name)
 
-    def _run(self, record, path: str, requested: ImportOptions, stop: threading.Event, note: str) -> ImportResult:
+    def _run(self, record, path: str, requested: ImportOptions, stop: threading.Event, note: str,
+             lease: _LeaseKeeper) -> ImportResult:
         ledger = self.ledger
         messages = [note] if note else []
         if record.plan:
@@ -335,14 +364,18 @@ class Importer:
             plan = requested.plan(identity=f"{self.site.idsite}:{record.fingerprint}")
             options = requested
             ledger.update_file(record.id, plan=json.dumps(plan, sort_keys=True))
-        lanes_state = ledger.lanes(record.id)
+        lanes_state = ledger.lane_states(record.id)
         n_lanes = options.lanes
-        delivered = [lanes_state.get(i, (0, None))[0] or 0 for i in range(n_lanes)]
-        in_flight = [lanes_state.get(i, (0, None))[1] or 0 for i in range(n_lanes)]
+        delivered = [lanes_state.get(i, (0, None, None))[0] or 0 for i in range(n_lanes)]
+        in_flight = [lanes_state.get(i, (0, None, None))[1] or 0 for i in range(n_lanes)]
+        # When each in-flight batch was about to be sent: Matomo may still be committing it.
+        flight_sent = [at.timestamp() if (at := lanes_state.get(i, (0, None, None))[2]) else None
+                       for i in range(n_lanes)]
 
         stats = DeliveryStats()
         gate = DayGate(self.site.timezone)
-        workers = [LaneWorker(i, self.sink, ledger, record.id, stop, stats, gate) for i in range(n_lanes)]
+        workers = [LaneWorker(i, self.sink, ledger, record.id, stop, stats, gate, fence=lease.fence)
+                   for i in range(n_lanes)]
         for worker in workers:
             worker.start()
         builder = RequestBuilder(self.site.idsite, self.site.main_url, PageviewIds(plan["identity"]),
@@ -372,7 +405,8 @@ class Importer:
             if line_no <= in_flight[lane]:
                 recovery[lane].append(item)
                 if line_no == in_flight[lane]:
-                    self._put(workers[lane], Batch.from_items(lane, recovery[lane], recovery=True), stop)
+                    self._put(workers[lane], Batch.from_items(lane, recovery[lane], recovery=True,
+                                                              sent_at=flight_sent[lane]), stop)
                     recovery[lane] = []
                 return
             buf = buffers[lane]
@@ -395,7 +429,8 @@ class Importer:
                     head = Batch(lane, lines[:cut], text[: ends[cut - 1]], ends[:cut])
                     recovery[lane].extend(head.items)
                     if recovery[lane][-1][0] == last_in_flight:
-                        self._put(workers[lane], Batch.from_items(lane, recovery[lane], recovery=True), stop)
+                        self._put(workers[lane], Batch.from_items(lane, recovery[lane], recovery=True,
+                                                                  sent_at=flight_sent[lane]), stop)
                         recovery[lane] = []
                     start = ends[cut - 1] + 1 if cut else 0
                     lines, days, text = lines[cut:], days[cut:], text[start:]
@@ -410,9 +445,11 @@ class Importer:
 
         error: BaseException | None = None
         stats_scan = None
+        interrupted = False
+        counted_lines = _Counted(None, progress)
         try:
             with open_log(path) as source:
-                counted = _Counted(source, progress) if progress is not None else source
+                counted = counted_lines.wrap(source)
                 if self._pool is not None:
                     config = {
                         "key": (record.id, plan["identity"], n_lanes, tuple(delivered), time.monotonic()),
@@ -434,14 +471,22 @@ class Importer:
                         on_tracked=on_tracked,
                     )
             for lane in range(n_lanes):
-                if recovery[lane]:  # the in-flight line was not reached (cannot happen unless the file shrank)
-                    self._put(workers[lane], Batch.from_items(lane, recovery[lane], recovery=True), stop)
+                if recovery[lane]:  # the in-flight line was not reached (a shorter copy of the content)
+                    self._put(workers[lane], Batch.from_items(lane, recovery[lane], recovery=True,
+                                                              sent_at=flight_sent[lane]), stop)
                 if buffers[lane]:
                     self._put(workers[lane], Batch.from_items(lane, buffers[lane]), stop)
                 if len(lane_buffers[lane]):
                     self._put(workers[lane], lane_buffers[lane].take(len(lane_buffers[lane]), lane), stop)
         except _Stopped:
             pass
+        except KeyboardInterrupt:
+            # Ctrl-C: stop reading, let the lanes finish the batch each is sending (so the ledger
+            # says exactly what was delivered), and report what was read and delivered.
+            interrupted = True
+            stop.set()
+            if self._pool is not None:
+                self.close()
         except (InputError, ConfigError):
             stop.set()  # bad regex or format: the caller shows one line; the lanes stop below
             raise
@@ -458,6 +503,8 @@ class Importer:
             error = lane_errors[0]
 
         result = ImportResult(path=path, site_id=self.site.idsite, status=FILE_LOADED, sink=self.sink.name)
+        if stats_scan is None:
+            result.lines_total = counted_lines.lines  # stopped early: at least say what was read
         if stats_scan is not None:
             counts = stats_scan.counts
             result.lines_total = stats_scan.lines_total
@@ -481,14 +528,19 @@ class Importer:
             messages.append(f"{result.already_present} hits of an interrupted batch were already in Matomo")
         if result.rejected:
             messages.append(f"Matomo rejected {result.rejected} hits as invalid (lines listed in the ledger)")
-        if error is not None:
+        if interrupted:
+            result.interrupted = True
+            any_delivered = any(d for d, _ in ledger.lanes(record.id).values())
+            result.status = FILE_PARTIAL if any_delivered else FILE_FAILED
+            messages.append("interrupted (Ctrl-C) after reading "
+                            f"{result.lines_total} lines; delivered batches are recorded, rerun to resume")
+        elif error is not None:
             any_delivered = any(d for d, _ in ledger.lanes(record.id).values())
             result.status = FILE_PARTIAL if any_delivered else FILE_FAILED
             messages.append(str(error))
         elif stats_scan is not None and stats_scan.incomplete:
             result.status = FILE_PARTIAL
         result.message = "; ".join(m for m in messages if m)
-        self._error = error
         return result
 
     @staticmethod
@@ -506,8 +558,22 @@ class Importer:
         if main_day is not None:
             fields["day"] = main_day
         ledger.update_file(record.id, **fields)
+        self._record_attempt(record, result, started)
+        days = {dt.date.fromisoformat(d) for d in result.days}
+        if main_day is not None:
+            days.add(main_day)
+        if record.day is not None:
+            days.add(record.day)
+        # New hits in a day that already had its pretable or metrics make those stale: the day
+        # steps back to what its files say (loaded/partial), so the later stages run again.
+        step_back = result.delivered > 0
+        for day in sorted(days):
+            ledger.recompute_day_status(self.site.idsite, day, force=step_back)
+
+    def _record_attempt(self, record, result: ImportResult, started: dt.datetime) -> None:
+        """The attempt's summary row (SciELO's control_log_file_summary)."""
         ignored = result.ignored
-        ledger.add_summary(
+        self.ledger.add_summary(
             record.id,
             {
                 "started_at": started,
@@ -528,38 +594,39 @@ class Importer:
                 "message": result.message[:500],
             },
         )
-        days = {dt.date.fromisoformat(d) for d in result.days}
-        if main_day is not None:
-            days.add(main_day)
-        if record.day is not None:
-            days.add(record.day)
-        # New hits in a day that already had its pretable or metrics make those stale: the day
-        # steps back to what its files say (loaded/partial), so the later stages run again.
-        step_back = result.delivered > 0
-        for day in sorted(days):
-            ledger.recompute_day_status(self.site.idsite, day, force=step_back)
 
 
 class _Counted:
-    """A LogSource that reports lines read to a progress display, once per chunk."""
+    """A LogSource that counts the lines read (and reports them to a progress display), once per
+    chunk: what a stopped import says it read."""
 
     def __init__(self, source, progress) -> None:
         self._source = source
         self._progress = progress
+        self.lines = 0
+
+    def wrap(self, source) -> "_Counted":
+        self._source = source
+        return self
 
     def __getattr__(self, name):
         return getattr(self._source, name)
 
     def chunks(self):
-        advance = self._progress.advance
+        progress = self._progress
         for chunk in self._source.chunks():
-            advance(len(chunk), self._source)
+            self.lines += len(chunk)
+            if progress is not None:
+                progress.advance(len(chunk), self._source)
             yield chunk
 
     def raw_chunks(self):
-        advance = self._progress.advance
+        progress = self._progress
         for part in self._source.raw_chunks():
-            advance(part_line_count(part), self._source)
+            n = part_line_count(part)
+            self.lines += n
+            if progress is not None:
+                progress.advance(n, self._source)
             yield part
 
 

@@ -6,7 +6,9 @@ of lanes. Matomo rebuilds visits from each visitor's own sequence of hits, so th
 depend on how lanes interleave (see docs/exactly_once.md).
 
 Before a batch is sent its last line is recorded as *in flight*; once Matomo confirms it, it is
-recorded as delivered together with the next batch's in-flight line, in one ledger write.
+recorded as delivered together with the next batch's in-flight line, in one ledger write. Each
+write carries the lease's fencing token: a lane of an import that lost its lease writes nothing
+and stops.
 """
 
 from __future__ import annotations
@@ -86,7 +88,8 @@ class DayGate:
 
 
 class LaneWorker(threading.Thread):
-    def __init__(self, lane: int, sink, ledger, file_id: int, stop: threading.Event, stats, gate: DayGate) -> None:
+    def __init__(self, lane: int, sink, ledger, file_id: int, stop: threading.Event, stats, gate: DayGate,
+                 fence: tuple[str, int] | None = None) -> None:
         super().__init__(name=f"lane-{lane}", daemon=True)
         self.lane = lane
         self.sink = sink
@@ -95,6 +98,7 @@ class LaneWorker(threading.Thread):
         self.stop = stop
         self.stats = stats
         self.gate = gate
+        self.fence = fence  # (lease owner, generation): checkpoint writes need it to be current
         self.queue: queue.Queue = queue.Queue(maxsize=QUEUE_DEPTH)
         self.error: BaseException | None = None
 
@@ -106,7 +110,7 @@ class LaneWorker(threading.Thread):
                 if batch is None or self.stop.is_set():
                     break
                 self.ledger.mark_in_flight(
-                    self.file_id, self.lane, batch.last_line, delivered_through=confirmed_through
+                    self.file_id, self.lane, batch.last_line, delivered_through=confirmed_through, fence=self.fence
                 )
                 confirmed_through = None
                 claimed = self.gate.enter(self.gate.days_of(batch), self.stop)
@@ -128,7 +132,12 @@ class LaneWorker(threading.Thread):
         finally:
             if confirmed_through is not None:
                 try:
-                    self.ledger.mark_in_flight(self.file_id, self.lane, None, delivered_through=confirmed_through)
+                    self.ledger.mark_in_flight(self.file_id, self.lane, None, delivered_through=confirmed_through,
+                                               fence=self.fence)
+                except IngestError as exc:
+                    if self.error is None:
+                        self.error = exc
+                    self.stop.set()
                 except Exception as exc:  # noqa: BLE001
                     if self.error is None:
                         self.error = DeliveryError(f"cannot record progress in the ledger: {type(exc).__name__}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
+from . import file_identity
 from .discovery import Observed, inspect_file, list_candidates
 from .engine import make_importer
 from .errors import IngestError
@@ -32,36 +33,44 @@ class RegisteredFile:
 def register_file(ledger, site, observed: Observed) -> RegisteredFile:
     """Put one settled file in the ledger with the days its content covers (site-local days).
 
-    A file whose content contradicts its name or does not look like a usable access log is
-    registered as ``invalid`` with the reason, so it shows up instead of vanishing.
+    The file is found by its content (:mod:`analytics_ingest.file_identity`): a rotated or
+    recompressed copy of a known log is that log, not a new file. A file whose content
+    contradicts its name or does not look like a usable access log is registered as ``invalid``
+    with the reason, so it shows up instead of vanishing.
     """
-    from .logs import file_fingerprint
-
     verdict = inspect_file(observed.path, timezone=site.timezone)
     days = {dt.date.fromisoformat(d): n for d, n in verdict.days.items()}
     main_day = dt.date.fromisoformat(verdict.probable_day) if verdict.probable_day else None
-    record = ledger.get_file(site.id, observed.path)
-    new = record is None
+    try:
+        ident = file_identity.identify(ledger, site.id, observed.path, day=main_day,
+                                       status=FILE_QUEUE if verdict.valid else FILE_INVALID)
+    except IngestError as exc:  # a log re-written in place: imported only on request (--force)
+        return RegisteredFile(path=observed.path, size=observed.size, days=sorted(verdict.days),
+                              status=FILE_INVALID, reason=str(exc))
+    record = ident.record
+    new = ident.relation in (file_identity.NEW, file_identity.CONFLICT)
     if new:
-        fingerprint, covered = file_fingerprint(observed.path)
-        record = ledger.register_file(
-            path=observed.path, site_id=site.id, size=observed.size, fingerprint=fingerprint,
-            fingerprint_len=covered, day=main_day, status=FILE_QUEUE if verdict.valid else FILE_INVALID,
-        )
         if not verdict.valid:
             ledger.update_file(record.id, invalid_reason=verdict.reason)
     else:
+        fields = {}
+        if record.path != ident.path:
+            fields["path"] = ident.path  # where the content is now (renamed, rotated)
+        if record.raw_size != ident.content.raw_size:
+            fields["raw_size"] = ident.content.raw_size
         if main_day is not None and record.day is None:
-            ledger.update_file(record.id, day=main_day)
-        if observed.size != record.size and record.status == FILE_LOADED:
+            fields["day"] = main_day
+        if ident.relation == file_identity.GROWN and record.status == FILE_LOADED:
             # rsync appended to a file already imported: its new lines are still to deliver (the
             # importer checks the old part is unchanged and resumes after what was delivered).
-            ledger.update_file(record.id, status=FILE_PARTIAL)
+            fields["status"] = FILE_PARTIAL
+        if fields:
+            ledger.update_file(record.id, **fields)
     if days:
         ledger.set_file_days(record.id, days)
     record = ledger.get_file_by_id(record.id)
     return RegisteredFile(
-        path=observed.path, size=observed.size, days=sorted(verdict.days), status=record.status,
+        path=ident.path, size=observed.size, days=sorted(verdict.days), status=record.status,
         reason=record.invalid_reason, new=new,
     )
 
@@ -96,8 +105,9 @@ def queue_day(ledger, site, day: dt.date) -> QueueReport:
     report = QueueReport(site_id=site.id, day=day.isoformat(), expected=site.expected_on(day))
     known = {r.path: r for r in ledger.list_files(site_id=site.id)}
     for observed in list_candidates(site.log_dir, site.file_pattern):
-        record = known.get(observed.path)
-        if record is None or record.size != observed.size:
+        record = known.get(file_identity.resolve_path(observed.path))
+        stored_size = None if record is None else (record.raw_size if record.raw_size is not None else record.size)
+        if stored_size != observed.size:
             register_file(ledger, site, observed)
             report.discovered += 1
     for record in ledger.list_files(site_id=site.id, day=day):

@@ -98,14 +98,14 @@ def test_the_token_never_appears_in_output_urls_ledger_or_outbox(tmp_path):
         fake.inject("reset", on_post=6)
         env = {"MATOMO_URL": fake.url, "MATOMO_API_TOKEN": TOKEN}
         runs = [
-            cli("import", str(log), "--site", "1", "--batch-size", "50", "--retry-delay", "0.01", home=home, env=env),
+            cli("import", str(log), "--site", "1", "--batch-size", "50", "--retry-delay", "0.01", "--settle-wait", "0.2", home=home, env=env),
             cli("import", str(log), "--site", "1", "--json", home=home, env=env),
             cli("import", str(log), "--site", "1", home=home, env={**env, "MATOMO_API_TOKEN": TOKEN + "x"}),
         ]
         fake.inject_fn(lambda n, reqs: "500_before_commit")
         log2 = tmp_path / "b.log"
         make_log(log2, 300, seed=13)
-        runs.append(cli("import", str(log2), "--site", "1", "--retry-max-attempts", "2", "--retry-delay", "0.01",
+        runs.append(cli("import", str(log2), "--site", "1", "--retry-max-attempts", "2", "--retry-delay", "0.01", "--settle-wait", "0.2",
                         home=home, env=env))
         assert runs[0].returncode == 0 and runs[3].returncode == 1
         for entry in fake.bulk_log:

@@ -41,6 +41,7 @@ def test_kill_minus_9_at_seeded_points_then_rerun_delivers_each_hit_once(tmp_pat
         env["ANALYTICS_INGEST_PARALLEL_MIN_BYTES"] = "0" if parallel else str(1 << 40)
         cmd = [sys.executable, "-m", "analytics_ingest.cli", "import", str(log), "--site", "1",
                "--recorders", "4", "--batch-size", "40", "--retry-delay", "0.01", "--request-timeout", "2",
+               "--settle-wait", "0.5",
                "--json", "--no-progress"]
         # About 225 bulk POSTs in all; kill at 12 distinct cumulative POST numbers.
         points = sorted(rng.sample(range(3, 190), 12))

@@ -7,19 +7,20 @@ import threading
 
 import pytest
 
+from analytics_ingest import file_identity
 from analytics_ingest.config import load_settings
 from analytics_ingest.engine import make_importer, open_ledger
 from analytics_ingest.errors import ConfigError, InputError, LeaseHeld
 from analytics_ingest.importer import ImportOptions
 from analytics_ingest.lanes import DayGate
-from analytics_ingest.logs import file_fingerprint
 from analytics_ingest.matomo.batches import Batch
 from analytics_ingest.matomo.retry import RetryPolicy
 from analytics_ingest.vocabulary import DAY_LOADED, FILE_LOADED, FILE_PARTIAL
 from analytics_ingest_tests.fake_matomo import FakeMatomo
 from analytics_ingest_tests.helpers import SITES, TOKEN, make_log
 
-FAST = RetryPolicy(max_attempts=6, base_delay=0.01, max_delay=0.05, maintenance_delay=0.05, read_timeout=1.0)
+FAST = RetryPolicy(max_attempts=6, base_delay=0.01, max_delay=0.05, maintenance_delay=0.05, read_timeout=1.0,
+                   settle_wait=0.2, settle_interval=0.05)
 
 
 @pytest.fixture(scope="module")
@@ -132,24 +133,35 @@ def test_grown_file_sends_only_new_lines(settings, fake, tmp_path):
     assert_exactly_once(fake, manifest)
 
 
-def test_changed_file_is_refused_unless_forced(settings, fake, tmp_path):
+def test_new_content_at_a_known_path_is_a_new_file_and_a_rewritten_one_is_refused_unless_forced(
+        settings, fake, tmp_path):
     path = tmp_path / "access.log"
-    make_log(path, 300, seed=1)
+    first = make_log(path, 300, seed=1)
+    first_lines = path.read_bytes().splitlines(keepends=True)
     run_import(settings, path)
-    make_log(path, 300, seed=2)
-    with pytest.raises(InputError, match="changed since it was imported.*--force"):
+    # logrotate's copytruncate: other content under the same name is another file, imported as such
+    second = make_log(path, 300, seed=2)
+    rotated = run_import(settings, path)
+    assert rotated.status == FILE_LOADED and rotated.tracked == second["tracked"]
+    assert fake.duplicates() == {}
+    assert len(fake.pv_ids(1)) == first["tracked"] + second["tracked"]
+    # the first file re-written in place: same first line, different content after it
+    other_lines = path.read_bytes().splitlines(keepends=True)
+    path.write_bytes(first_lines[0] + b"".join(other_lines[1:]))
+    posts = fake.bulk_posts
+    with pytest.raises(InputError, match="starts like .* content differs.*--force"):
         run_import(settings, path)
+    assert fake.bulk_posts == posts
     forced = run_import(settings, path, force=True)
-    assert forced.status == FILE_LOADED and "changed" in forced.message
+    assert forced.status == FILE_LOADED and "another file" in forced.message
+    assert fake.duplicates() == {}
 
 
 def test_a_second_import_of_the_same_file_cannot_send(settings, fake, log_file):
     path, _manifest = log_file
     ledger = open_ledger(settings)
     try:
-        fingerprint, covered = file_fingerprint(str(path))
-        record = ledger.register_file(path=str(path), site_id=1, size=path.stat().st_size,
-                                      fingerprint=fingerprint, fingerprint_len=covered)
+        record = file_identity.identify(ledger, 1, str(path)).record  # as the sensor registers it
         assert ledger.acquire_lease(record.id, "sensor-run-42", 60)
         with pytest.raises(LeaseHeld, match="sensor-run-42"):
             run_import(settings, path, ledger=ledger)

@@ -15,24 +15,27 @@ from itertools import accumulate
 
 
 class Batch:
-    __slots__ = ("lane", "lines", "text", "ends", "days", "recovery", "_items")
+    __slots__ = ("lane", "lines", "text", "ends", "days", "recovery", "sent_at", "_items")
 
     def __init__(self, lane: int, lines: list[int], text: str, ends: list[int], days=None,
-                 recovery: bool = False, items=None) -> None:
+                 recovery: bool = False, items=None, sent_at: float | None = None) -> None:
         self.lane = lane
         self.lines = lines  # line numbers, ascending
         self.text = text  # '{...},{...},...'
         self.ends = ends  # ends[k]: offset just after request k in text
         self.days = days  # site-local day per hit (None: derive from cdt)
         self.recovery = recovery  # the batch that was in flight when an earlier run stopped
+        # For a recovery batch: when it was last about to be sent (epoch seconds, from the
+        # ledger). Matomo may still be committing it for a while after that (settling waits).
+        self.sent_at = sent_at
         self._items = items
 
     @classmethod
-    def from_items(cls, lane: int, items: list, recovery: bool = False) -> "Batch":
+    def from_items(cls, lane: int, items: list, recovery: bool = False, sent_at: float | None = None) -> "Batch":
         """From ``(line_no, pv_id, ip, cdt, request_json)`` tuples."""
         requests = [item[4] for item in items]
         ends = [end - 1 for end in accumulate(len(r) + 1 for r in requests)]
-        return cls(lane, [item[0] for item in items], ",".join(requests), ends, None, recovery, list(items))
+        return cls(lane, [item[0] for item in items], ",".join(requests), ends, None, recovery, list(items), sent_at)
 
     @property
     def items(self) -> list:
@@ -68,7 +71,7 @@ class Batch:
     def without(self, present: set[str]) -> "Batch":
         """The same batch minus the hits Matomo already has."""
         kept = [it for it in self.items if it[1] not in present]
-        batch = Batch.from_items(self.lane, kept, self.recovery)
+        batch = Batch.from_items(self.lane, kept, self.recovery, self.sent_at)
         if self.days is not None:
             day_of = dict(zip(self.lines, self.days))
             batch.days = [day_of[it[0]] for it in kept]

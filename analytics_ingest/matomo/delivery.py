@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from ..errors import DeliveryError
+from ..errors import ConfigError, DeliveryError
 from .batches import Batch, Delivered
 from .retry import RetryPolicy, parse_retry_after
 
@@ -56,6 +56,9 @@ class HttpSink:
         self.sleep = sleep
         self._local = threading.local()
         self.stop_event = threading.Event()
+        # Called before every POST; raises (LeaseLost) when this process may no longer send for
+        # the file: set by the importer for the time of one file's import.
+        self.guard = None
 
     def _connection(self) -> http.client.HTTPConnection:
         conn = getattr(self._local, "conn", None)
@@ -141,12 +144,15 @@ class HttpSink:
         result = Delivered()
         pending = batch
         if batch.recovery:
-            pending = self._settle(batch, result)
+            pending = self._settle(batch, result, batch.sent_at)
         attempt = 0
         maintenance_waited = 0.0
         while len(pending):
             if self.stop_event.is_set():
                 raise DeliveryError("import stopped")
+            if self.guard is not None:
+                self.guard()
+            sent_at = time.time()
             try:
                 invalid_positions = self._post(pending)
             except _Attempt as failure:
@@ -171,19 +177,50 @@ class HttpSink:
                 log.warning("bulk tracking attempt %d failed (%s); retrying in %.1f s", attempt, failure.reason, delay)
                 self.sleep(delay)
                 if failure.maybe_stored:
-                    pending = self._settle(pending, result)
+                    pending = self._settle(pending, result, sent_at)
                 continue
             result.accepted += len(pending) - len(invalid_positions)
             result.rejected_lines.extend(pending.lines[p] for p in invalid_positions)
             break
         return result
 
-    def _settle(self, batch: Batch, result: Delivered) -> Batch:
-        """Drop the hits Matomo already has; count them as delivered."""
+    def _settle(self, batch: Batch, result: Delivered, sent_at: float | None) -> Batch:
+        """Drop the hits Matomo already has; count them as delivered.
+
+        Only once the batch can no longer commit: Matomo (PHP) goes on with a bulk request after
+        the client timed out or died, and a look-up that runs before its commit would send every
+        hit again. So: wait until ``settle_wait`` seconds after the batch was sent, then look up
+        until two look-ups ``settle_interval`` apart agree.
+        """
+        if sent_at is not None:
+            wait = sent_at + self.policy.settle_wait - time.time()
+            if wait > 0:
+                log.warning("waiting %.0f s before checking which hits of an interrupted batch Matomo stored "
+                            "(it may still be committing them)", wait)
+                self.sleep(wait)
+        present = self._lookup(batch)
+        for _round in range(10):
+            self.sleep(self.policy.settle_interval)
+            again = self._lookup(batch)
+            if again == present:
+                break
+            present = again
+        else:
+            raise DeliveryError(
+                "Matomo kept storing hits of an interrupted batch for "
+                f"{10 * self.policy.settle_interval:.0f} s after it was sent; progress is saved, rerun later"
+            )
+        if present:
+            result.accepted += len(present)
+            result.already_present += len(present)
+        return batch.without(present)
+
+    def _lookup(self, batch: Batch) -> set[str]:
         for attempt in range(1, self.policy.max_attempts + 1):
             try:
-                present = self.lookup.present(batch)
-                break
+                return self.lookup.present(batch)
+            except ConfigError:
+                raise  # e.g. the Live API is off: retrying cannot help, and the message says what to do
             except Exception as exc:  # the look-up itself failed: Matomo is still unwell
                 if attempt == self.policy.max_attempts:
                     raise DeliveryError(
@@ -191,10 +228,7 @@ class HttpSink:
                         "progress is saved, rerun the import to resume"
                     ) from None
                 self.sleep(self.policy.delay(attempt))
-        if present:
-            result.accepted += len(present)
-            result.already_present += len(present)
-        return batch.without(present)
+        return set()  # pragma: no cover - max_attempts >= 1
 
 
 def _looks_like_auth_error(body: dict) -> bool:
@@ -216,9 +250,12 @@ class OutboxSink:
         self.path = outbox_dir / f"site-{idsite}.jsonl"
         self._lock = self._locks.setdefault(str(self.path.resolve()), threading.Lock())
         self.stop_event = threading.Event()
+        self.guard = None  # as HttpSink.guard
 
     def deliver(self, batch: Batch) -> Delivered:
         result = Delivered()
+        if self.guard is not None:
+            self.guard()
         if batch.recovery:
             present = self.lookup_present(batch)
             result.accepted += len(present)

@@ -17,6 +17,12 @@ class RetryPolicy:
     maintenance_delay: float = 30.0
     connect_timeout: float = 10.0
     read_timeout: float = 120.0
+    # A batch in doubt (timeout, reset, 500, a crash mid-request) may still be committing inside
+    # Matomo after the client gave up or died: PHP finishes a bulk request whatever happens to
+    # the connection. It is looked up no earlier than settle_wait seconds after it was sent, then
+    # again after settle_interval until two look-ups agree (docs/exactly_once.md).
+    settle_wait: float = 60.0
+    settle_interval: float = 2.0
 
     def delay(self, attempt: int, retry_after: float | None = None, rng=random) -> float:
         if retry_after is not None:

@@ -1,0 +1,117 @@
+"""What a log file *is*: its decompressed content, whatever its name or compression.
+
+A file is identified by its content so that a renamed, rotated, re-spelled (``./a.log``,
+``/abs/a.log``, a symlink) or recompressed log is never delivered twice. Three numbers describe a
+content cheaply, all over the decompressed bytes:
+
+* ``head``: sha256 of the first line (with its newline; at most ``HEAD_BYTES``) — the key that
+  finds a known content again. Appending to a log never changes its first line.
+* ``fingerprint``: sha256 of the first ``covered`` bytes (``FINGERPRINT_BYTES`` or the whole
+  content when shorter) — tells whether a file with that head really is the known content, grown
+  or not.
+* ``size``: decompressed bytes. Plain files: their size. Compressed files are counted by
+  streaming through them (rotated logs are compressed once, so this happens once per import).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from ..errors import InputError
+from .decompress import NONE, SNIFF_BYTES, StreamState, raw_blocks, sniff
+
+FINGERPRINT_BYTES = 64 * 1024
+HEAD_BYTES = 4096
+
+
+@dataclass(frozen=True)
+class Content:
+    head: str
+    fingerprint: str
+    covered: int
+    size: int
+    raw_size: int
+    compression: str
+
+
+def _blocks(path: str) -> tuple[Iterator[bytes], str, object]:
+    try:
+        stream = open(path, "rb", buffering=0)
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror or exc}; check the path and permissions") from None
+    try:
+        head = b""
+        while len(head) < SNIFF_BYTES:
+            more = stream.read(SNIFF_BYTES - len(head))
+            if not more:
+                break
+            head += more
+    except OSError as exc:
+        stream.close()
+        raise InputError(f"cannot read {path}: {exc.strerror or exc}; check the path and permissions") from None
+    kind = sniff(head)
+    return raw_blocks(kind, head, stream.read, StreamState()), kind, stream
+
+
+def content_prefix(path: str, length: int) -> tuple[bytes, str]:
+    """The first ``length`` decompressed bytes of ``path`` (fewer if shorter) and its compression."""
+    blocks, kind, stream = _blocks(path)
+    parts, total = [], 0
+    try:
+        for block in blocks:
+            parts.append(block)
+            total += len(block)
+            if total >= length:
+                break
+    finally:
+        stream.close()
+    return b"".join(parts)[:length], kind
+
+
+def content_prefix_hash(path: str, length: int) -> str:
+    data, _kind = content_prefix(path, length)
+    return hashlib.sha256(data).hexdigest()
+
+
+def content_size(path: str, compression: str | None = None) -> int:
+    """Decompressed size of ``path`` (a plain file's own size, without reading it)."""
+    if compression == NONE:
+        return os.path.getsize(path)
+    blocks, kind, stream = _blocks(path)
+    try:
+        if kind == NONE:
+            return os.fstat(stream.fileno()).st_size
+        return sum(len(block) for block in blocks)
+    finally:
+        stream.close()
+
+
+def head_hash(prefix: bytes) -> str:
+    newline = prefix.find(b"\n", 0, HEAD_BYTES)
+    first = prefix[: newline + 1] if newline >= 0 else prefix[:HEAD_BYTES]
+    return hashlib.sha256(first).hexdigest()
+
+
+def content_of(path: str) -> Content:
+    """Head, fingerprint and sizes of the file at ``path``."""
+    try:
+        raw_size = os.path.getsize(path)
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror or exc}; check the path and permissions") from None
+    prefix, kind = content_prefix(path, FINGERPRINT_BYTES)
+    size = raw_size if kind == NONE else content_size(path, kind)
+    return Content(
+        head=head_hash(prefix),
+        fingerprint=hashlib.sha256(prefix).hexdigest(),
+        covered=len(prefix),
+        size=size,
+        raw_size=raw_size,
+        compression=kind,
+    )
+
+
+__all__ = ["Content", "content_of", "content_prefix", "content_prefix_hash", "content_size", "head_hash",
+           "FINGERPRINT_BYTES", "HEAD_BYTES"]
