@@ -39,16 +39,24 @@ Errors are HTTP 200 ``{"result":"error","message":...}`` as in Matomo. Methods:
 * ``API.getMatomoVersion`` -> ``{"value": "4.12.3"}``
 * ``SitesManager.getSiteFromId`` (idSite), ``SitesManager.getSitesIdFromSiteUrl`` (url),
   ``SitesManager.getAllSites``
-* ``Live.getLastVisitsDetails`` (idSite, period, date, segment, filter_limit default 100 / -1 = all,
-  filter_offset, filter_sort_order desc|asc). Visits are rebuilt from the stored hits of the site:
-  same (normalised ``cip``, ``ua``), a new visit after 30 minutes of inactivity or when the UTC
-  day changes (Matomo's ``create_new_visit_after_midnight``; sites are taken as UTC whatever their
-  ``timezone``). A visit belongs to the period holding its *last* action (Matomo filters on
-  ``visit_last_action_time``). Hits are placed by ``cdt``, not by arrival order. ``segment``
-  supports ``visitIp==A`` and comma-separated OR lists of it (values URL-encoded, the whole
-  segment may be encoded once more). ``idVisit`` is positional: stable only while no hit with
-  an earlier ``cdt`` arrives. ``actionDetails`` entries carry ``type`` (action, download, outlink,
-  event), ``url``, ``idpageview`` (the request's ``pv_id`` or null), ``timestamp``,
+* ``Live.getLastVisitsDetails`` (idSite, period, date, segment, minTimestamp, filter_limit
+  default 10 as in ``plugins/Live/API.php``, below 1 = all, filter_offset, filter_sort_order
+  desc|asc). Visits are rebuilt from the stored hits of the site: same (normalised ``cip``,
+  ``ua``), or the same ``uid`` whatever the IP, a new visit after 30 minutes of inactivity or when
+  the UTC day changes (Matomo's ``create_new_visit_after_midnight``; sites are taken as UTC
+  whatever their ``timezone``, so an action's ``timestamp`` is never shifted by the site's UTC
+  offset as Matomo's is). A visit belongs to the period holding its *last* action (Matomo filters
+  on ``visit_last_action_time``); ``minTimestamp`` keeps visits whose last action is later than
+  it. Hits are placed by ``cdt``, not by arrival order. ``segment`` follows Matomo's grammar:
+  conditions joined by ``,`` (OR) and ``;`` (AND), OR binding tighter (``a;b,c`` = a AND (b OR
+  c)), ``\\,``/``\\;`` escaped, values URL-encoded, the whole segment may be encoded once more.
+  Fields: ``visitIp`` (the stored, possibly anonymised IP), ``userId``, and the action fields
+  ``actionServerHour`` / ``actionServerMinute`` (UTC hour / minute of an action's time); action
+  conditions must hold on one action, as Matomo's single join of ``log_link_visit_action``.
+  Operators ``==`` and ``!=``; anything else is an error answer. ``idVisit`` is positional:
+  stable only while no hit with an earlier ``cdt`` arrives. ``visitIp`` is the IP the visit
+  started from. ``actionDetails`` entries carry ``type`` (action, download, outlink, event),
+  ``url``, ``idpageview`` (the request's ``pv_id`` or null), ``timestamp``,
   ``serverTimePretty``, ``pageTitle``, ``pageId``.
 * ``VisitsSummary.get`` / ``Actions.get`` (period day|week|month|year|range, date D or A,B; a
   comma range with a non-range period answers ``{date: {...}}`` per day/period like Matomo).
@@ -57,6 +65,26 @@ Errors are HTTP 200 ``{"result":"error","message":...}`` as in Matomo. Methods:
   distinct (visit, url); no segment; no periods in the site's own timezone.
 * ``CoreAdminHome.invalidateArchivedReports`` (idSites, dates, period, segment, cascadeDown) ->
   ``{"result":"success","message":...}``, recorded in ``fake.invalidations``.
+
+Options of ``FakeMatomo(...)`` besides token, sites, host, port, superuser, version and archiving
+(each is also an attribute of the same name that a test may change while the fake runs):
+
+* ``anonymize_ip_bytes=0`` -- Privacy > Anonymize IP with ``ip_address_mask_length`` 1-4: hits
+  committed from then on have their visit IP masked as Matomo does
+  (``vendor/matomo/network/src/IPv4.php``/``IPv6.php``: IPv4 and IPv4-mapped IPv6 lose their last
+  N bytes; other IPv6 keep 64/48/32/0 bits for N = 1/2/3/4), so ``visitIp`` in Live answers is
+  masked and a ``visitIp==<full ip>`` segment finds nothing. Visitor recognition still uses the
+  full IP (Matomo anonymises in ``afterRequestProcessed``, after computing the config id).
+  ``anonymize_ip(ip, n)`` is the rule as a function.
+* ``live_enabled=True`` -- False: the plugin Live is deactivated; every ``Live.*`` call answers
+  ``{"result":"error","message":"The plugin Live is not enabled. You can activate the plugin on
+  Settings &gt; Plugins page in Matomo."}`` (checked before method, token and site, as Matomo).
+* ``visits_log=True`` -- ``"site"`` (or False) / ``"global"``: the visits log is deactivated in
+  the website's / the general settings; ``Live.getLastVisitsDetails`` answers Matomo's "Visits
+  log is deactivated ..." error.
+* ``commit_delay=0.0`` -- every bulk POST that would store hits waits this long after reading its
+  body, then commits whether or not the client is still there (a slow server, for crash tests);
+  see ``commit_late``.
 
 Archive model (opt-in) -- ``FakeMatomo(..., archiving=True)``: ``VisitsSummary.get`` and
 ``Actions.get`` answer from archived snapshots, as a Matomo with browser-triggered archiving
@@ -105,6 +133,10 @@ API calls instead (counted separately; ``skip_some`` is bulk-only). Kinds and pa
 ``skip_some``          store all but ``positions`` (0-based) and answer success with tracked = the
                        stored count; skipped ones are not reported invalid (MySQL 1205 skips)
 ``slow``               wait ``seconds`` (default 1), then behave normally
+``commit_late``        read the whole body, wait ``seconds`` (default 2) -- the client may time out
+                       or be killed meanwhile -- then commit the batch anyway, as PHP keeps running
+                       after the client gave up; answer success if the client is still connected,
+                       else close (``bulk_log`` status ``"client_gone"``). Bulk-only.
 ====================== ==========================================================================
 
 ``fake.inject_fn(fn)``: ``fn(post_number, requests_or_None)`` is called for every bulk POST no
@@ -115,7 +147,9 @@ Introspection: ``hits(idsite=None)`` (copies, in arrival order, with ``_order`` 
 arrival number and ``_post`` the POST number), ``pv_ids(idsite=None)``, ``duplicates()``
 (``{pv_id: count}`` for (idsite, pv_id, cdt) seen more than once), ``bulk_posts``, ``bulk_log``
 (one dict per bulk POST: post, path, query, user_agent, content_type, fault, requests, status,
-tracked, invalid), ``api_calls``, ``connections`` (TCP connections accepted), ``requests_log``
+tracked, invalid; status is the HTTP status, ``"timeout"``, ``"reset"`` or ``"client_gone"``),
+``bulk_in_flight`` (bulk POSTs being handled, e.g. waiting to commit late) and
+``wait_bulk_idle(timeout=10.0) -> bool``, ``api_calls``, ``connections`` (TCP connections accepted), ``requests_log``
 ((method, path, params) of Reporting API calls, token values replaced by ``"***"``),
 ``invalidations``, ``archive_runs``, ``archive_status(idsite)``, ``errors`` (handler exceptions, answered 500; a client hanging up is not an
 error), ``faults`` / ``clear_faults()``, ``reset()``.
@@ -131,6 +165,7 @@ import datetime as _dt
 import hashlib
 import ipaddress
 import json
+import select
 import socket
 import struct
 import sys
@@ -142,11 +177,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-__all__ = ["FakeMatomo", "Fault", "FAULT_KINDS", "MATOMO_VERSION"]
+__all__ = ["FakeMatomo", "Fault", "FAULT_KINDS", "MATOMO_VERSION", "anonymize_ip"]
 
 MATOMO_VERSION = "4.12.3"
 VISIT_INACTIVITY_SECONDS = 1800
-DEFAULT_FILTER_LIMIT = 100
+DEFAULT_FILTER_LIMIT = 10  # plugins/Live/API.php: Common::getRequestVar('filter_limit', 10, 'int')
 BULK_PATHS = ("/matomo.php", "/piwik.php")
 API_PATHS = ("/", "/index.php")
 ARCHIVE_PATH = "/fake/archive"
@@ -164,8 +199,22 @@ FAULT_KINDS: dict[str, tuple[str, ...]] = {
     "maintenance_503": ("retry_after",),
     "skip_some": ("positions",),
     "slow": ("seconds",),
+    "commit_late": ("seconds",),
 }
-_API_KINDS = set(FAULT_KINDS) - {"skip_some"}
+_API_KINDS = set(FAULT_KINDS) - {"skip_some", "commit_late"}
+_BULK_ONLY = sorted(set(FAULT_KINDS) - _API_KINDS)
+# Matomo 4.12.3's answers when Live cannot be used (core/Exception/PluginDeactivatedException.php,
+# rendered by core/DataTable/Renderer.php::formatValueXml, which turns '>' into '&gt;';
+# plugins/Live/Live.php::checkIsVisitorLogEnabled).
+LIVE_DEACTIVATED = ("The plugin Live is not enabled. You can activate the plugin on Settings &gt; Plugins page "
+                    "in Matomo.")
+VISITS_LOG_OFF_SITE = ("Visits log is deactivated in website settings. A user with at least admin access can "
+                       "enable this feature in the settings for this website (idSite={idsite}).")
+VISITS_LOG_OFF_GLOBAL = ("Visits log is deactivated globally. A user with super user access can enable this "
+                         "feature in the general settings.")
+# IPv6 masks of vendor/matomo/network/src/IPv6.php::anonymize, by number of masked bytes
+_IPV6_MASK_BITS = {0: 128, 1: 64, 2: 48, 3: 32, 4: 0}
+SEGMENT_FIELDS = ("visitIp", "userId", "actionServerHour", "actionServerMinute")
 
 _GIF = (
     b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\x00\x00\x00!\xf9\x04\x01\x00\x00\x00\x00"
@@ -235,15 +284,17 @@ class Fault:
 
 
 class _Stored:
-    __slots__ = ("params", "order", "post", "ts", "ip", "idsite")
+    __slots__ = ("params", "order", "post", "ts", "ip", "idsite", "masked_ip")
 
-    def __init__(self, params: dict, order: int, post: int, ts: int, ip: str, idsite: int) -> None:
+    def __init__(self, params: dict, order: int, post: int, ts: int, ip: str, idsite: int,
+                 masked_ip: str | None = None) -> None:
         self.params = params
         self.order = order
         self.post = post
         self.ts = ts
-        self.ip = ip
+        self.ip = ip  # full (normalised) IP: visitor recognition uses it, as Matomo's config_id
         self.idsite = idsite
+        self.masked_ip = ip if masked_ip is None else masked_ip  # what log_visit.location_ip gets
 
 
 class _ApiError(Exception):
@@ -251,11 +302,13 @@ class _ApiError(Exception):
 
 
 class _Visit:
-    __slots__ = ("key", "ip", "hits", "first", "last", "day", "id")
+    __slots__ = ("key", "ip", "location_ip", "hits", "first", "last", "day", "id")
 
-    def __init__(self, key: tuple, hit: _Stored) -> None:
+    def __init__(self, key: tuple, hit: _Stored, location_ip: str | None = None) -> None:
         self.key = key
-        self.ip = hit.ip  # like Matomo's log_visit.location_ip: the IP the visit started from
+        self.ip = hit.ip  # the full IP the visit started from (visitor recognition uses it)
+        # like Matomo's log_visit.location_ip: that IP, masked when IP anonymisation is on
+        self.location_ip = hit.ip if location_ip is None else location_ip
         self.hits = [hit]
         self.first = self.last = hit.ts
         self.day = hit.ts // 86400
@@ -282,6 +335,28 @@ def _norm_ip(text: str) -> str:
         return ipaddress.ip_address(text.strip()).compressed
     except ValueError:
         return text.strip()
+
+
+def anonymize_ip(text: str, masked_bytes: int) -> str:
+    """The IP as Matomo stores it with ``ip_address_mask_length = masked_bytes`` (0 = off).
+
+    ``vendor/matomo/network/src/IPv4.php``: the last N bytes become 0. ``IPv6.php``: an
+    IPv4-mapped (``::ffff:a.b.c.d``) or -compatible address loses its last N bytes too; any other
+    IPv6 keeps its first 128/64/48/32/0 bits for N = 0/1/2/3/4.
+    """
+    n = max(0, min(4, int(masked_bytes)))
+    try:
+        ip = ipaddress.ip_address(text.strip())
+    except ValueError:
+        return text.strip()
+    if n == 0:
+        return ip.compressed
+    packed = ip.packed
+    if ip.version == 4 or packed[:12] in (b"\0" * 10 + b"\xff\xff", b"\0" * 12):
+        return ipaddress.ip_address(packed[:len(packed) - n] + b"\0" * n).compressed
+    bits = _IPV6_MASK_BITS[n]
+    mask = ((1 << bits) - 1) << (128 - bits) if bits else 0
+    return ipaddress.IPv6Address(int(ip) & mask).compressed
 
 
 def _parse_cdt(value: str | None) -> int | None:
@@ -404,25 +479,88 @@ def _periods(period: str, date: str, *, single: bool) -> list[tuple[str, int, in
     return [(date, _ts_of(start), _ts_of(end) + 86400)]
 
 
-def _parse_segment(segment: str) -> tuple[set[str], set[str]] | None:
-    """IPs and user ids of a ``visitIp==A,userId==U,...`` OR-segment (None = no segment)."""
+_SEGMENT_OPERATORS = ("==", "!=", ">=", "<=", "=@", "!@", "=^", "=$", ">", "<")
+
+
+def _split_segment(seg: str) -> list[tuple[str, str]]:
+    """(operand, operator after it: ';', ',' or '') as core/Segment/SegmentExpression::parseTree
+    cuts them; a backslash escapes ';' and ','."""
+    leaves: list[tuple[str, str]] = []
+    operand, escaped = "", False
+    for char in seg:
+        if char in ";," and escaped:
+            operand = operand[:-1] + char
+        elif char in ";,":
+            leaves.append((operand, char))
+            operand = ""
+        else:
+            operand += char
+        escaped = char == "\\"
+    leaves.append((operand, ""))
+    return leaves
+
+
+def _parse_segment(segment: str) -> list[list[tuple[str, str, str]]] | None:
+    """A segment as an AND of OR-groups of ``(field, operator, value)`` (None = no segment).
+
+    As in Matomo, ``,`` (OR) binds tighter than ``;`` (AND): ``a;b,c`` is ``a AND (b OR c)``
+    (core/Segment/SegmentExpression::getSql). Values are URL-decoded; the whole segment may be
+    encoded once more. Supported: ``visitIp``, ``userId``, ``actionServerHour``,
+    ``actionServerMinute`` with ``==`` and ``!=``.
+    """
     seg = (segment or "").strip()
     if not seg:
         return None
-    if "==" not in seg and "%3D%3D" in seg.upper():
+    if "==" not in seg and "!=" not in seg and ("%3D%3D" in seg.upper() or "%21%3D" in seg.upper()):
         seg = unquote(seg)  # the whole segment was encoded once more
-    ips: set[str] = set()
-    uids: set[str] = set()
-    for part in seg.split(","):
-        name, sep, value = part.partition("==")
-        if sep != "==" or name.strip() not in ("visitIp", "userId") or ";" in part:
-            raise _ApiError(f"The segment condition '{part}' is not supported by this fake Matomo "
-                            "(only visitIp==A and userId==U, OR-ed with ',').")
-        if name.strip() == "visitIp":
-            ips.add(_norm_ip(unquote(value)))
+    groups: list[list[tuple[str, str, str]]] = [[]]
+    for operand, after in _split_segment(seg):
+        text = unquote(operand)
+        for i in range(len(text)):
+            op = next((o for o in _SEGMENT_OPERATORS if text.startswith(o, i)), None)
+            if op and i > 0:
+                name, value = text[:i], unquote(text[i + len(op):])
+                break
         else:
-            uids.add(unquote(value))
-    return ips, uids
+            raise _ApiError(f"The segment condition '{text}' is not valid.")
+        if name not in SEGMENT_FIELDS or op not in ("==", "!="):
+            raise _ApiError(f"The segment condition '{text}' is not supported by this fake Matomo "
+                            f"(only {', '.join(SEGMENT_FIELDS)} with == or !=, combined with ',' and ';').")
+        groups[-1].append((name, op, value))
+        if after == ";":
+            groups.append([])
+    if not groups[-1]:
+        raise _ApiError("The segment ends with ';': a condition is missing.")
+    return groups
+
+
+def _segment_matches(groups: list[list[tuple[str, str, str]]], visit: _Visit) -> bool:
+    """Does a visit match? Action conditions hold on one action (one join of
+    log_link_visit_action, grouped by visit), visit conditions on the visit."""
+    uid = visit.key[1] if visit.key[0] == "uid" else ""
+    for hit in visit.hits:
+        t = time.gmtime(hit.ts)  # server_time is UTC
+        fields = {"visitIp": visit.location_ip, "userId": uid, "actionServerHour": t.tm_hour,
+                  "actionServerMinute": t.tm_min}
+        if all(any(_condition(name, fields[name], op, value) for name, op, value in group)
+               for group in groups):
+            return True
+    return False
+
+
+def _condition(name: str, actual: Any, op: str, value: str) -> bool:
+    if value == "":  # '==' is "IS NULL or empty", '!=' is "not null nor empty"
+        return (actual in ("", None, 0)) == (op == "==")
+    if isinstance(actual, int):  # HOUR()/MINUTE() against a string: MySQL compares numbers
+        try:
+            expected: Any = int(float(value))
+        except ValueError:
+            expected = 0
+    elif name == "visitIp":  # VisitIp.php compares binary addresses
+        expected = _norm_ip(value)
+    else:
+        expected = value
+    return (actual == expected) == (op == "==")
 
 
 def _action_type(params: dict) -> str:
@@ -574,6 +712,17 @@ class _Handler(BaseHTTPRequestHandler):
         self.close_connection = True
         self._sent = True
 
+    def client_gone(self) -> bool:
+        """Has the client closed its end (timed out, killed)? A peek, nothing is consumed."""
+        try:
+            readable, _w, _x = select.select([self.connection], [], [], 0)
+            if not readable:
+                return False  # open, nothing sent: the client still waits
+            data = self.connection.recv(1, socket.MSG_PEEK)
+        except (OSError, ValueError):
+            return True  # reset, or closed by fake.close()
+        return data == b""
+
 
 class FakeMatomo:
     """The fake server. Starts listening on construction; use as a context manager or call
@@ -589,12 +738,26 @@ class FakeMatomo:
         superuser: bool = True,
         version: str = MATOMO_VERSION,
         archiving: bool = False,
+        anonymize_ip_bytes: int = 0,
+        live_enabled: bool = True,
+        visits_log: bool | str = True,
+        commit_delay: float = 0.0,
     ) -> None:
         if sites is None:
             sites = {1: {"name": "Demo", "main_url": "https://example.org", "timezone": "UTC"}}
+        if anonymize_ip_bytes not in (0, 1, 2, 3, 4):
+            raise ValueError("anonymize_ip_bytes is Matomo's ip_address_mask_length: 0 (off) or 1-4")
+        if visits_log not in (True, False, "site", "global"):
+            raise ValueError("visits_log is True, or 'site'/'global' (False = 'site') for a deactivated log")
         self.token = token
         self.superuser = superuser
         self.version = version
+        # Privacy > Anonymize IP: bytes masked in the stored visit IP (attributes: may change live,
+        # as in Matomo, where the setting applies to visits tracked from then on).
+        self.anonymize_ip_bytes = int(anonymize_ip_bytes)
+        self.live_enabled = live_enabled  # False: the plugin Live is deactivated
+        self.visits_log = visits_log  # False / "site" / "global": the visits log is deactivated
+        self.commit_delay = float(commit_delay)  # seconds every bulk POST waits before its commit
         # Opt-in: reports come from archived snapshots instead of live (see the module docstring).
         self.archiving = archiving
         self.sites: dict[int, dict] = {int(k): dict(v) for k, v in sites.items()}
@@ -602,6 +765,7 @@ class FakeMatomo:
         self._stop = threading.Event()
         self._conns: set = set()
         self._fn: Callable | None = None
+        self._bulk_in_flight = 0  # not reset by reset(): those POSTs are still running
         self._init_state()
         self._server = _Server((host, port), _Handler)
         self._server.fake = self
@@ -723,6 +887,21 @@ class FakeMatomo:
         with self._lock:
             return self._api_calls
 
+    @property
+    def bulk_in_flight(self) -> int:
+        """Bulk POSTs being handled right now (e.g. waiting in ``commit_late``)."""
+        with self._lock:
+            return self._bulk_in_flight
+
+    def wait_bulk_idle(self, timeout: float = 10.0) -> bool:
+        """Wait until no bulk POST is being handled (late commits done); False on timeout."""
+        deadline = time.monotonic() + timeout
+        while self.bulk_in_flight:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.01)
+        return True
+
     def hits(self, idsite: int | None = None) -> list[dict]:
         with self._lock:
             rows = [h for h in self._hits if idsite is None or h.idsite == int(idsite)]
@@ -763,6 +942,15 @@ class FakeMatomo:
 
     # --- bulk tracking ---------------------------------------------------------------------------
     def _handle_bulk(self, h: _Handler, path: str, query: str) -> None:
+        with self._lock:
+            self._bulk_in_flight += 1
+        try:
+            self._handle_bulk_post(h, path, query)
+        finally:
+            with self._lock:
+                self._bulk_in_flight -= 1
+
+    def _handle_bulk_post(self, h: _Handler, path: str, query: str) -> None:
         with self._lock:
             self._bulk_posts += 1
             n = self._bulk_posts
@@ -836,9 +1024,17 @@ class FakeMatomo:
             h.send_json(400, {"status": "error", "tracked": 0, "invalid": 0, "message": problem})
             return
 
+        # A PHP request keeps running after its client gave up (or was killed): wait, then commit.
+        delay = params.get("seconds", 2) if kind == "commit_late" else self.commit_delay
+        if delay:
+            self._wait(delay)
         skip = params.get("positions", set()) if kind == "skip_some" else set()
         tracked, invalid = self._commit(n, requests_list, skip)
         entry["tracked"], entry["invalid"] = tracked, len(invalid)
+        if delay and kind in (None, "commit_late", "slow", "skip_some") and h.client_gone():
+            entry["status"] = "client_gone"  # committed; nobody is left to hear the answer
+            h.hang_up()
+            return
 
         if kind == "500_after_commit":
             entry["status"] = 500
@@ -904,9 +1100,11 @@ class FakeMatomo:
                 continue
             idsite, ts = checked
             batch.append((params, idsite, _norm_ip(params.get("cip", "127.0.0.1")), ts))
+        masked = self.anonymize_ip_bytes
         with self._lock:  # one transaction
             for params, idsite, ip, ts in batch:
-                self._hits.append(_Stored(params, self._order, post, ts, ip, idsite))
+                self._hits.append(_Stored(params, self._order, post, ts, ip, idsite,
+                                          anonymize_ip(ip, masked) if masked else ip))
                 self._order += 1
         return len(batch), invalid
 
@@ -985,6 +1183,9 @@ class FakeMatomo:
 
     def _api(self, p: dict) -> Any:
         name = p.get("method", "")
+        if name.partition(".")[0] == "Live" and not self.live_enabled:
+            # core/API/Request.php checks the plugin before the method, the token and the site
+            raise _ApiError(LIVE_DEACTIVATED)
         if name not in self._METHODS:
             module, _, meth = name.partition(".")
             raise _ApiError(f"The method '{meth or name}' does not exist or is not available in the "
@@ -1057,7 +1258,7 @@ class FakeMatomo:
             visit = current.get(key)
             if (visit is None or row.ts - visit.last > VISIT_INACTIVITY_SECONDS
                     or row.ts // 86400 != visit.day):
-                visit = _Visit(key, row)
+                visit = _Visit(key, row, row.masked_ip)
                 visits.append(visit)
                 current[key] = visit
             else:
@@ -1069,23 +1270,31 @@ class FakeMatomo:
 
     def _live(self, p: dict) -> list[dict]:
         idsite = self._site_id(p.get("idSite"))
+        if self.visits_log is not True:  # plugins/Live/Live.php::checkIsVisitorLogEnabled
+            raise _ApiError(VISITS_LOG_OFF_GLOBAL if self.visits_log == "global"
+                            else VISITS_LOG_OFF_SITE.format(idsite=idsite))
         (_label, start, end), = _periods(p.get("period", ""), p.get("date", ""), single=True)
         segment = _parse_segment(p.get("segment", ""))
         try:
             limit = int(p.get("filter_limit") or DEFAULT_FILTER_LIMIT)
-            offset = int(p.get("filter_offset") or 0)
+            offset = max(0, int(p.get("filter_offset") or 0))
         except ValueError:
             raise _ApiError("filter_limit and filter_offset must be integers") from None
+        try:  # plugins/Live/Model.php: visit_last_action_time > minTimestamp
+            min_ts = int(float(p.get("minTimestamp") or ""))
+        except ValueError:
+            min_ts = None
         chosen = [v for v in self._visits(idsite)
-                  if start <= v.last < end and (segment is None or v.ip in segment[0]
-                                                or (v.key[0] == "uid" and v.key[1] in segment[1]))]
+                  if start <= v.last < end and (min_ts is None or v.last > min_ts)
+                  and (segment is None or _segment_matches(segment, v))]
         reverse = (p.get("filter_sort_order") or "desc").lower() != "asc"
         chosen.sort(key=lambda v: (v.last, v.id), reverse=reverse)
-        chosen = chosen[offset:] if limit < 0 else chosen[offset:offset + limit]
+        # plugins/Live/Model.php: a limit below 1 means no limit
+        chosen = chosen[offset:] if limit < 1 else chosen[offset:offset + limit]
         return [self._visit_dict(idsite, v) for v in chosen]
 
     def _visit_dict(self, idsite: int, v: _Visit) -> dict:
-        ip, ua = v.ip, v.hits[0].params.get("ua", "")
+        ip, ua = v.location_ip, v.hits[0].params.get("ua", "")
         uid = next((h.params["uid"] for h in v.hits if h.params.get("uid")), None)
         details = []
         for h in v.hits:
@@ -1108,7 +1317,7 @@ class FakeMatomo:
             "idSite": idsite,
             "idVisit": v.id,
             "visitIp": ip,
-            "visitorId": hashlib.sha1(f"{ip}|{ua}".encode()).hexdigest()[:16],
+            "visitorId": hashlib.sha1(f"{v.ip}|{ua}".encode()).hexdigest()[:16],
             "userId": uid,
             "actions": len(v.hits),
             "firstActionTimestamp": v.first,

@@ -420,6 +420,171 @@ def test_summaries_and_invalidation(fake, http):
                                    "segment": None, "cascadeDown": False}]
 
 
+# --- IP anonymisation, segments, Live switched off ------------------------------------------------
+
+@pytest.mark.parametrize("ip, masked", [
+    ("198.51.100.77", ["198.51.100.77", "198.51.100.0", "198.51.0.0", "198.0.0.0", "0.0.0.0"]),
+    ("2001:db8:1234:5678:9abc:def0:1:7",
+     ["2001:db8:1234:5678:9abc:def0:1:7", "2001:db8:1234:5678::", "2001:db8:1234::", "2001:db8::", "::"]),
+    ("::ffff:198.51.100.77", ["::ffff:c633:644d", "::ffff:c633:6400", "::ffff:c633:0", "::ffff:c600:0",
+                              "::ffff:0:0"]),
+])
+def test_anonymize_ip_follows_matomos_network_library(ip, masked):
+    from analytics_ingest_tests.fake_matomo import anonymize_ip
+
+    assert [anonymize_ip(ip, n) for n in range(5)] == masked
+
+
+@pytest.mark.parametrize("masked_bytes, shown", [(0, "198.51.100.77"), (1, "198.51.100.0"), (2, "198.51.0.0"),
+                                                  (3, "198.0.0.0")])
+def test_anonymised_visit_ip_in_live_and_segments(http, masked_bytes, shown):
+    with FakeMatomo(token=TOKEN, sites=SITES, anonymize_ip_bytes=masked_bytes) as fake:
+        post(http, fake, [hit("a1", "2024-03-14 10:00:00", ip="198.51.100.77"),
+                          hit("a2", "2024-03-14 10:01:00", ip="198.51.100.78"),  # same mask, other visitor
+                          hit("b1", "2024-03-14 10:02:00", ip="2001:db8:1234:5678::9")])
+
+        def live(**p):
+            return api(http, fake, "Live.getLastVisitsDetails", idSite=1, period="day", date="2024-03-14",
+                       filter_limit=-1, **p)
+
+        visits = live()
+        v6 = ["2001:db8:1234:5678::9", "2001:db8:1234:5678::", "2001:db8:1234::", "2001:db8::"][masked_bytes]
+        assert {v["actionDetails"][0]["idpageview"]: v["visitIp"] for v in visits} == {
+            "a1": shown, "a2": shown if masked_bytes else "198.51.100.78", "b1": v6}
+        assert len(visits) == 3  # recognition uses the full IP: two visitors, even when masked alike
+        by_full = live(segment="visitIp==198.51.100.77")
+        assert [v["actionDetails"][0]["idpageview"] for v in by_full] == (["a1"] if masked_bytes == 0 else [])
+        assert {v["actionDetails"][0]["idpageview"] for v in live(segment=f"visitIp=={shown}")} == (
+            {"a1"} if masked_bytes == 0 else {"a1", "a2"})
+        assert fake.hits()[0]["cip"] == "198.51.100.77"  # the request is kept as sent
+        assert fake.errors == []
+
+
+def test_live_time_segments_precedence_and_min_timestamp(fake, http):
+    post(http, fake, [
+        hit("a1", "2024-03-14 10:59:00", ip="192.0.2.1"), hit("a2", "2024-03-14 11:10:00", ip="192.0.2.1"),
+        hit("b1", "2024-03-14 11:00:30", ip="192.0.2.2"),
+        hit("c1", "2024-03-14 10:00:00", ip="192.0.2.3"),
+        hit("d1", "2024-03-14 12:59:59", ip="192.0.2.4", uid="zoé"),
+        hit("e1", "2024-03-15 10:59:10", ip="192.0.2.5"),
+    ])
+
+    def ids(**p):
+        p.setdefault("filter_limit", -1)
+        visits = api(http, fake, "Live.getLastVisitsDetails", idSite=1, period="range",
+                     date="2024-03-14,2024-03-15", **p)
+        return sorted(v["actionDetails"][0]["idpageview"] for v in visits)
+
+    assert ids(segment="actionServerHour==10;actionServerMinute==59") == ["a1", "e1"]
+    # ',' binds tighter than ';': hour in {10, 11} AND minute in {59, 0}; 10:00 and 11:00 too
+    assert ids(segment="actionServerHour==10,actionServerHour==11;actionServerMinute==59,actionServerMinute==0") \
+        == ["a1", "b1", "c1", "e1"]
+    # both conditions on one action: a1's visit has 10:59 and 11:10, but no action at 11:59 or 10:10
+    assert ids(segment="actionServerHour==11;actionServerMinute==59") == []
+    assert ids(segment="actionServerHour==10;actionServerMinute==59,userId==zoé") == ["a1", "e1"]
+    assert ids(segment="userId==zo%C3%A9;actionServerHour==12") == ["d1"]
+    assert ids(segment="actionServerHour!=10") == ["a1", "b1", "d1"]  # a1's visit has an 11:10 action
+    assert ids(segment=quote("actionServerHour==10;actionServerMinute==0", safe="")) == ["c1"]
+    # minTimestamp: visit_last_action_time > minTimestamp
+    assert ids(minTimestamp=1710413999) == ["a1", "b1", "d1", "e1"]  # 2024-03-14 10:59:59
+    assert ids(minTimestamp=1710418200) == ["d1", "e1"]  # 11:10:00 itself is not later
+    assert ids(minTimestamp="soon") == ["a1", "b1", "c1", "d1", "e1"]
+    # filter_limit: 10 by default (plugins/Live/API.php), below 1 means all
+    post(http, fake, [hit(f"m{i}", f"2024-03-14 09:{i:02d}:00", ip=f"198.51.100.{i}") for i in range(12)])
+    assert len(ids(filter_limit=None)) == 10 and len(ids(filter_limit=0)) == 17
+    for bad in ("browserCode==FF", "actionServerHour>=10", "actionServerHour==10;", "nonsense"):
+        assert api(http, fake, "Live.getLastVisitsDetails", idSite=1, period="day", date="2024-03-14",
+                   segment=bad)["result"] == "error"
+
+
+@pytest.mark.parametrize("token", [TOKEN, "wrong"])
+def test_live_deactivated_answers_matomos_plugin_error(http, token):
+    with FakeMatomo(token=TOKEN, sites=SITES, live_enabled=False) as fake:
+        post(http, fake, [hit("a")])
+        for method in ("Live.getLastVisitsDetails", "Live.getCounters"):
+            assert api(http, fake, method, token=token, idSite=1, period="day", date="2024-03-14") == {
+                "result": "error",
+                "message": "The plugin Live is not enabled. You can activate the plugin on Settings &gt; Plugins "
+                           "page in Matomo.",
+            }
+        assert api(http, fake, "SitesManager.getSiteFromId", idSite=1)["idsite"] == "1"
+        fake.live_enabled = True
+        assert len(api(http, fake, "Live.getLastVisitsDetails", idSite=1, period="day", date="2024-03-14")) == 1
+
+
+@pytest.mark.parametrize("setting, message", [
+    ("site", "Visits log is deactivated in website settings. A user with at least admin access can enable this "
+             "feature in the settings for this website (idSite=1)."),
+    ("global", "Visits log is deactivated globally. A user with super user access can enable this feature in "
+               "the general settings."),
+])
+def test_visits_log_deactivated(http, setting, message):
+    with FakeMatomo(token=TOKEN, sites=SITES, visits_log=setting) as fake:
+        answer = api(http, fake, "Live.getLastVisitsDetails", idSite=1, period="day", date="2024-03-14")
+        assert answer == {"result": "error", "message": message}
+    with pytest.raises(ValueError):
+        FakeMatomo(token=TOKEN, visits_log="sometimes")
+    with pytest.raises(ValueError):
+        FakeMatomo(token=TOKEN, anonymize_ip_bytes=5)
+
+
+# --- late commits -----------------------------------------------------------------------------------
+
+def test_commit_late_commits_after_the_client_timed_out(fake, http):
+    fault = fake.inject("commit_late", seconds=0.6)
+    started = time.monotonic()
+    with pytest.raises(requests.exceptions.ReadTimeout):
+        post(http, fake, [hit("a"), hit("b")], timeout=0.2)
+    assert fake.pv_ids() == [] and fake.bulk_in_flight == 1  # the server is still at it
+    assert fake.wait_bulk_idle(5)
+    assert time.monotonic() - started >= 0.6
+    assert fake.pv_ids() == ["a", "b"] and fault.applied == 1
+    entry = fake.bulk_log[0]
+    assert (entry["fault"], entry["status"], entry["tracked"]) == ("commit_late", "client_gone", 2)
+    assert post(http, fake, [hit("c")]).json()["tracked"] == 1  # the next POST is normal
+
+
+def test_commit_late_answers_a_client_that_waited(fake, http):
+    fake.inject("commit_late", seconds=0.3)
+    started = time.monotonic()
+    resp = post(http, fake, [hit("a")], timeout=5)
+    assert time.monotonic() - started >= 0.3
+    assert resp.status_code == 200 and resp.json()["tracked"] == 1
+    assert fake.bulk_log[0]["status"] == 200 and fake.pv_ids() == ["a"]
+
+
+def test_commit_late_default_seconds_from_inject_fn_and_bulk_only(fake, http):
+    fake.inject_fn(lambda n, reqs: "commit_late" if n == 1 else None)
+    started = time.monotonic()
+    assert post(http, fake, [hit("a")], timeout=10).json()["tracked"] == 1
+    assert 2.0 <= time.monotonic() - started < 4  # default: 2 s
+    assert fake.bulk_log[0]["fault"] == "commit_late"
+    with pytest.raises(ValueError):
+        fake.inject("commit_late", target="api")
+
+
+def test_commit_delay_commits_even_when_the_client_was_killed():
+    with FakeMatomo(token=TOKEN, sites=SITES, commit_delay=0.4) as fake:
+        body = json.dumps({"requests": [hit("a")], "token_auth": TOKEN}).encode()
+        with socket.create_connection((fake.host, fake.port), timeout=5) as raw:  # a client that dies
+            raw.sendall(b"POST /matomo.php HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                        b"Content-Length: %d\r\n\r\n" % len(body) + body)
+            time.sleep(0.1)
+        assert fake.pv_ids() == []
+        assert fake.wait_bulk_idle(5)
+        assert fake.pv_ids() == ["a"] and fake.bulk_log[0]["status"] == "client_gone"
+        started = time.monotonic()  # every POST is slow, and answered when the client waits
+        assert requests.post(fake.url + "/matomo.php", json={"requests": [hit("b")], "token_auth": TOKEN},
+                             timeout=5).json()["tracked"] == 1
+        assert time.monotonic() - started >= 0.4
+        fake.commit_delay = 0.0
+        started = time.monotonic()
+        assert requests.post(fake.url + "/matomo.php", json={"requests": [hit("c")], "token_auth": TOKEN},
+                             timeout=5).status_code == 200
+        assert time.monotonic() - started < 0.4
+        assert fake.duplicates() == {} and fake.errors == []
+
+
 # --- the bench helpers that sit beside the fake ---------------------------------------------------
 
 def _bench_module(name: str):

@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import requests
-from urllib.parse import quote
 
 from ..errors import ConfigError
 
@@ -75,30 +74,3 @@ class MatomoApi:
             main_url=str(body.get("main_url", "")),
             timezone=str(body.get("timezone", "UTC") or "UTC"),
         )
-
-    def visits_with_pageviews(self, idsite: int, first_day: str, last_day: str, ips: list[str],
-                              user_ids: list[str] = ()):
-        """Yield ``(idpageview, timestamp)`` of the actions of visits from ``ips`` or ``user_ids``.
-
-        User ids matter: Matomo recognises a visitor with a ``uid`` by that id, so a hit from a
-        second IP joins a visit whose recorded IP is the first one (seen on Matomo 4.12.3).
-        """
-        conditions = [f"visitIp=={quote(ip, safe='')}" for ip in ips]
-        conditions += [f"userId=={quote(uid, safe='')}" for uid in user_ids]
-        for start in range(0, len(conditions), 40):
-            segment = ",".join(conditions[start : start + 40])
-            visits = self.call(
-                "Live.getLastVisitsDetails",
-                idSite=idsite,
-                period="range",
-                date=f"{first_day},{last_day}",
-                segment=segment,
-                filter_limit=-1,
-            )
-            if not isinstance(visits, list):
-                raise MatomoApiError("Live.getLastVisitsDetails: unexpected answer shape")
-            for visit in visits:
-                for action in visit.get("actionDetails") or ():
-                    pv = action.get("idpageview")
-                    if pv:
-                        yield str(pv), action.get("timestamp")
