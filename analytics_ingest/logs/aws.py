@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 
 from ..hits import Hit
-from .base import BAD_DATE, BAD_STATUS, UNPARSEABLE, LineParser, invalid_reason, seconds_to_ms, to_length, to_status
+from .base import BAD_STATUS, UNPARSEABLE, LineParser, invalid_reason, seconds_to_ms, to_length, to_status
 from .timeparse import cached, iso_cdt
 
 _BODY = (
@@ -78,7 +78,7 @@ def _make_parse(regex):
             return UNPARSEABLE
         cdt = cdt_of(stamp)
         if cdt is None:
-            return BAD_DATE
+            return cdt_of.reason  # BAD_DATE or DATE_OUT_OF_RANGE
         code = to_status(status)
         if code is None:
             return BAD_STATUS

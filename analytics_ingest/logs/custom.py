@@ -26,7 +26,7 @@ from .base import (
     to_length,
     to_status,
 )
-from .timeparse import CACHE_LIMIT, any_cdt, strptime_converter
+from .timeparse import CACHE_LIMIT, DATE_OUT_OF_RANGE, any_cdt, cdt_bounds, strptime_converter
 
 REQUIRED = ("ip", "date", "status")
 OPTIONAL = (
@@ -70,6 +70,7 @@ def _make_parse(compiled: re.Pattern, convert):
     timing = next(((name, fn) for name, fn in _TIMINGS if name in names), None)
     dates: dict[tuple[str, str | None], str] = {}
     hit = Hit
+    earliest, latest = cdt_bounds()
 
     def parse(line: str, line_no: int):
         m = match(line)
@@ -85,6 +86,8 @@ def _make_parse(compiled: re.Pattern, convert):
             cdt = convert(date, key[1])
             if cdt is None:
                 return BAD_DATE
+            if cdt < earliest or cdt > latest:
+                return DATE_OUT_OF_RANGE
             if len(dates) >= CACHE_LIMIT:
                 dates.clear()
             dates[key] = cdt

@@ -12,7 +12,7 @@ import json
 import re
 
 from ..hits import Hit
-from .base import BAD_DATE, BAD_STATUS, UNPARSEABLE, LineParser, dash, invalid_reason, seconds_to_ms, to_length, to_status
+from .base import BAD_STATUS, UNPARSEABLE, LineParser, dash, invalid_reason, seconds_to_ms, to_length, to_status
 from .timeparse import any_cdt, cached
 
 _IP = ("ip", "remote_addr", "client_ip")
@@ -97,7 +97,7 @@ def _make_parse():
             return UNPARSEABLE
         cdt = cdt_of(str(date))
         if cdt is None:
-            return BAD_DATE
+            return cdt_of.reason  # BAD_DATE or DATE_OUT_OF_RANGE
         status = to_status(_first(obj, _STATUS))
         if status is None:
             return BAD_STATUS

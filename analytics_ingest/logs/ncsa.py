@@ -14,7 +14,7 @@ import re
 from ..hits import Hit
 from ..vocabulary import DOWNLOADS, FILTERED, PAGES
 from .base import BAD_DATE, LineParser, invalid_reason
-from .timeparse import CACHE_LIMIT, apache_cdt
+from .timeparse import CACHE_LIMIT, DATE_OUT_OF_RANGE, apache_cdt, cdt_bounds
 
 # -- fast expressions: the common case of a well-formed line ---------------------------------
 _F_HOST = r"([A-Za-z0-9_.-]*)(?::[0-9]+)? "
@@ -75,6 +75,7 @@ def _make_step(fast, slow, decide, holder: list, with_hit: tuple[str, ...]):
     status_of = statuses.get
     hit = Hit
     keep = frozenset(with_hit)
+    earliest, latest = cdt_bounds()
 
     def step(line: str, line_no: int) -> str:
         m = fast(line) or slow(line)
@@ -86,6 +87,8 @@ def _make_step(fast, slow, decide, holder: list, with_hit: tuple[str, ...]):
             cdt = apache_cdt(stamp)
             if cdt is None:
                 return BAD_DATE
+            if cdt < earliest or cdt > latest:
+                return DATE_OUT_OF_RANGE
             if len(dates) >= CACHE_LIMIT:
                 dates.clear()
             dates[stamp] = cdt

@@ -12,7 +12,7 @@ import json
 from urllib.parse import quote
 
 from ..hits import Hit
-from .base import BAD_DATE, UNPARSEABLE, LineParser, invalid_reason
+from .base import UNPARSEABLE, LineParser, invalid_reason
 from .timeparse import any_cdt, cached
 
 OPENCAST_EVENTS = "opencast_events"
@@ -43,7 +43,7 @@ def _make_parse():
             return UNPARSEABLE
         cdt = cdt_of(str(obj["time"]))
         if cdt is None:
-            return BAD_DATE
+            return cdt_of.reason  # BAD_DATE or DATE_OUT_OF_RANGE
         mpid = str(obj.get("mpid") or "")
         extra = {"event_category": obj.get("e_c") or "video", "event_action": obj["e_a"],
                  "event_name": obj.get("e_n") or mpid or None}

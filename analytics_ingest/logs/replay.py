@@ -35,7 +35,7 @@ from urllib.parse import parse_qsl
 
 from ..hits import Hit
 from ..vocabulary import PAGES
-from .base import BAD_DATE, UNPARSEABLE, LineParser, dash, invalid_reason, seconds_to_ms, to_length, to_status
+from .base import UNPARSEABLE, LineParser, dash, invalid_reason, seconds_to_ms, to_length, to_status
 from .timeparse import any_cdt, cached
 
 REPLAY = "matomo_replay"
@@ -153,7 +153,7 @@ def _make_parse(use_xff: bool):
             return UNPARSEABLE
         cdt = cdt_of(str(date))
         if cdt is None:
-            return BAD_DATE
+            return cdt_of.reason  # BAD_DATE or DATE_OUT_OF_RANGE
         for key in _DROPPED:
             params.pop(key, None)
         status = to_status(first_field(obj, ("status",)))

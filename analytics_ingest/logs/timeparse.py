@@ -4,6 +4,11 @@ Each function here is the slow path behind a per-parser cache: a busy log repeat
 timestamp string for every hit in the same second, so the parsers look the string up in a
 dict first (:func:`cached`) and only come here on a miss. No ``strptime`` unless the user gave
 a date format.
+
+A time that is real but absurd for a web log — before 1991 (the web) or more than two days in
+the future (a bad clock, a 9999 placeholder, a zeroed 1970 epoch) — makes the line invalid
+(:data:`DATE_OUT_OF_RANGE`), never a hit on a ledger day. The parsers check :func:`cdt_bounds`
+on a cache miss only, before caching, so a line whose timestamp is cached costs nothing more.
 """
 
 from __future__ import annotations
@@ -12,7 +17,14 @@ import datetime as _dt
 import re
 from collections.abc import Callable
 
+from .base import BAD_DATE
+
 CACHE_LIMIT = 200_000  # entries; a cache that grows past it is emptied
+
+# Invalid reason of a line whose time is real but absurd (BAD_DATE: no time at all).
+DATE_OUT_OF_RANGE = "date_out_of_range"  # before EARLIEST_CDT or after now + FUTURE_DAYS
+EARLIEST_CDT = "1991-01-01 00:00:00"  # UTC; the first web server logged in 1990-91
+FUTURE_DAYS = 2  # clocks and time zones may run ahead a little, not more
 
 _MONTHS = {
     name: number
@@ -47,14 +59,23 @@ def offset_seconds(tz: str | None) -> int | None:
     return -seconds if m.group(1) == "-" else seconds
 
 
+def cdt_bounds() -> tuple[str, str]:
+    """The earliest and latest acceptable ``cdt`` (inclusive), as of now: compare cdt strings with them."""
+    latest = _dt.datetime.now(_dt.timezone.utc).replace(tzinfo=None, microsecond=0) + _dt.timedelta(days=FUTURE_DAYS)
+    return EARLIEST_CDT, latest.isoformat(" ")
+
+
 def utc_cdt(year: int, month: int, day: int, hour: int, minute: int, second: int, offset: int) -> str | None:
     """The ``cdt`` of a local time ``offset`` seconds east of UTC; None if it is no real time."""
     try:
         t = _dt.datetime(year, month, day, hour, minute, second)
-        if offset:
-            t -= _dt.timedelta(seconds=offset)
     except (ValueError, OverflowError):
         return None
+    if offset:
+        try:
+            t -= _dt.timedelta(seconds=offset)
+        except OverflowError:
+            pass  # year 1 or 9999: out of range (cdt_bounds) whatever the offset
     return t.isoformat(" ")
 
 
@@ -155,18 +176,29 @@ def strptime_converter(date_format: str) -> Callable[[str, str | None], str | No
 
 
 def cached(convert: Callable[..., str | None]) -> Callable[[str], str | None]:
-    """Wrap a one-argument converter in a bounded dict cache (for the less hot parsers)."""
+    """Wrap a one-argument converter in a bounded dict cache (for the less hot parsers).
+
+    The lookup returns None for a text that is no acceptable time; ``lookup.reason`` then says
+    why (:data:`BAD_DATE` or :data:`DATE_OUT_OF_RANGE`). Only acceptable times are cached.
+    """
     cache: dict[str, str] = {}
     get = cache.get
+    low, high = cdt_bounds()
 
     def lookup(text: str) -> str | None:
         cdt = get(text)
         if cdt is None:
             cdt = convert(text)
-            if cdt is not None:
-                if len(cache) >= CACHE_LIMIT:
-                    cache.clear()
-                cache[text] = cdt
+            if cdt is None:
+                lookup.reason = BAD_DATE
+                return None
+            if cdt < low or cdt > high:
+                lookup.reason = DATE_OUT_OF_RANGE
+                return None
+            if len(cache) >= CACHE_LIMIT:
+                cache.clear()
+            cache[text] = cdt
         return cdt
 
+    lookup.reason = BAD_DATE
     return lookup

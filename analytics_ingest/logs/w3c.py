@@ -24,7 +24,7 @@ from .base import (
     to_length,
     to_status,
 )
-from .timeparse import CACHE_LIMIT, iso_cdt
+from .timeparse import CACHE_LIMIT, DATE_OUT_OF_RANGE, cdt_bounds, iso_cdt
 
 W3C_EXTENDED, IIS, CLOUDFRONT = "w3c_extended", "iis", "cloudfront"
 FIELDS_PREFIX = "#Fields:"
@@ -155,6 +155,7 @@ def _make_parse(columns, header, split, fix_agent, taken_to_ms, cloudfront: bool
     dates: dict[str, str] = {}
     agents: dict[str, str] = {}
     hit = Hit
+    earliest, latest = cdt_bounds()
     unquote_cells = split is _split_spaces  # tab-separated CloudFront values are never quoted
 
     def parse(line: str, line_no: int):
@@ -179,6 +180,8 @@ def _make_parse(columns, header, split, fix_agent, taken_to_ms, cloudfront: bool
             cdt = iso_cdt(stamp)
             if cdt is None:
                 return BAD_DATE
+            if cdt < earliest or cdt > latest:
+                return DATE_OUT_OF_RANGE
             if len(dates) >= CACHE_LIMIT:
                 dates.clear()
             dates[stamp] = cdt
