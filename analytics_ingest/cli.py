@@ -10,18 +10,22 @@ import argparse
 import datetime as dt
 import json
 import os
+import stat
 import sys
 from pathlib import Path
 
 from .classify import ClassifyOptions
-from .config import load_settings
-from .errors import IngestError
+from .config import DEFAULT_HOME, ENV_HOME, load_settings
+from .errors import ConfigError, IngestError, InputError
 from .importer import ImportOptions
 from .logs.formats import resolve_name
 from .matomo.retry import RetryPolicy
 from .report import render_text, totals
+from .spool import discard, spool
+from .vocabulary import FILE_LOADED
 
 EXIT_OK, EXIT_INCOMPLETE, EXIT_CONFIG, EXIT_INTERRUPTED = 0, 1, 2, 130
+INTERRUPTED = "analytics-ingest: interrupted; delivered batches are recorded, rerun to resume"
 
 
 def _positive(text: str) -> int:
@@ -65,6 +69,10 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--retry-max-attempts", type=_positive, default=8)
     imp.add_argument("--retry-delay", type=float, default=1.0, help="first retry delay in seconds (doubles)")
     imp.add_argument("--request-timeout", type=float, default=120.0)
+    imp.add_argument("--settle-wait", type=float, default=60.0, metavar="SECONDS",
+                     help="the longest Matomo may take to commit one bulk request: a batch whose fate is unknown "
+                          "(timeout, crash) is looked up no sooner than this after it was sent (default 60)")
+    imp.add_argument("--lease-ttl", type=float, default=None, help=argparse.SUPPRESS)  # tests: frozen owners
     imp.add_argument("--no-progress", action="store_true")
     _add_common(imp)
 
@@ -94,26 +102,71 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _check_home(flag: str | None) -> None:
+    """One line, before anything is opened, when the state directory is a file (or under one)."""
+    if flag:
+        home, how = flag, "--home"
+    elif os.environ.get(ENV_HOME):
+        home, how = os.environ[ENV_HOME], ENV_HOME
+    else:
+        home, how = DEFAULT_HOME, "the state directory"
+    probe = Path(home)
+    while not os.path.lexists(probe) and probe.parent != probe:
+        probe = probe.parent  # the first part that exists: the directories below it get created
+    if not os.path.lexists(probe) or os.path.isdir(probe):
+        return
+    what = "is a file" if os.path.isfile(probe) else "is not a directory"
+    where = f"{how} {home}" if probe == Path(home) else f"{how} {home}: {probe}"
+    raise ConfigError(f"{where} {what}; give a directory for the state (ledger, outbox, spool)")
+
+
 def _settings(args, matomo_url=None):
+    _check_home(args.home)
     return load_settings(home=args.home, ledger_url=args.ledger_url, matomo_url=matomo_url)
 
 
-def _spool_stdin(settings) -> str:
-    """Copy stdin to a file named by its content, so a rerun of the same input can resume."""
-    import hashlib
-    import shutil
+def _check_paths(paths: list[str]) -> list[tuple[str, str | None]]:
+    """Check every path before anything is sent: ``(as given, real path)`` per path, the real
+    path ``None`` for input that is spooled first (``-``, FIFOs, /dev/fd pipes, devices)."""
+    if paths.count("-") > 1:
+        raise InputError("- (stdin) is given more than once; it can be read only once")
+    checked: list[tuple[str, str | None]] = []
+    streams: set = set()
+    for path in paths:
+        if path == "-":
+            checked.append((path, None))
+            continue
+        try:
+            info = os.stat(path)
+        except OSError as exc:
+            raise InputError(f"cannot read {path}: {exc.strerror or exc}; check the path and permissions") from None
+        if stat.S_ISDIR(info.st_mode):
+            raise InputError(f"{path} is a directory; give log files (or - for stdin)")
+        if not os.access(path, os.R_OK):
+            raise InputError(f"cannot read {path}: permission denied; check the path and permissions")
+        if stat.S_ISREG(info.st_mode):
+            checked.append((path, os.path.realpath(path)))
+            continue
+        if (info.st_dev, info.st_ino) in streams:
+            raise InputError(f"{path} is given more than once; a pipe can be read only once")
+        streams.add((info.st_dev, info.st_ino))
+        checked.append((path, None))
+    return checked
 
-    spool = settings.home / "spool"
-    spool.mkdir(parents=True, exist_ok=True)
-    tmp = spool / f".stdin-{os.getpid()}"
-    digest = hashlib.sha256()
-    with open(tmp, "wb") as out:
-        while block := sys.stdin.buffer.read(1 << 20):
-            digest.update(block)
-            out.write(block)
-    final = spool / f"stdin-{digest.hexdigest()[:16]}.log"
-    shutil.move(tmp, final)
-    return str(final)
+
+def _spool(path: str, settings) -> Path:
+    """Copy stdin (``-``) or a non-regular file to the spool (see :mod:`analytics_ingest.spool`)."""
+    if path == "-":
+        stdin = getattr(sys.stdin, "buffer", None)
+        if stdin is None:
+            raise InputError("cannot read -: there is no binary standard input; pass a file path instead")
+        return spool(stdin, settings)
+    try:
+        stream = open(path, "rb", buffering=0)  # a FIFO: waits here for its writer, like cat
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror or exc}; check the path and permissions") from None
+    with stream:
+        return spool(stream, settings)
 
 
 def cmd_import(args) -> int:
@@ -121,9 +174,7 @@ def cmd_import(args) -> int:
     from .progress import Progress
 
     settings = _settings(args, args.matomo_url)
-    for path in args.paths:
-        if path != "-" and not os.access(path, os.R_OK):
-            raise IngestError(f"cannot read {path}; check the path and permissions")
+    inputs = _check_paths(args.paths)
     classify = ClassifyOptions(
         enable_static=args.enable_static,
         enable_bots=args.enable_bots,
@@ -145,22 +196,47 @@ def cmd_import(args) -> int:
         date_format=args.log_date_format,
         classify=classify,
     )
+    from .importer import Importer
+
+    for _given, real in inputs:  # every file is usable before any hit is sent
+        if real is not None:
+            Importer.check_usable(real, options)
     policy = RetryPolicy(max_attempts=args.retry_max_attempts, base_delay=args.retry_delay,
-                         read_timeout=args.request_timeout)
+                         read_timeout=args.request_timeout, settle_wait=args.settle_wait,
+                         settle_interval=min(2.0, max(args.settle_wait / 4, 0.05)))
     show_progress = not args.no_progress and not args.json and sys.stderr.isatty()
     progress = Progress() if show_progress else None
     ledger = open_ledger(settings)
     try:
-        importer = make_importer(settings, ledger, args.site, policy=policy, progress=progress, lease_wait=args.wait)
+        importer = make_importer(settings, ledger, args.site, policy=policy, progress=progress, lease_wait=args.wait,
+                                 lease_ttl=args.lease_ttl)
         results = []
+        interrupted = False
         with importer:
-            for path in args.paths:
-                real = _spool_stdin(settings) if path == "-" else path
+            for given, real in inputs:
+                spooled = _spool(given, settings) if real is None else None
+                path = str(spooled) if spooled is not None else real
                 if progress:
-                    progress.start_file(real)
-                results.append(importer.import_file(real, options, force=args.force))
+                    progress.start_file(path)
+                try:
+                    result = importer.import_file(path, options, force=args.force)
+                except BaseException:
+                    if spooled is not None:
+                        print(f"analytics-ingest: the copy of {given} is kept at {spooled}; "
+                              "rerun with the same input to resume", file=sys.stderr)
+                    raise
+                if spooled is not None:
+                    if result.status == FILE_LOADED:
+                        discard(spooled)
+                    else:
+                        note = f"the copy of {given} is kept at {spooled}; rerun with the same input to resume"
+                        result.message = f"{result.message}; {note}" if result.message else note
+                results.append(result)
                 if progress:
                     progress.finish()
+                if getattr(result, "interrupted", False):  # Ctrl-C, reported as a partial result
+                    interrupted = True
+                    break
     finally:
         ledger.close()
     summary = totals(results)
@@ -168,6 +244,9 @@ def cmd_import(args) -> int:
         print(json.dumps(summary, sort_keys=True))
     else:
         print(render_text(summary))
+    if interrupted:
+        print(INTERRUPTED, file=sys.stderr)
+        return EXIT_INTERRUPTED
     return EXIT_OK if summary["ok"] else EXIT_INCOMPLETE
 
 
@@ -241,17 +320,31 @@ def cmd_harvest(args) -> int:
     return run_harvest(args)
 
 
+def _load_dotenv(path: Path) -> None:
+    """Read ``./.env`` as ``dagster dev`` does, so the CLI and the code location see the same
+    settings; variables already in the environment win."""
+    if not path.is_file():
+        return
+    from dotenv import dotenv_values
+
+    for name, value in dotenv_values(path).items():
+        if value is not None:
+            os.environ.setdefault(name, value)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    _load_dotenv(Path.cwd() / ".env")
     handlers = {"import": cmd_import, "status": cmd_status, "demo": cmd_demo, "harvest": cmd_harvest,
                 "replay": cmd_replay, "report": cmd_report}
     try:
+        _check_home(getattr(args, "home", None))  # every subcommand, before anything is opened
         return handlers[args.command](args)
     except IngestError as exc:
         print(f"analytics-ingest: error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     except KeyboardInterrupt:
-        print("analytics-ingest: interrupted; delivered batches are recorded, rerun to resume", file=sys.stderr)
+        print(INTERRUPTED, file=sys.stderr)
         return EXIT_INTERRUPTED
 
 

@@ -59,7 +59,11 @@ _STATE: dict = {}
 
 def init_worker(parent_pid: int) -> None:
     """Die with the importer: after a kill -9 of the parent nothing else would stop a worker
-    (its siblings keep the job pipe open), and it would hold the terminal and memory forever."""
+    (its siblings keep the job pipe open), and it would hold the terminal and memory forever.
+
+    Ctrl-C reaches the whole process group: only the importer handles it (it stops, records what
+    was delivered and says so in one line); a worker would print a traceback per process."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         import ctypes
 

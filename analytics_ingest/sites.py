@@ -20,6 +20,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import yaml
+
 from .classify import ClassifyOptions
 from .errors import ConfigError, InputError
 from .yamlconfig import ConfigErrors, load_strict
@@ -112,7 +114,10 @@ def load_sites(path: str | os.PathLike | None = None) -> list[SiteConfig]:
         raise ConfigError(f"sites file {path} is not UTF-8 text; save it as UTF-8") from None
     except OSError as exc:
         raise ConfigError(f"cannot read sites file {path}: {exc.strerror or exc}; check {ENV_SITES} and permissions") from None
-    data = load_strict(text, err)
+    try:
+        data = load_strict(text, err)
+    except ValueError as exc:  # PyYAML reads 2024-02-30 as a date and fails building it
+        raise _impossible_date(text, err, exc) from None
     if not isinstance(data, dict) or "sites" not in data:
         raise err.fail("top level", "must be a mapping with the key 'sites' holding a list of sites")
     extra = sorted(str(k) for k in data if k != "sites")
@@ -170,6 +175,39 @@ def _date(value, where: str, err: ConfigErrors) -> dt.date:
         return dt.date.fromisoformat(str(value).strip())
     except ValueError:
         raise err.fail(where, f"{value!r} is not a date; write YYYY-MM-DD, e.g. 2024-03-01") from None
+
+
+def _impossible_date(text: str, err: ConfigErrors, exc: ValueError):
+    """The error naming the key of a date YAML recognised but cannot build (2024-02-30, 2024-13-01)."""
+    timestamp = yaml.SafeLoader("")
+
+    def walk(node, where: str):
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                name = key.value if isinstance(key, yaml.ScalarNode) else "?"
+                found = walk(value, f"{where}.{name}" if where else str(name))
+                if found:
+                    return found
+        elif isinstance(node, yaml.SequenceNode):
+            for j, item in enumerate(node.value):
+                found = walk(item, f"{where}[{j}]")
+                if found:
+                    return found
+        elif isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:timestamp":
+            try:
+                timestamp.construct_yaml_timestamp(node)
+            except ValueError as bad:
+                return where or "top level", node.value, bad
+        return None
+
+    try:
+        found = walk(yaml.compose(text, Loader=yaml.SafeLoader), "")
+    except yaml.YAMLError:
+        found = None
+    if found is None:
+        return err.fail("YAML", f"a value cannot be read ({exc}); fix it")
+    where, value, reason = found
+    return err.fail(where, f"{value!r} is not a date ({reason}); write YYYY-MM-DD, e.g. 2024-03-01")
 
 
 def _int(value, where: str, err: ConfigErrors, minimum: int = 1) -> int:

@@ -224,3 +224,29 @@ def test_missing_or_unreadable_file(tmp_path, monkeypatch):
         load_sites()
     with pytest.raises(ConfigError, match="cannot read sites file"):
         load_sites(tmp_path)  # a folder
+
+
+@pytest.mark.parametrize(
+    "start, where, what",
+    [
+        ("2024-02-30", "sites[1].start_date", "'2024-02-30' is not a date (day is out of range for month)"),
+        ("2024-13-01", "sites[1].start_date", "'2024-13-01' is not a date (month must be in 1..12)"),
+        ("2024-02-30 10:00:00", "sites[1].start_date", "'2024-02-30 10:00:00' is not a date"),
+        ("tomorrow", "sites[1].start_date", "'tomorrow' is not a date"),
+        ("2024-01-01\n    expected_files: [{from: 2024-04-31, count: 1}]", "sites[1].expected_files[0].from",
+         "'2024-04-31' is not a date"),
+        ("2024-01-01\n    expected_files: [{from: 2023-01-01, to: 2023-02-29, count: 1}]",
+         "sites[1].expected_files[0].to", "'2023-02-29' is not a date"),
+    ],
+)
+def test_an_impossible_date_is_one_line_naming_the_key_and_the_site(tmp_path, start, where, what):
+    # Unquoted, YAML itself reads 2024-02-30 as a date and fails building it: no ValueError traceback.
+    text = ("sites:\n"
+            "  - {id: 1, name: Demo, main_url: https://example.org, log_dir: logs, start_date: 2024-01-01}\n"
+            "  - id: 2\n    name: Other\n    main_url: https://example.org\n    log_dir: logs\n"
+            f"    start_date: {start}\n")
+    with pytest.raises(ConfigError) as info:
+        load_sites(write(tmp_path, text))
+    message = str(info.value)
+    assert message.startswith(f"sites.yaml: {where}: ") and what in message and "\n" not in message, message
+    assert "YYYY-MM-DD" in message
