@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from .classify import ClassifyOptions
-from .config import DEFAULT_HOME, ENV_HOME, load_settings
+from .config import DEFAULT_HOME, ENV_HOME, OUTBOX_URL, load_settings
 from .errors import ConfigError, IngestError, InputError
 from .importer import ImportOptions
 from .logs.formats import resolve_name
@@ -284,8 +284,7 @@ def cmd_demo(args) -> int:
     if args.json:
         argv.append("--json")
     demo_args = build_parser().parse_args(argv)
-    demo_args.matomo_url = None
-    os.environ.pop("MATOMO_URL", None)  # the demo is offline by definition
+    demo_args.matomo_url = OUTBOX_URL  # the demo is offline by definition, whatever MATOMO_URL says
     return cmd_import(demo_args)
 
 

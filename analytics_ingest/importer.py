@@ -302,8 +302,10 @@ class Importer:
             if record.path != path:
                 self.ledger.update_file(record.id, path=path)  # where the content is now
             return self._already(path)
-        if record.plan is None:
-            self.check_usable(path, options)  # before anything is sent or planned: stays importable
+        if record.plan is None and record.kind == KIND_LOG:
+            # Before anything is sent or planned, so a refused file stays importable. Journals are
+            # our own files, filtered on purpose (other sites, not tracker requests): not probed.
+            self.check_usable(path, options)
         self._ensure_pool(path)
         owner, generation = self._acquire(record.id, path)
         try:
@@ -501,6 +503,8 @@ class Importer:
         lane_errors = [w.error for w in workers if w.error is not None]
         if error is None and lane_errors:
             error = lane_errors[0]
+        if any(isinstance(e, LeaseLost) for e in [error, *lane_errors]):
+            lease.lost = True  # a fenced checkpoint write found the lease taken over
 
         result = ImportResult(path=path, site_id=self.site.idsite, status=FILE_LOADED, sink=self.sink.name)
         if stats_scan is None:

@@ -7,6 +7,7 @@ import gzip
 import io
 import json
 import os
+import re
 import signal
 import stat
 import subprocess
@@ -277,6 +278,11 @@ def test_ctrl_c_during_a_parallel_import_is_one_line_and_a_rerun_completes(tmp_p
     assert err.strip().splitlines() == ["analytics-ingest: interrupted; delivered batches are recorded, rerun to resume"]
     interrupted = len(outbox_lines(home))
     assert 0 < interrupted < manifest["tracked"]
+    # the stopped import's summary says what it read and delivered, not "0 lines read"
+    summary = _out.decode()
+    read = int(re.search(r"([\d,]+) lines read", summary).group(1).replace(",", ""))
+    delivered = int(re.search(r"([\d,]+) requests delivered in this run", summary).group(1).replace(",", ""))
+    assert read > 0 and delivered == interrupted, summary
 
     again = subprocess.run([*cmd, "--json"], env=env, capture_output=True, timeout=300)
     assert again.returncode == 0, again.stderr

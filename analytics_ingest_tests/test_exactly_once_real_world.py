@@ -242,9 +242,11 @@ def test_the_cli_reads_dotenv_like_dagster_dev(tmp_path, fake, monkeypatch):
     project = tmp_path / "project"
     project.mkdir()
     (project / ".env").write_text(f"# local settings\nMATOMO_URL={fake.url}\nMATOMO_API_TOKEN='{TOKEN}'\n")
+    # .env values land in os.environ: give the test its own copy so none leaks into later tests
+    monkeypatch.setattr(os, "environ", dict(os.environ))
     for name in ("MATOMO_URL", "MATOMO_API_TOKEN", "ANALYTICS_INGEST_LEDGER_URL"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("ANALYTICS_INGEST_HOME", str(tmp_path / "home"))
+        os.environ.pop(name, None)
+    os.environ["ANALYTICS_INGEST_HOME"] = str(tmp_path / "home")
     monkeypatch.chdir(project)
     assert main(["import", str(log), "--site", "1", "--no-progress"]) == 0
     _exactly_once(fake, manifest["tracked"])
@@ -267,10 +269,12 @@ def test_a_stale_lease_generation_can_write_no_checkpoint(ledger_url):
         assert ledger.lanes(record.id) == {0: (100, 200)}  # the successor's checkpoint stands
 
 
-def _cli(log, home, url, *extra):
+def _cli(log, home, url, *extra, ledger_url=None):
     env = {**os.environ, "MATOMO_URL": url, "MATOMO_API_TOKEN": TOKEN, "ANALYTICS_INGEST_HOME": str(home),
            "ANALYTICS_INGEST_PARALLEL_MIN_BYTES": str(1 << 40)}
     env.pop("ANALYTICS_INGEST_LEDGER_URL", None)
+    if ledger_url:
+        env["ANALYTICS_INGEST_LEDGER_URL"] = ledger_url
     cmd = [sys.executable, "-m", "analytics_ingest.cli", "import", str(log), "--site", "1", "--recorders", "2",
            "--batch-size", "40", "--retry-delay", "0.01", "--json", "--no-progress", *extra]
     return cmd, env
@@ -285,15 +289,18 @@ def _wait(predicate, timeout=30.0):
     raise AssertionError("condition not reached in time")
 
 
-def test_an_importer_frozen_past_its_lease_resumes_and_sends_nothing(tmp_path):
+def test_an_importer_frozen_past_its_lease_resumes_and_sends_nothing(tmp_path, ledger_url):
     log = tmp_path / "access.log"
     manifest = make_log(log, 3000, seed=12)
     with FakeMatomo(token=TOKEN, sites=SITES) as fake:
         fake.inject("slow", on_post=None, times=10_000, seconds=0.03)
-        cmd, env = _cli(log, tmp_path / "home", fake.url, "--lease-ttl", "2", "--settle-wait", "0.5")
+        # One lane, frozen while its POST is in the server: not inside a ledger transaction, whose
+        # row lock would hold up the successor (a frozen process holding a lock is another story).
+        cmd, env = _cli(log, tmp_path / "home", fake.url, "--lease-ttl", "2", "--settle-wait", "0.5",
+                        "--recorders", "1", ledger_url=ledger_url)
         frozen = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
-            _wait(lambda: fake.bulk_posts >= 10)
+            _wait(lambda: fake.bulk_posts >= 10 and fake.bulk_in_flight > 0)
             os.kill(frozen.pid, signal.SIGSTOP)
             time.sleep(3)  # past its 2 s lease
             successor = subprocess.run([*cmd, "--wait", "30"], env=env, capture_output=True, text=True, timeout=180)
@@ -306,6 +313,8 @@ def test_an_importer_frozen_past_its_lease_resumes_and_sends_nothing(tmp_path):
         assert "lease" in json.loads(out)["files"][0]["message"]
         assert fake.bulk_posts == posts  # the resumed owner sent nothing more
         _exactly_once(fake, manifest["tracked"])
+        with Ledger(ledger_url, destination=f"matomo:{fake.url}") as ledger:
+            assert [f.status for f in ledger.list_files(site_id=1)] == [FILE_LOADED]  # not rewound
         # and the successor's checkpoints were not rewound: a rerun sends nothing
         again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
         assert again.returncode == 0 and fake.bulk_posts == posts
@@ -331,11 +340,11 @@ def test_a_server_still_committing_after_the_client_gave_up(tmp_path, settle_wai
             assert result.already_present > 0
 
 
-def test_kill_minus_9_while_the_server_commits_then_an_immediate_rerun(tmp_path):
+def test_kill_minus_9_while_the_server_commits_then_an_immediate_rerun(tmp_path, ledger_url):
     log = tmp_path / "access.log"
     manifest = make_log(log, 2000, seed=14)
     with FakeMatomo(token=TOKEN, sites=SITES, commit_delay=1.0) as fake:
-        cmd, env = _cli(log, tmp_path / "home", fake.url, "--settle-wait", "2.5")
+        cmd, env = _cli(log, tmp_path / "home", fake.url, "--settle-wait", "2.5", ledger_url=ledger_url)
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         _wait(lambda: fake.bulk_posts >= 6 and fake.bulk_in_flight > 0)
         os.kill(proc.pid, signal.SIGKILL)  # the server goes on committing what was in flight
