@@ -423,3 +423,14 @@ def test_absurd_dates_are_invalid_lines_and_never_ledger_days(tmp_path, fake):
         assert {d.day.isoformat() for d in ledger.day_statuses(1)} == {"2024-03-14"}
     assert fake.duplicates() == {}
     assert len(fake.pv_ids(1)) <= manifest["tracked"]
+
+
+def test_empty_logs_of_two_days_stay_two_files(tmp_path, fake):
+    settings = _settings(tmp_path, fake.url)
+    for name in ("access.log.2024-03-14", "access.log.2024-03-15"):
+        (tmp_path / name).write_bytes(b"")
+        assert _import(settings, tmp_path / name).status == FILE_LOADED
+    with open_ledger(settings) as ledger:
+        assert sorted(f.path for f in ledger.list_files(site_id=1)) == [
+            str(tmp_path / "access.log.2024-03-14"), str(tmp_path / "access.log.2024-03-15")]
+    assert fake.bulk_posts == 0

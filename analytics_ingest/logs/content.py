@@ -103,8 +103,13 @@ def content_of(path: str) -> Content:
         raise InputError(f"cannot read {path}: {exc.strerror or exc}; check the path and permissions") from None
     prefix, kind = content_prefix(path, FINGERPRINT_BYTES)
     size = raw_size if kind == NONE else content_size(path, kind)
+    head = head_hash(prefix)
+    if not prefix:
+        # Empty files have no content to send twice, but each still stands for its day (a log of
+        # a day without traffic): keep them apart by their path.
+        head = hashlib.sha256(b"\0empty\0" + os.fsencode(os.path.realpath(path))).hexdigest()
     return Content(
-        head=head_hash(prefix),
+        head=head,
         fingerprint=hashlib.sha256(prefix).hexdigest(),
         covered=len(prefix),
         size=size,
