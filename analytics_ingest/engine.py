@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from .config import Settings
 from .importer import Importer
 from .matomo.api import MatomoApi, SiteInfo
@@ -35,9 +37,13 @@ def resolve_site_and_sink(settings: Settings, site_id: int, policy: RetryPolicy 
 
 
 def make_importer(settings: Settings, ledger, site_id: int, *, policy=None, progress=None, lease_wait=0.0,
-                  parallel=True, lease_ttl=None):
+                  parallel=True, lease_ttl=None, timezone: str | None = None):
+    """An importer for one site. ``timezone``: the site's timezone from the sites file, which
+    names its days everywhere (ledger, metadata, partitions); without it, Matomo's (UTC offline)."""
     if getattr(ledger, "destination", settings.destination) != settings.destination:
         raise ValueError(f"the ledger is opened for {ledger.destination}, not {settings.destination}")
     site, sink = resolve_site_and_sink(settings, site_id, policy)
+    if timezone:
+        site = dataclasses.replace(site, timezone=timezone)
     extra = {} if lease_ttl is None else {"lease_ttl": lease_ttl}
     return Importer(ledger, sink, site, progress=progress, lease_wait=lease_wait, parallel=parallel, **extra)

@@ -106,7 +106,7 @@ class ImportResult:
     format_name: str = ""
     compression: str = ""
     incomplete: bool = False
-    days: dict = field(default_factory=dict)
+    days: dict = field(default_factory=dict)  # site-local day -> tracked hits (whole file, when read whole)
     message: str = ""
     sink: str = ""
     interrupted: bool = False  # stopped by Ctrl-C: what was read and delivered is still reported
@@ -521,7 +521,7 @@ class Importer:
             result.format_name = stats_scan.format_name
             result.compression = stats_scan.compression
             result.incomplete = stats_scan.incomplete
-            result.days = dict(stats_scan.days)
+            result.days = stats_scan.local_days(self.site.timezone)
             if stats_scan.incomplete:
                 messages.append(stats_scan.incomplete_reason or "file is incomplete")
         result.delivered = stats.accepted
@@ -554,24 +554,29 @@ class Importer:
 
     # -- 5. record ---------------------------------------------------------------------------
     def _record(self, record, result: ImportResult, started: dt.datetime) -> None:
+        """The file's status, the attempt's summary, the file's days and the days' statuses.
+
+        A day is the site's local day (the importer's timezone, the sites file's for the
+        Dagster layer). After a whole read the file's days are exact and replace the sampled
+        ones discovery wrote; its ``day`` (the day it is named for, which its own expected count
+        is met by) is kept, or set to the day most of its hits fall on."""
         ledger = self.ledger
-        main_day = None
-        if result.days:
-            main_day = dt.date.fromisoformat(max(sorted(result.days), key=lambda d: result.days[d]))
+        days = {dt.date.fromisoformat(d): n for d, n in result.days.items()}
+        before = set(ledger.file_days(record.id))
         fields = {"status": result.status}
-        if main_day is not None:
-            fields["day"] = main_day
+        if record.day is None and days:
+            fields["day"] = max(sorted(days), key=lambda d: days[d])
         ledger.update_file(record.id, **fields)
+        if days and not result.interrupted:
+            ledger.set_file_days(record.id, days)
         self._record_attempt(record, result, started)
-        days = {dt.date.fromisoformat(d) for d in result.days}
-        if main_day is not None:
-            days.add(main_day)
-        if record.day is not None:
-            days.add(record.day)
+        touched = set(days) | before
+        if fields.get("day") or record.day:
+            touched.add(fields.get("day") or record.day)
         # New hits in a day that already had its pretable or metrics make those stale: the day
         # steps back to what its files say (loaded/partial), so the later stages run again.
         step_back = result.delivered > 0
-        for day in sorted(days):
+        for day in sorted(touched):
             ledger.recompute_day_status(self.site.idsite, day, force=step_back)
 
     def _record_attempt(self, record, result: ImportResult, started: dt.datetime) -> None:

@@ -159,7 +159,7 @@ def _merge(total: ScanStats, part: ScanStats) -> None:
     total.lines_total += part.lines_total
     for key, value in part.counts.items():
         total.counts[key] = total.counts.get(key, 0) + value
-    for attr in ("invalid_reasons", "days", "filtered_reasons"):
+    for attr in ("invalid_reasons", "utc_minutes", "filtered_reasons"):
         mine = getattr(total, attr)
         for key, value in getattr(part, attr).items():
             mine[key] = mine.get(key, 0) + value

@@ -150,7 +150,7 @@ def import_day(settings, ledger, site, day: dt.date, *, policy=None) -> DayImpor
     pending = [r for r in ledger.list_files(site_id=site.id, day=day)
                if r.status in PENDING_STATUSES and r.kind == KIND_LOG]
     if pending:
-        with make_importer(settings, ledger, site.id, policy=policy) as importer:
+        with make_importer(settings, ledger, site.id, policy=policy, timezone=site.timezone) as importer:
             for record in pending:
                 try:
                     report.results.append(importer.import_file(record.path, options))

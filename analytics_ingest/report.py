@@ -24,6 +24,7 @@ def totals(results) -> dict:
         "invalid": sum(r.invalid for r in results),
         "delivered": sum(r.delivered for r in results),
         "already_delivered": sum(r.already_delivered for r in results),
+        "already_present": sum(r.already_present for r in results),
         "rejected": sum(r.rejected for r in results),
         "seconds": round(sum(r.seconds for r in results), 3),
     }
@@ -50,7 +51,9 @@ def render_text(summary: dict) -> str:
         "-------------------",
         f"    {summary['lines_total']} lines read",
         f"    {summary['tracked']} requests tracked ({summary['downloads']} downloads)",
-        f"    {summary['delivered']} requests delivered in this run",
+        f"    {summary['delivered']} requests delivered in this run"
+        + (f" ({summary['already_present']} of them found already in Matomo: sent by a run that was "
+           "interrupted, or committed after a request timed out)" if summary.get("already_present") else ""),
         f"    {summary['already_delivered']} requests already delivered by an earlier run (skipped)",
         f"    {summary['rejected']} requests rejected by Matomo",
         f"    {ignored_total + summary['invalid']} requests ignored:",

@@ -24,7 +24,7 @@ from analytics_ingest.vocabulary import FILE_LOADED, PAGES
 FAST = RetryPolicy(max_attempts=6, base_delay=0.01, max_delay=0.05, maintenance_delay=0.05, read_timeout=1.0,
                    settle_wait=0.2, settle_interval=0.05)
 DAY = dt.date(2024, 5, 1)
-SITE = SimpleNamespace(id=1, key="verify", lanes=2, batch_size=3)
+SITE = SimpleNamespace(id=1, key="verify", lanes=2, batch_size=3, timezone="UTC")
 BASE = dt.datetime(2024, 5, 1, 9, 0, tzinfo=dt.timezone(dt.timedelta(hours=1)))  # 08:00 UTC
 
 

@@ -78,7 +78,10 @@ def test_mixed_log_counts_and_callback_order(tmp_path):
     assert stats.lines_total == 9
     assert stats.invalid_reasons == {"unparseable": 1, "empty": 1}
     assert stats.invalid_samples == [(7, "unparseable", "garbage"), (8, "empty", "")]
-    assert stats.days == {"2024-10-10": 2, "2024-10-11": 1}
+    assert stats.local_days("UTC") == {"2024-10-10": 2, "2024-10-11": 1}
+    # the same hits in the site's own days: 21:30 in New York is still the 10th there
+    assert stats.local_days("America/New_York") == {"2024-10-10": 3}
+    assert sum(stats.utc_minutes.values()) == 3
     assert (stats.first_cdt, stats.last_cdt) == ("2024-10-10 13:55:36", "2024-10-11 02:30:00")
     assert stats.format_name == "combined" and stats.compression == "none"
 

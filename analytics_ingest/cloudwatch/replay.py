@@ -170,7 +170,7 @@ def replay_day(settings, ledger, site, day, events: Iterable[CloudEvent], *, pol
                                 message="no events to replay")
         # In-process parsing: a journal is small; worker processes would cost more than they save.
         with make_importer(settings, ledger, site.id, policy=policy, lease_wait=lease_wait,
-                           parallel=False) as importer:
+                           parallel=False, timezone=site.timezone) as importer:
             result = importer.import_file(str(path), options)
     for reason, n in result.invalid_reasons.items():
         reasons[reason] = reasons.get(reason, 0) + n

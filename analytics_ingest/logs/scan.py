@@ -7,6 +7,8 @@ header lines count as filtered, reason ``w3c_header``) or invalid (with a reason
 
 from __future__ import annotations
 
+import datetime as _dt
+
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -40,10 +42,17 @@ class ScanStats:
     compression: str = ""
     incomplete: bool = False
     incomplete_reason: str | None = None
-    days: dict[str, int] = field(default_factory=dict)  # UTC day -> tracked hits
+    # Tracked hits per UTC minute ("YYYY-MM-DD HH:MM"): not per day, because a day is the site's
+    # local day (Matomo's), known only with the site's timezone (see local_days()); minutes, so
+    # that zones offset by :30 or :45 (India, Nepal, Chatham) fall on the right side of midnight.
+    utc_minutes: dict[str, int] = field(default_factory=dict)
     first_cdt: str | None = None  # over tracked hits
     last_cdt: str | None = None
     filtered_reasons: dict[str, int] = field(default_factory=dict)  # why FILTERED: w3c_header, exclude_path, ...
+
+    def local_days(self, timezone: str) -> dict[str, int]:
+        """Tracked hits per site-local day (``YYYY-MM-DD``) in ``timezone``."""
+        return local_days(self.utc_minutes, timezone)
 
 
 def scan(
@@ -204,9 +213,9 @@ class _Counter:
             stats.first_cdt = low
         if stats.last_cdt is None or high > stats.last_cdt:
             stats.last_cdt = high
-        days = stats.days
-        for day, n in Counter(map(_DAY, cdts)).items():
-            days[day] = days.get(day, 0) + n
+        minutes = stats.utc_minutes
+        for minute, n in Counter(map(_MINUTE, cdts)).items():
+            minutes[minute] = minutes.get(minute, 0) + n
         cdts.clear()
 
     def _invalid(self, line_no: int, reason: str, line: str) -> None:
@@ -222,6 +231,27 @@ class _Counter:
         reasons[reason] = reasons.get(reason, 0) + 1
 
 
-_DAY = itemgetter(slice(0, 10))
+_MINUTE = itemgetter(slice(0, 16))
 
-__all__ = ["ScanStats", "scan"]
+
+def local_days(utc_minutes: dict[str, int], timezone: str) -> dict[str, int]:
+    """Fold per-UTC-minute counts into site-local days (``YYYY-MM-DD``) in ``timezone``."""
+    tz = _zone(timezone)
+    days: dict[str, int] = {}
+    for minute, n in utc_minutes.items():
+        utc = _dt.datetime(int(minute[:4]), int(minute[5:7]), int(minute[8:10]), int(minute[11:13]),
+                           int(minute[14:16]), tzinfo=_dt.timezone.utc)
+        day = utc.astimezone(tz).date().isoformat()
+        days[day] = days.get(day, 0) + n
+    return days
+
+
+def _zone(timezone: str):
+    if not timezone or timezone in ("UTC", "Etc/UTC"):
+        return _dt.timezone.utc
+    from zoneinfo import ZoneInfo
+
+    return ZoneInfo(timezone)
+
+
+__all__ = ["ScanStats", "scan", "local_days"]
