@@ -526,6 +526,13 @@ class Ledger:
                 updated_at=bindparam("b_at"),
             )
         )
+        # SQLite: the fence goes into the UPDATE itself (one statement per checkpoint; the whole
+        # database is locked for the transaction anyway, so no row lock is needed to order it
+        # against a take-over). Servers lock the file row first (see mark_in_flight).
+        fenced = select(F.id).where(F.id == bindparam("b_file"), F.lease_owner == bindparam("b_owner"),
+                                    F.lease_generation == bindparam("b_gen")).exists()
+        self._lane_set_flight_fenced = self._lane_set_flight.where(fenced)
+        self._lane_set_both_fenced = self._lane_set_both.where(fenced)
         self._lane_upsert_flight = self._upsert(L, ("file_id", "lane"), ("in_flight_through", "updated_at"))
         self._lane_upsert_both = self._upsert(
             L, ("file_id", "lane"), ("in_flight_through", "delivered_through", "updated_at")
@@ -794,17 +801,26 @@ class Ledger:
         else:
             params["b_done"] = delivered_through
             stmt, fallback = self._lane_set_both, self._lane_upsert_both
+        one_statement = fence is not None and self._sqlite
+        if one_statement:
+            params["b_owner"], params["b_gen"] = fence[0], int(fence[1])
+            stmt = self._lane_set_flight_fenced if delivered_through is None else self._lane_set_both_fenced
+
+        def check_fence(conn: Connection) -> None:
+            row = conn.execute(self._fence_check, {"b_file": file_id}).first()
+            if row is None or row.lease_owner != fence[0] or int(row.lease_generation) != int(fence[1]):
+                raise LeaseLost(
+                    "this import's lease on the file expired and another import took it over; "
+                    "stopped without sending more (the other import continues)"
+                )
 
         def work(conn: Connection) -> None:
-            if fence is not None:
-                row = conn.execute(self._fence_check, {"b_file": file_id}).first()
-                if row is None or row.lease_owner != fence[0] or int(row.lease_generation) != int(fence[1]):
-                    raise LeaseLost(
-                        "this import's lease on the file expired and another import took it over; "
-                        "stopped without sending more (the other import continues)"
-                    )
+            if fence is not None and not one_statement:
+                check_fence(conn)
             if conn.execute(stmt, params).rowcount:
                 return
+            if one_statement:
+                check_fence(conn)  # no row written: the lease was taken, or this lane's first write
             row = {
                 "file_id": file_id,
                 "lane": lane,
