@@ -39,6 +39,10 @@ def test_demo_runs_offline_into_the_outbox_and_json_has_the_summary_fields(tmp_p
     table = cli("status", "--site", "1", "--since", "2024-03-01", home=tmp_path)
     assert table.returncode == 0
     assert b"2024-03-14  loaded" in table.stdout
+    # the whole demo history in one usage report (issue #13: days before the demo logs made it exit 1)
+    report = cli("report", "--range", "ALL", "--today", "2024-03-16", home=tmp_path)
+    assert report.returncode == 0, report.stderr
+    assert b"2024-03-14 to 2024-03-15" in report.stdout and b"days_with_data,2," in report.stdout
 
 
 def test_text_summary_like_import_logs(tmp_path):

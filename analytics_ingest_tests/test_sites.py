@@ -82,8 +82,8 @@ def test_the_demo_file_loads_and_is_the_default(monkeypatch):
     (s,) = load_sites()
     assert (s.id, s.key, s.name, s.main_url) == (1, "demo_site", "Demo site", "https://example.org")
     assert s.log_dir == demo_sites_path().parent and s.file_pattern == "access.log*" and s.format is None
-    assert s.timezone == "UTC" and s.start_date == dt.date(2024, 3, 1) and s.rsync_commands == ()
-    assert s.expected_files == (ExpectedFiles(dt.date(2024, 3, 1), None, 1),)
+    assert s.timezone == "UTC" and s.start_date == dt.date(2024, 3, 14) and s.rsync_commands == ()
+    assert s.expected_files == (ExpectedFiles(dt.date(2024, 3, 14), None, 1),)
     assert sorted(p.name for p in s.log_dir.glob(s.file_pattern)) == ["access.log.2024-03-14.gz", "access.log.2024-03-15"]
 
 
