@@ -97,3 +97,31 @@ def test_the_code_location_validates_like_ci_and_dagster_dev_load_it(tmp_path):
                           cwd=root, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     assert "Validation successful for code location analytics_ingest" in done.stdout + done.stderr
+
+
+def _evaluate(definitions, schedule, when: str):
+    import datetime as dt
+
+    context = dg.build_schedule_context(scheduled_execution_time=dt.datetime.fromisoformat(when),
+                                        repository_def=definitions.get_repository_def())
+    return list(schedule.evaluate_tick(context).run_requests or [])
+
+
+def test_cloudwatch_replay_and_opencast_days_are_scheduled_for_yesterday(monkeypatch):
+    """Issue #13 item 3: nothing scheduled the replay or the Opencast daily assets."""
+    monkeypatch.setenv("CLOUDWATCH_SITES", "demo_site")
+    monkeypatch.setenv("OPENCAST_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("OPENCAST_TIMEZONE", "America/New_York")
+    d = defs()
+    schedules = {s.name: s for s in d.schedules}
+    replay, opencast = schedules["demo_site_replay_daily"], schedules["opencast_daily_yesterday"]
+    assert (replay.cron_schedule, replay.job_name) == ("30 1 * * *", "demo_site_replay")
+    assert (opencast.cron_schedule, opencast.job_name, opencast.execution_timezone) == (
+        "0 3 * * *", "opencast_daily", "America/New_York")
+    (request,) = _evaluate(d, replay, "2024-03-16T01:30:00+00:00")
+    assert request.partition_key == "2024-03-15"
+    (request,) = _evaluate(d, opencast, "2024-03-16T03:00:00-04:00")
+    assert request.partition_key == "2024-03-15"
+    job = d.resolve_job_def("opencast_daily")
+    assert {k.to_user_string() for k in job.asset_layer.executable_asset_keys} >= {
+        "opencast_useractions", "opencast_episodes"}

@@ -8,6 +8,7 @@ from dagster_aws.s3 import S3Resource
 from ...cloudwatch.pipeline import CloudwatchConfig
 from ...sites import load_sites
 from ..archive.assets import archive_key
+from ..weblogs.schedules import yesterday_schedule
 from .assets import build_cloudwatch_assets, missed_key, replay_key
 from .jobs import build_replay_window_job
 
@@ -21,15 +22,23 @@ def replay_sites():
 def cloudwatch() -> dg.Definitions:
     config, sites = replay_sites()
     assets, jobs = [], []
+    schedules = []
     for site in sites:
         assets += build_cloudwatch_assets(site, config)
-        jobs.append(dg.define_asset_job(
+        daily = dg.define_asset_job(
             name=f"{site.key}_replay",
             selection=dg.AssetSelection.assets(missed_key(site), replay_key(site), archive_key(site)),
             description=f"Fetch, replay and re-archive days of Matomo site {site.id} from CloudWatch.",
-        ))
+        )
+        jobs.append(daily)
         jobs.append(build_replay_window_job(site, config))
+        # Nightly, after the day ended in the site's zone: the tracker's 5xx of yesterday are in
+        # CloudWatch by then; a rerun of a replayed day sends nothing twice.
+        schedules.append(yesterday_schedule(
+            site, daily, name=f"{site.key}_replay_daily", cron="30 1 * * *",
+            description=f"Every night at 01:30 ({site.timezone}), replay yesterday's missed tracker requests of "
+                        f"{site.name} from CloudWatch and re-archive the day."))
     # dagster-aws's S3 resource: the standard credential chain; used only when
     # ANALYTICS_INGEST_CLOUDWATCH_S3 names a bucket, so the embedded default needs no AWS.
     resources = {"s3": S3Resource()} if sites else {}
-    return dg.Definitions(assets=assets, jobs=jobs, resources=resources)
+    return dg.Definitions(assets=assets, jobs=jobs, schedules=schedules, resources=resources)

@@ -1,10 +1,13 @@
 """Opencast harvesting, present when ``OPENCAST_URL`` is set (the embedded default has no Opencast)."""
 
 
+import datetime as dt
 import os
+from typing import NamedTuple
 
 import dagster as dg
 
+from ..weblogs.schedules import yesterday_schedule
 from .assets import EPISODES, MATOMO_EVENTS, USERACTIONS, build_opencast_assets
 from .schedules import opencast_harvest_job, opencast_harvest_schedule
 
@@ -20,4 +23,21 @@ def opencast() -> dg.Definitions:
         selection=dg.AssetSelection.assets(*[k for k in (USERACTIONS, EPISODES, MATOMO_EVENTS) if k in keys]),
         description="Harvest a whole day of user actions and episodes (backfills, or re-delivery of a day).",
     )
-    return dg.Definitions(assets=assets, jobs=[daily, opencast_harvest_job], schedules=[opencast_harvest_schedule])
+    # The incremental harvest feeds SQS as actions happen; the whole day is harvested again once it
+    # is over, which fills its journal and Parquet files and sends its Matomo events exactly once.
+    calendar = OpencastCalendar(key="opencast", timezone=os.environ.get("OPENCAST_TIMEZONE", "UTC"),
+                                start_date=dt.date.fromisoformat(os.environ.get("OPENCAST_START_DATE", "2024-01-01")))
+    nightly = yesterday_schedule(
+        calendar, daily, name="opencast_daily_yesterday", cron="0 3 * * *",
+        description=f"Every night at 03:00 ({calendar.timezone}), harvest yesterday's user actions and episodes "
+                    "whole and send its Matomo events.")
+    return dg.Definitions(assets=assets, jobs=[daily, opencast_harvest_job],
+                          schedules=[opencast_harvest_schedule, nightly])
+
+
+class OpencastCalendar(NamedTuple):
+    """The Opencast server's days, in the shape the day schedules read from a site."""
+
+    key: str
+    timezone: str
+    start_date: dt.date
