@@ -637,3 +637,21 @@ def test_journals_never_make_a_day_loaded_and_later_stages_advance_only_in_order
     assert ledger.day_status(site, D1) == "calculated"
     with pytest.raises(ValueError, match="unknown file kind"):
         _register(ledger, path="/x", site_id=site, day=D1, kind="other")
+
+
+def test_one_rule_says_which_files_feed_a_day(ledger):
+    """Issue #13: list_files (asset metadata's files), files_feeding_day and the day's `found` agree,
+    also for a file named for one day whose content is on the next."""
+    named = _register(ledger, path="/logs/access.log.2024-03-14", day=D1)
+    ledger.set_file_days(named.id, {D2: 10})  # its content: all on the next day
+    spill = _register(ledger, path="/logs/access.log.2024-03-15", day=D2)
+    ledger.set_file_days(spill.id, {D2: 90, D3: 3})  # spills past midnight into D3
+    for day in (D1, D2, D3):
+        listed = [f.id for f in ledger.list_files(site_id=1, day=day)]
+        feeding = [f.id for f in ledger.files_feeding_day(1, day)]
+        ledger.recompute_day_status(1, day)
+        (row,) = [r for r in ledger.day_statuses(1) if r.day == day]
+        assert listed == feeding and row.found == len(listed), day
+    assert [f.id for f in ledger.files_feeding_day(1, D1)] == [named.id]
+    assert [f.id for f in ledger.files_feeding_day(1, D2)] == [named.id, spill.id]
+    assert [f.id for f in ledger.files_feeding_day(1, D3)] == [spill.id]

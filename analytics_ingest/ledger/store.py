@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from sqlalchemy import and_, bindparam, create_engine, delete, event, func, insert, not_, or_, select, update
+from sqlalchemy import and_, bindparam, create_engine, delete, event, func, insert, or_, select, update
 from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -186,23 +186,14 @@ _FILE_COLUMNS = [
 ]
 
 
-def _has_day(day: dt.date):
-    """The file (``ledger_file`` row of the outer query) has ``day`` among its content days."""
+def _feeds_day(day: dt.date):
+    """The one rule for "this file belongs to day D" (ledger, asset metadata and CLI alike): D is
+    the day the file is for (its ``day`` column: named for it, or most of its hits) or one of the
+    site-local days its content covers (``ledger_file_day``: a log spilling past midnight feeds
+    the next day too)."""
     FD = S.file_days.c
-    return select(FD.file_id).where(FD.file_id == S.files.c.id, FD.day == day).exists()
-
-
-def _listed_on(day: dt.date):
-    """The file is listed for ``day``: its ``day`` column is ``day`` or ``day`` is one of its days."""
-    return or_(S.files.c.day == day, _has_day(day))
-
-
-def _counts_toward(day: dt.date):
-    """The file counts toward ``day``: ``day`` is one of its content days or, for a file without any
-    content days, its ``day`` column is ``day``."""
-    FD = S.file_days.c
-    has_any = select(FD.file_id).where(FD.file_id == S.files.c.id).exists()
-    return or_(_has_day(day), and_(S.files.c.day == day, not_(has_any)))
+    covers = select(FD.file_id).where(FD.file_id == S.files.c.id, FD.day == day).exists()
+    return or_(S.files.c.day == day, covers)
 
 
 @contextlib.contextmanager
@@ -632,7 +623,7 @@ class Ledger:
         if site_id is not None:
             stmt = stmt.where(S.files.c.site_id == int(site_id))
         if day is not None:
-            stmt = stmt.where(_listed_on(_as_date(day, "day")))
+            stmt = stmt.where(_feeds_day(_as_date(day, "day")))
         if status is not None:
             stmt = stmt.where(S.files.c.status == _check_file_status(status))
         stmt = stmt.order_by(S.files.c.id)
@@ -671,7 +662,7 @@ class Ledger:
     # -- the days a file's content covers ---------------------------------------------------
     def set_file_days(self, file_id: int, days: Mapping[dt.date, int]) -> None:
         """Replace the file's content days (day -> hits) in one transaction; ``{}`` clears them,
-        after which the file counts toward its ``day`` column again."""
+        after which the file feeds its ``day`` column's day only."""
         file_id = int(file_id)
         clean: dict[dt.date, int] = {}
         for key, hits in dict(days).items():
@@ -928,7 +919,7 @@ class Ledger:
         F = S.files.c
         rows = conn.execute(
             select(F.status, func.count())
-            .where(self._mine(), F.site_id == int(site_id), F.kind == KIND_LOG, _counts_toward(day))
+            .where(self._mine(), F.site_id == int(site_id), F.kind == KIND_LOG, _feeds_day(day))
             .group_by(F.status)
         ).all()
         by_status = {status: n for status, n in rows}
@@ -968,8 +959,8 @@ class Ledger:
     def recompute_day_status(self, site_id: int, day: dt.date, *, force: bool = False) -> str:
         """Derive the day's status from its files; a day past ``loaded`` stays put unless ``force``.
 
-        A file counts toward the day if the day is among its content days (:meth:`set_file_days`)
-        or, when it has no content days, if its ``day`` column is the day.
+        A file feeds the day if it is the file's own day (``day`` column) or among its content days
+        (:meth:`set_file_days`): :func:`_feeds_day`, the one rule the metadata and the CLI use too.
 
         Loaded needs every found (not invalid) file feeding the day loaded AND at least the expected
         number of the day's own files (``day`` column = the day) loaded, so a neighbour's file
@@ -1032,7 +1023,7 @@ class Ledger:
         day = _as_date(day, "day")
         stmt = (
             select(*_FILE_COLUMNS)
-            .where(self._mine(), S.files.c.site_id == int(site_id), _counts_toward(day))
+            .where(self._mine(), S.files.c.site_id == int(site_id), _feeds_day(day))
             .order_by(S.files.c.id)
         )
         rows = self._run(lambda conn: conn.execute(stmt).all(), read=True)
@@ -1046,7 +1037,7 @@ class Ledger:
         stmt = (
             select(func.max(T.finished_at))
             .select_from(S.summaries.join(S.files, S.files.c.id == T.file_id))
-            .where(self._mine(), F.site_id == int(site_id), _counts_toward(day), T.delivered > 0)
+            .where(self._mine(), F.site_id == int(site_id), _feeds_day(day), T.delivered > 0)
         )
         value = self._run(lambda conn: conn.execute(stmt).scalar(), read=True)
         if isinstance(value, str):  # SQLite's max() over a DATETIME column returns text
