@@ -12,6 +12,11 @@ from ..resources import IngestResource
 
 RSYNC_CRON = os.environ.get("ANALYTICS_INGEST_RSYNC_CRON", "5 * * * *")  # EEA pulled hourly at :05
 RSYNC_TIMEOUT = float(os.environ.get("ANALYTICS_INGEST_RSYNC_TIMEOUT", "900"))
+# An import run fails when a day of it is not Loaded yet (files still to come): retrying it at once
+# (run_retries in deploy/dagster.yaml) cannot make the day Loaded and only adds a second failed run.
+# The file that completes the day asks for it again (sensor), and "failed and missing" backfills
+# pick up what is left. Runs that die outside a step (a crashed process) are still retried.
+NO_RETRY_ON_STEP_FAILURE = {"dagster/retry_on_asset_or_op_failure": "false"}
 
 
 @dg.op(description="Runs each site's configured rsync pull commands with a timeout; output is kept in the run's logs.")
@@ -43,8 +48,9 @@ rsync_schedule = dg.ScheduleDefinition(
 )
 
 
-def yesterday_schedule(site, job, *, name: str, cron: str, description: str) -> dg.ScheduleDefinition:
-    """A schedule in the site's timezone that asks ``job`` for the site's yesterday."""
+def yesterday_schedule(site, job, *, name: str, cron: str, description: str,
+                       tags: dict[str, str] | None = None) -> dg.ScheduleDefinition:
+    """A schedule in the site's timezone that asks ``job`` for the site's yesterday (runs tagged ``tags``)."""
 
     @dg.schedule(name=name, job=job, cron_schedule=cron, execution_timezone=site.timezone,
                  default_status=dg.DefaultScheduleStatus.RUNNING, description=description)
@@ -53,7 +59,7 @@ def yesterday_schedule(site, job, *, name: str, cron: str, description: str) -> 
         yesterday = (local.date() - dt.timedelta(days=1)).isoformat()
         if yesterday < site.start_date.isoformat():
             return dg.SkipReason(f"{yesterday} is before {site.key}'s start date")
-        return dg.RunRequest(run_key=f"{name}:{yesterday}", partition_key=yesterday)
+        return dg.RunRequest(run_key=f"{name}:{yesterday}", partition_key=yesterday, tags=tags)
 
     return daily
 
@@ -61,4 +67,5 @@ def yesterday_schedule(site, job, *, name: str, cron: str, description: str) -> 
 def build_daily_schedule(site, job) -> dg.ScheduleDefinition:
     return yesterday_schedule(
         site, job, name=f"{site.key}_daily_import", cron="30 0 * * *",
-        description=f"Every night at 00:30 ({site.timezone}), queue and import yesterday for {site.name}.")
+        description=f"Every night at 00:30 ({site.timezone}), queue and import yesterday for {site.name}.",
+        tags=NO_RETRY_ON_STEP_FAILURE)

@@ -3,6 +3,9 @@
 A file is settled when its size and mtime did not change between two ticks (rsync is done with
 it); rsync's temporary files and the live file of the current hour are never looked at. The
 cursor holds what the last tick saw, so a tick only inspects files that are new or changed.
+
+A run for a day whose files are not all in yet fails on purpose (its partition shows the day is
+not Loaded); the file that completes the day has a new run key and asks for the day again.
 """
 
 
@@ -15,6 +18,7 @@ from ... import pipeline
 from ...discovery import list_candidates, settled
 from ..partitions import site_days
 from ..resources import IngestResource
+from .schedules import NO_RETRY_ON_STEP_FAILURE
 
 # Inspecting a new file reads a sample of it; a first look at a directory of 10,000 files must
 # not run into the 60 s tick limit, so each tick registers at most this many (the rest next tick).
@@ -67,6 +71,7 @@ def build_log_sensor(site, job) -> dg.SensorDefinition:
                 # The key names the file versions, so a file that changes later runs the day again.
                 run_key=f"{site.key}:{day}:" + hashlib.sha256("\n".join(sorted(files)).encode()).hexdigest()[:16],
                 partition_key=day,
+                tags=NO_RETRY_ON_STEP_FAILURE,
             )
             for day, files in sorted(by_day.items())
         ]
