@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from .config import Settings
+from .errors import ConfigError
 from .importer import Importer
 from .matomo.api import MatomoApi, SiteInfo
 from .matomo.delivery import HttpSink, OutboxSink
@@ -44,6 +45,16 @@ def make_importer(settings: Settings, ledger, site_id: int, *, policy=None, prog
         raise ValueError(f"the ledger is opened for {ledger.destination}, not {settings.destination}")
     site, sink = resolve_site_and_sink(settings, site_id, policy)
     if timezone:
+        if not settings.offline and _zone_name(site.timezone) != _zone_name(timezone):
+            raise ConfigError(
+                f"site {site_id}: the sites file says timezone {timezone} but Matomo's site {site_id} is in "
+                f"{site.timezone}; a day must be the same day in both — set the same timezone in the sites file "
+                "and in Matomo (Administration > Websites > Manage)"
+            )
         site = dataclasses.replace(site, timezone=timezone)
     extra = {} if lease_ttl is None else {"lease_ttl": lease_ttl}
     return Importer(ledger, sink, site, progress=progress, lease_wait=lease_wait, parallel=parallel, **extra)
+
+
+def _zone_name(name: str) -> str:
+    return "UTC" if name in ("UTC", "Etc/UTC", "GMT", "Etc/GMT", "UTC+0", "UTC0") else name

@@ -92,3 +92,22 @@ def test_local_days_put_each_utc_minute_on_its_side_of_midnight():
     assert local_days(minutes, "Pacific/Honolulu") == {"2024-03-13": 3, "2024-03-14": 12}
     assert local_days({"2024-01-14 10:59": 1, "2024-01-14 11:00": 1}, "Pacific/Auckland") == {
         "2024-01-14": 1, "2024-01-15": 1}
+
+
+def test_a_sites_file_timezone_that_is_not_matomos_is_one_line(tmp_path):
+    """One site, one timezone: the sites file's days must be Matomo's days."""
+    from analytics_ingest.engine import make_importer
+    from analytics_ingest.errors import ConfigError
+    from analytics_ingest_tests.fake_matomo import FakeMatomo
+    from analytics_ingest_tests.helpers import SITES, TOKEN
+
+    with FakeMatomo(token=TOKEN, sites=SITES) as fake:  # site 2 is Europe/Paris in Matomo
+        settings = load_settings(home=tmp_path / "home", matomo_url=fake.url, matomo_token=TOKEN, environ={})
+        with open_ledger(settings) as ledger:
+            with pytest.raises(ConfigError, match=r"^site 2: the sites file says timezone UTC but Matomo's site 2 "
+                                                  r"is in Europe/Paris; .*Websites > Manage"):
+                make_importer(settings, ledger, 2, timezone="UTC")
+            with make_importer(settings, ledger, 2, timezone="Europe/Paris") as importer:
+                assert importer.site.timezone == "Europe/Paris"
+            with make_importer(settings, ledger, 1, timezone="Etc/UTC") as importer:
+                assert importer.site.timezone == "Etc/UTC"
