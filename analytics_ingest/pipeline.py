@@ -84,7 +84,8 @@ class QueueReport:
     discovered: int = 0
 
     @property
-    def present(self) -> int:
+    def found(self) -> int:
+        """Files feeding the day that are not invalid: the ledger's ``found`` for the day."""
         return sum(1 for f in self.files if f["status"] != FILE_INVALID)
 
 

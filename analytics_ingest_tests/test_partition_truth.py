@@ -113,8 +113,21 @@ def test_a_ranged_run_leaves_each_day_with_the_ledgers_status(site_env):
         assert sorted(m.partition for m in imports) == EXPECTED["MATERIALIZED"]
         meta = {m.partition: {k: v.value for k, v in m.metadata.items()} for m in imports}
         assert meta["2024-03-10"]["day_status"] == "loaded" and meta["2024-03-10"]["tracked"] > 0
-        assert meta["2024-03-13"]["note"].startswith("no logs expected") and meta["2024-03-13"]["expected_files"] == 0
+        assert meta["2024-03-13"]["note"].startswith("no logs expected") and meta["2024-03-13"]["expected"] == 0
         assert "note" not in meta["2024-03-14"]
+        # the queue's metadata uses the ledger's words and numbers (one name per concept)
+        from analytics_ingest.config import load_settings
+        from analytics_ingest.engine import open_ledger
+
+        queued = {e.materialization.partition: {k: v.value for k, v in e.materialization.metadata.items()}
+                  for e in result.get_asset_materialization_events()
+                  if e.materialization.asset_key == dg.AssetKey(["web", "access_log_files"])}
+        with open_ledger(load_settings()) as ledger:
+            rows = {r.day.isoformat(): r for r in ledger.day_statuses(1)}
+        assert len(queued) == 5 and set(queued) <= set(rows)
+        for day, values in queued.items():
+            if day in rows:
+                assert (values["expected"], values["found"]) == (rows[day].expected, rows[day].found), day
 
         failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE"
                        and e.step_key.endswith("matomo_import"))

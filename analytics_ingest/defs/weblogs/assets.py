@@ -109,8 +109,9 @@ def build_site_assets(site) -> list[dg.AssetsDefinition]:
                     {
                         "files": dg.MetadataValue.md(_md_table(["file", "bytes", "status", "reason"], rows))
                         if rows else dg.MetadataValue.md("_no file for this day yet_"),
-                        "expected_files": report.expected,
-                        "present_files": report.present,
+                        # the ledger's and `analytics-ingest status`'s words for the same numbers
+                        "expected": report.expected,
+                        "found": report.found,
                         "invalid_files": sum(1 for f in report.files if f["status"] == "invalid"),
                         "bytes": sum(f["size"] for f in report.files),
                         "newly_discovered": report.discovered,
@@ -174,7 +175,7 @@ def build_site_assets(site) -> list[dg.AssetsDefinition]:
                 key = day.isoformat()
                 record = records.get(key)
                 expected = record.expected if record is not None else site.expected_on(day)
-                metadata[key]["expected_files"] = expected
+                metadata[key]["expected"] = expected
                 if statuses[key] in LOADED_OR_LATER:
                     if expected == 0:
                         metadata[key]["note"] = "no logs expected: expected_files is 0 for this day"
