@@ -111,3 +111,28 @@ def test_a_sites_file_timezone_that_is_not_matomos_is_one_line(tmp_path):
                 assert importer.site.timezone == "Europe/Paris"
             with make_importer(settings, ledger, 1, timezone="Etc/UTC") as importer:
                 assert importer.site.timezone == "Etc/UTC"
+
+
+ZONES = ["UTC", "Pacific/Honolulu", "Asia/Kolkata", "Asia/Kathmandu", "Pacific/Auckland", "Pacific/Chatham",
+         "Europe/Paris", "America/New_York", "Pacific/Kiritimati"]
+
+
+@pytest.mark.parametrize("zone", ZONES)
+def test_local_days_keep_every_hit_and_put_it_on_its_local_date(zone):
+    from hypothesis import given, settings, strategies as st
+
+    start = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
+
+    @settings(max_examples=60, deadline=None)
+    @given(st.dictionaries(st.integers(0, 366 * 24 * 60), st.integers(1, 50), max_size=40))
+    def check(offsets):
+        minutes = {(start + dt.timedelta(minutes=m)).strftime("%Y-%m-%d %H:%M"): n for m, n in offsets.items()}
+        days = local_days(minutes, zone)
+        assert sum(days.values()) == sum(minutes.values())
+        expected: dict[str, int] = {}
+        for m, n in offsets.items():
+            day = (start + dt.timedelta(minutes=m)).astimezone(ZoneInfo(zone)).date().isoformat()
+            expected[day] = expected.get(day, 0) + n
+        assert days == expected
+
+    check()
