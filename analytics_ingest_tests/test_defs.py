@@ -9,14 +9,19 @@ import dagster as dg
 
 from analytics_ingest.definitions import defs
 
-EXPECTED_ASSETS = ["demo_site/access_log_files", "demo_site/counter_metrics", "demo_site/matomo_archive",
-                   "demo_site/matomo_import", "demo_site/pretable", "demo_site/usage_reports"]
+# The embedded default shows the whole mission (issue #13 item 4): the demo site's web logs and its
+# CloudWatch replay from a recorded day, and Opencast from a recorded day (analytics_ingest/demo).
+EXPECTED_ASSETS = ["demo_site/access_log_files", "demo_site/cloudwatch_missed_events", "demo_site/counter_metrics",
+                   "demo_site/matomo_archive", "demo_site/matomo_import", "demo_site/matomo_replay",
+                   "demo_site/pretable", "demo_site/usage_reports",
+                   "opencast_episodes", "opencast_matomo_events", "opencast_useractions"]
 EXPECTED_CHECKS = ["demo_site/matomo_archive:reports_match_ledger", "demo_site/matomo_import:day_loaded"]
-EXPECTED_JOBS = ["demo_site_archive", "demo_site_import", "demo_site_pretable", "demo_site_usage_reports",
-                 "rsync_pull_job"]
+EXPECTED_JOBS = ["demo_site_archive", "demo_site_import", "demo_site_pretable", "demo_site_replay",
+                 "demo_site_replay_window", "demo_site_usage_reports", "opencast_daily", "rsync_pull_job"]
 EXPECTED_SENSORS = ["demo_site_archive_days", "demo_site_log_files", "demo_site_ready_days"]
 EXPECTED_SCHEDULES = {"demo_site_daily_import": "30 0 * * *", "demo_site_usage_reports_daily": "0 6 * * *",
-                      "rsync_pull_hourly": "5 * * * *"}
+                      "rsync_pull_hourly": "5 * * * *", "demo_site_replay_daily": "30 1 * * *",
+                      "opencast_daily_yesterday": "0 3 * * *"}  # no 2-minute Opencast harvest: a recorded day
 
 
 def test_definitions_load_and_validate():
@@ -38,7 +43,7 @@ def test_jobs_sensors_schedules_snapshot():
 
 
 def test_lineage_follows_sciELOs_progression():
-    """Queue → Partial/Loaded → Pretable → Calculated, and archiving after the import."""
+    """Queue → Partial/Loaded → Pretable → Calculated, and archiving after the import and the replay."""
     graph = defs().resolve_asset_graph()
     parents = {k.to_user_string(): sorted(p.to_user_string() for p in graph.get(k).parent_keys)
                for k in graph.get_all_asset_keys()}
@@ -47,9 +52,33 @@ def test_lineage_follows_sciELOs_progression():
         "demo_site/matomo_import": ["demo_site/access_log_files"],
         "demo_site/pretable": ["demo_site/matomo_import"],
         "demo_site/counter_metrics": ["demo_site/pretable"],
-        "demo_site/matomo_archive": ["demo_site/matomo_import"],
+        "demo_site/matomo_archive": ["demo_site/matomo_import", "demo_site/matomo_replay"],
         "demo_site/usage_reports": ["demo_site/counter_metrics", "demo_site/matomo_import"],
+        "demo_site/cloudwatch_missed_events": [],
+        "demo_site/matomo_replay": ["demo_site/cloudwatch_missed_events"],
+        "opencast_useractions": [],
+        "opencast_episodes": [],
+        "opencast_matomo_events": ["opencast_useractions"],
     }
+
+
+def test_real_settings_replace_the_recorded_demo_sources(monkeypatch, tmp_path):
+    """CLOUDWATCH_SITES, OPENCAST_URL or another sites file: the recorded sources are not used."""
+    monkeypatch.setenv("CLOUDWATCH_SITES", "demo_site")
+    monkeypatch.setenv("CLOUDWATCH_API", "filter")
+    d = defs()
+    keys = {k.to_user_string() for k in d.resolve_asset_graph().get_all_asset_keys()}
+    assert "demo_site/matomo_replay" in keys and not {k for k in keys if k.startswith("opencast_")}
+    missed = dg.AssetKey(["demo_site", "cloudwatch_missed_events"])
+    assert "recorded" not in d.resolve_assets_def(missed).specs_by_key[missed].description
+    monkeypatch.delenv("CLOUDWATCH_SITES")
+    sites = tmp_path / "sites.yaml"
+    sites.write_text("sites:\n  - {id: 1, key: web, name: Web, main_url: 'https://example.org', log_dir: ., "
+                     "start_date: 2024-03-01}\n")
+    monkeypatch.setenv("ANALYTICS_INGEST_SITES", str(sites))
+    keys = {k.to_user_string() for k in defs().resolve_asset_graph().get_all_asset_keys()}
+    assert keys == {"web/access_log_files", "web/matomo_import", "web/pretable", "web/matomo_archive",
+                    "web/usage_reports"}
 
 
 def test_cloudwatch_replay_appears_for_the_sites_it_is_configured_for(monkeypatch):
@@ -78,7 +107,7 @@ def test_opencast_appears_when_configured(monkeypatch):
 def test_assets_are_described_grouped_owned_and_kinded():
     for spec in defs().resolve_all_asset_specs():
         assert spec.description and len(spec.description) > 40
-        assert spec.group_name == "demo_site"
+        assert spec.group_name == ("opencast" if spec.key.path[0].startswith("opencast_") else "demo_site")
         assert spec.owners == ["team:analytics"]
         assert spec.kinds
 

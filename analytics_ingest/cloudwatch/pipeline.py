@@ -11,7 +11,9 @@ from environment variables, with GDS Verify's values as defaults:
 ``CLOUDWATCH_STREAM_PATTERN``       ``matomo-nginx`` (regex on the log stream name)
 ``CLOUDWATCH_MIN_STATUS``           ``500`` (compared as a number)
 ``CLOUDWATCH_EXCLUDED_AGENTS``      ``ELB-HealthChecker/2.0,Smokey Test``
-``CLOUDWATCH_API``                  ``insights`` (Logs Insights) or ``filter`` (``filter_log_events``)
+``CLOUDWATCH_API``                  ``insights`` (Logs Insights), ``filter`` (``filter_log_events``), or
+                                    ``recorded:<file.json>``: a recorded log group answering
+                                    ``filter_log_events`` (:mod:`.recorded`; no AWS)
 ``NUM_THREADS``                     ``8`` parallel Insights queries
 ``PERIOD_WIDTH_IN_SECONDS``         ``300`` seconds per Insights window (split further at the row cap)
 ``CLOUDWATCH_ENDPOINT_URL``         unset (AWS); for a local emulator
@@ -29,6 +31,7 @@ from ..day_hits import LocalDay
 from ..errors import ConfigError, IngestError
 from .fetch import NUM_THREADS, FetchResult, fetch_window, fetch_window_filter_events, make_logs_client
 from .query import DEFAULT_EXCLUDED_AGENTS, DEFAULT_LOG_GROUP, DEFAULT_MIN_STATUS, DEFAULT_STREAM_PATTERN, MissedEventQuery
+from .recorded import RecordedLogsClient, recording_path
 from .replay import events_by_day, replay_day
 from .store import EventStore
 
@@ -46,14 +49,17 @@ class CloudwatchConfig:
     threads: int = NUM_THREADS
     window_seconds: int = 300
     endpoint_url: str | None = None
+    recording: str | None = None  # api "recorded": the recorded log group's JSON file
 
     @classmethod
     def from_env(cls, environ=None) -> "CloudwatchConfig":
         env = os.environ if environ is None else environ
         sites = tuple(s.strip() for s in env.get("CLOUDWATCH_SITES", "").split(",") if s.strip())
-        api = env.get("CLOUDWATCH_API", "insights").strip().lower()
-        if api not in APIS:
-            raise ConfigError(f"CLOUDWATCH_API={api!r} is not known; use insights or filter")
+        api = env.get("CLOUDWATCH_API", "insights").strip()
+        recording = recording_path(api)
+        api = "recorded" if recording is not None else api.lower()
+        if api not in APIS and recording is None:
+            raise ConfigError(f"CLOUDWATCH_API={api!r} is not known; use insights, filter or recorded:<file.json>")
         agents = env.get("CLOUDWATCH_EXCLUDED_AGENTS")
         return cls(
             sites=sites,
@@ -65,6 +71,7 @@ class CloudwatchConfig:
             threads=_whole(env, "NUM_THREADS", NUM_THREADS, 1),
             window_seconds=_whole(env, "PERIOD_WIDTH_IN_SECONDS", 300, 1),
             endpoint_url=env.get("CLOUDWATCH_ENDPOINT_URL") or None,
+            recording=str(recording) if recording is not None else None,
         )
 
     def covers(self, site) -> bool:
@@ -89,8 +96,10 @@ def _whole(env, name: str, default: int, minimum: int) -> int:
 
 
 def fetch(config: CloudwatchConfig, site, start: dt.datetime, end: dt.datetime, *, client=None) -> FetchResult:
-    client = client or make_logs_client(endpoint_url=config.endpoint_url)
     query = config.query(site)
+    if config.api == "recorded":  # the same fetcher, over a recorded log group instead of AWS
+        return fetch_window_filter_events(client or RecordedLogsClient(config.recording), query, start, end)
+    client = client or make_logs_client(endpoint_url=config.endpoint_url)
     if config.api == "filter":
         return fetch_window_filter_events(client, query, start, end)
     return fetch_window(client, query, start, end, threads=config.threads, window_seconds=config.window_seconds)

@@ -18,7 +18,7 @@ from ..errors import ConfigError
 from .enrich import DEFAULT_CACHE_EXPIRE
 from .harvest import DEFAULT_MAX_SPAN
 
-ENV_URL = "OPENCAST_URL"
+ENV_URL = "OPENCAST_URL"  # the engage node, or file:<folder> of recorded answers (opencast.recorded)
 ENV_USER = "OPENCAST_USER"
 ENV_PASSWORD = "OPENCAST_PASSWORD"
 ENV_ADMIN_URL = "OPENCAST_ADMIN_URL"  # optional: admin node, for live start/stop (episode asset)
@@ -65,7 +65,8 @@ class OpencastSettings:
     def from_env(cls, env: Mapping[str, str] | None = None, *, home: str | None = None,
                  cursor: str | None = None) -> OpencastSettings:
         env = os.environ if env is None else env
-        missing = [n for n in (ENV_URL, ENV_USER, ENV_PASSWORD) if not env.get(n)]
+        recorded = str(env.get(ENV_URL) or "").startswith("file:")  # recorded answers: no user needed
+        missing = [n for n in ((ENV_URL,) if recorded else (ENV_URL, ENV_USER, ENV_PASSWORD)) if not env.get(n)]
         if missing:
             raise ConfigError(f"{', '.join(missing)} not set; export the engage node URL and the digest REST user")
         home_path = Path(home or env.get(ENV_HOME) or DEFAULT_HOME)
@@ -77,8 +78,8 @@ class OpencastSettings:
             raise ConfigError(f"{ENV_TIMEZONE} must be an IANA zone such as America/New_York, got {tz_name!r}") from None
         return cls(
             url=env[ENV_URL],
-            user=env[ENV_USER],
-            password=env[ENV_PASSWORD],
+            user=env.get(ENV_USER) or "",
+            password=env.get(ENV_PASSWORD) or "",
             home=home_path,
             cursor=cursor or env.get(ENV_CURSOR) or str(home_path / "opencast" / "cursor.json"),
             cache_expire=parse_seconds(ENV_CACHE_EXPIRE, env.get(ENV_CACHE_EXPIRE), DEFAULT_CACHE_EXPIRE),

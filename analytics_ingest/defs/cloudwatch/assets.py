@@ -31,6 +31,14 @@ def s3_client(s3: S3Resource):
     return s3.get_client() if os.environ.get(ENV_S3) else None
 
 
+def _method(config: CloudwatchConfig) -> str:
+    if config.api == "insights":
+        return "Logs Insights over parallel windows, split at the 10,000-row cap"
+    if config.api == "recorded":
+        return f"filter_log_events paging over a recorded log group (`{os.path.basename(config.recording or '')}`, no AWS)"
+    return "filter_log_events paging"
+
+
 def build_cloudwatch_assets(site, config: CloudwatchConfig) -> list[dg.AssetsDefinition]:
     partitions = site_days(site)
 
@@ -44,7 +52,7 @@ def build_cloudwatch_assets(site, config: CloudwatchConfig) -> list[dg.AssetsDef
         description=(
             f"Tracker requests of Matomo site {site.id} that Matomo answered with a status >= {config.min_status}, "
             f"fetched for the day from CloudWatch Logs group `{config.log_group}` (streams matching "
-            f"`{config.stream_pattern}`) with {'Logs Insights over parallel windows, split at the 10,000-row cap' if config.api == 'insights' else 'filter_log_events paging'}; "
+            f"`{config.stream_pattern}`) with {_method(config)}; "
             "stored as JSON lines sorted by time and de-duplicated by event id. A failed or truncated window fails "
             "the run after what was fetched is stored."
         ),

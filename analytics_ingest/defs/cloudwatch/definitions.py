@@ -1,11 +1,13 @@
-"""CloudWatch replay for the sites named in ``CLOUDWATCH_SITES`` (none by default: the embedded
-default is offline). Daily assets, their job, and the ad hoc window job."""
+"""CloudWatch replay for the sites named in ``CLOUDWATCH_SITES``. Daily assets, their job, and the
+ad hoc window job. The embedded default (no ``CLOUDWATCH_SITES`` nor ``OPENCAST_URL``, the bundled
+sites file) replays the demo site from a recorded day (``analytics_ingest/demo``), offline."""
 
 
 import dagster as dg
 from dagster_aws.s3 import S3Resource
 
 from ...cloudwatch.pipeline import CloudwatchConfig
+from ...demo import cloudwatch_environ, is_offline_demo
 from ...sites import load_sites
 from ..archive.assets import archive_key
 from ..weblogs.schedules import yesterday_schedule
@@ -14,7 +16,7 @@ from .jobs import build_replay_window_job
 
 
 def replay_sites():
-    config = CloudwatchConfig.from_env()
+    config = CloudwatchConfig.from_env(cloudwatch_environ() if is_offline_demo() else None)
     return config, [site for site in load_sites() if config.covers(site)]
 
 
@@ -39,6 +41,7 @@ def cloudwatch() -> dg.Definitions:
             description=f"Every night at 01:30 ({site.timezone}), replay yesterday's missed tracker requests of "
                         f"{site.name} from CloudWatch and re-archive the day."))
     # dagster-aws's S3 resource: the standard credential chain; used only when
-    # ANALYTICS_INGEST_CLOUDWATCH_S3 names a bucket, so the embedded default needs no AWS.
+    # ANALYTICS_INGEST_CLOUDWATCH_S3 names a bucket, so the embedded default needs no AWS (its
+    # replay reads a recorded log group).
     resources = {"s3": S3Resource()} if sites else {}
     return dg.Definitions(assets=assets, jobs=jobs, schedules=schedules, resources=resources)

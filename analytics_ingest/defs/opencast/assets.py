@@ -5,6 +5,7 @@
 
 import datetime as dt
 import os
+from collections.abc import Callable, Mapping
 
 import dagster as dg
 
@@ -21,18 +22,27 @@ EPISODES = dg.AssetKey("opencast_episodes")
 MATOMO_EVENTS = dg.AssetKey("opencast_matomo_events")
 
 
-def opencast_days() -> dg.DailyPartitionsDefinition:
+Environ = Callable[[], Mapping[str, str]] | None  # the environment to read (None: os.environ)
+
+
+def opencast_days(env: Mapping[str, str] | None = None) -> dg.DailyPartitionsDefinition:
     """Days in the Opencast server's zone, from ``OPENCAST_START_DATE`` (default 2024-01-01)."""
-    return dg.DailyPartitionsDefinition(start_date=os.environ.get("OPENCAST_START_DATE", "2024-01-01"),
-                                        timezone=os.environ.get("OPENCAST_TIMEZONE", "UTC"), end_offset=1)
+    env = os.environ if env is None else env
+    return dg.DailyPartitionsDefinition(start_date=env.get("OPENCAST_START_DATE", "2024-01-01"),
+                                        timezone=env.get("OPENCAST_TIMEZONE", "UTC"), end_offset=1)
 
 
-def _settings(ingest: IngestResource) -> OpencastSettings:
-    return OpencastSettings.from_env(home=str(ingest.settings().home))
+def build_opencast_assets(environ: Environ = None) -> list[dg.AssetsDefinition]:
+    """``environ``: called at run time for the settings (the embedded default's recorded Opencast);
+    None reads the process environment."""
 
+    def env() -> Mapping[str, str] | None:
+        return environ() if environ is not None else None
 
-def build_opencast_assets() -> list[dg.AssetsDefinition]:
-    partitions = opencast_days()
+    def _settings(ingest: IngestResource) -> OpencastSettings:
+        return OpencastSettings.from_env(env(), home=str(ingest.settings().home))
+
+    partitions = opencast_days(env())
 
     @dg.asset(
         key=USERACTIONS, partitions_def=partitions, group_name=GROUP, kinds={"json", "sqs"}, owners=OWNERS,
@@ -46,7 +56,7 @@ def build_opencast_assets() -> list[dg.AssetsDefinition]:
     def useractions(context: dg.AssetExecutionContext, ingest: IngestResource) -> dg.MaterializeResult:
         day = dt.date.fromisoformat(context.partition_key)
         try:
-            summary, output, journal = harvest_day(_settings(ingest), day)
+            summary, output, journal = harvest_day(_settings(ingest), day, environ=env())
         except IngestError as exc:
             raise fail(exc) from None
         metadata = {
@@ -79,7 +89,7 @@ def build_opencast_assets() -> list[dg.AssetsDefinition]:
         })
 
     assets = [useractions, episodes]
-    site_id = matomo_site()
+    site_id = matomo_site(env())
     if site_id is None:
         return assets
 

@@ -1,4 +1,7 @@
-"""Opencast harvesting, present when ``OPENCAST_URL`` is set (the embedded default has no Opencast)."""
+"""Opencast harvesting, present when ``OPENCAST_URL`` is set. The embedded default (no
+``OPENCAST_URL`` nor ``CLOUDWATCH_SITES``, the bundled sites file) reads a recorded day of user
+actions from ``analytics_ingest/demo`` instead (``OPENCAST_URL=file:<demo folder>``, events to the
+demo site), offline, without the every-2-minutes incremental harvest."""
 
 
 import datetime as dt
@@ -7,6 +10,7 @@ from typing import NamedTuple
 
 import dagster as dg
 
+from ...demo import is_offline_demo, opencast_environ
 from ..weblogs.schedules import yesterday_schedule
 from .assets import EPISODES, MATOMO_EVENTS, USERACTIONS, build_opencast_assets
 from .schedules import opencast_harvest_job, opencast_harvest_schedule
@@ -14,9 +18,11 @@ from .schedules import opencast_harvest_job, opencast_harvest_schedule
 
 @dg.definitions
 def opencast() -> dg.Definitions:
-    if not os.environ.get("OPENCAST_URL"):
+    demo = not os.environ.get("OPENCAST_URL") and is_offline_demo()
+    if not os.environ.get("OPENCAST_URL") and not demo:
         return dg.Definitions()
-    assets = build_opencast_assets()
+    env = opencast_environ() if demo else os.environ
+    assets = build_opencast_assets(opencast_environ if demo else None)
     keys = [a.key for a in assets]
     daily = dg.define_asset_job(
         name="opencast_daily",
@@ -25,12 +31,14 @@ def opencast() -> dg.Definitions:
     )
     # The incremental harvest feeds SQS as actions happen; the whole day is harvested again once it
     # is over, which fills its journal and Parquet files and sends its Matomo events exactly once.
-    calendar = OpencastCalendar(key="opencast", timezone=os.environ.get("OPENCAST_TIMEZONE", "UTC"),
-                                start_date=dt.date.fromisoformat(os.environ.get("OPENCAST_START_DATE", "2024-01-01")))
+    calendar = OpencastCalendar(key="opencast", timezone=env.get("OPENCAST_TIMEZONE", "UTC"),
+                                start_date=dt.date.fromisoformat(env.get("OPENCAST_START_DATE", "2024-01-01")))
     nightly = yesterday_schedule(
         calendar, daily, name="opencast_daily_yesterday", cron="0 3 * * *",
         description=f"Every night at 03:00 ({calendar.timezone}), harvest yesterday's user actions and episodes "
                     "whole and send its Matomo events.")
+    if demo:  # a recorded day has nothing new every 2 minutes
+        return dg.Definitions(assets=assets, jobs=[daily], schedules=[nightly])
     return dg.Definitions(assets=assets, jobs=[daily, opencast_harvest_job],
                           schedules=[opencast_harvest_schedule, nightly])
 
