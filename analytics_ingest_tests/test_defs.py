@@ -43,7 +43,7 @@ def test_jobs_sensors_schedules_snapshot():
 
 
 def test_lineage_follows_sciELOs_progression():
-    """Queue → Partial/Loaded → Pretable → Calculated, and archiving after the import and the replay."""
+    """Queue → Partial/Loaded → Pretable → Calculated, and archiving after everything that delivers hits."""
     graph = defs().resolve_asset_graph()
     parents = {k.to_user_string(): sorted(p.to_user_string() for p in graph.get(k).parent_keys)
                for k in graph.get_all_asset_keys()}
@@ -52,8 +52,10 @@ def test_lineage_follows_sciELOs_progression():
         "demo_site/matomo_import": ["demo_site/access_log_files"],
         "demo_site/pretable": ["demo_site/matomo_import"],
         "demo_site/counter_metrics": ["demo_site/pretable"],
-        "demo_site/matomo_archive": ["demo_site/matomo_import", "demo_site/matomo_replay"],
-        "demo_site/usage_reports": ["demo_site/counter_metrics", "demo_site/matomo_import"],
+        # everything that delivers hits to the site's days feeds its archive and its usage reports
+        "demo_site/matomo_archive": ["demo_site/matomo_import", "demo_site/matomo_replay", "opencast_matomo_events"],
+        "demo_site/usage_reports": ["demo_site/counter_metrics", "demo_site/matomo_import", "demo_site/matomo_replay",
+                                    "opencast_matomo_events"],
         "demo_site/cloudwatch_missed_events": [],
         "demo_site/matomo_replay": ["demo_site/cloudwatch_missed_events"],
         "opencast_useractions": [],
@@ -154,3 +156,20 @@ def test_cloudwatch_replay_and_opencast_days_are_scheduled_for_yesterday(monkeyp
     job = d.resolve_job_def("opencast_daily")
     assert {k.to_user_string() for k in job.asset_layer.executable_asset_keys} >= {
         "opencast_useractions", "opencast_episodes"}
+
+
+def test_opencast_events_link_to_their_sites_days_across_zones(monkeypatch):
+    """A time-window mapping cannot cross zones: an Opencast server in another zone maps by date."""
+    monkeypatch.setenv("OPENCAST_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("OPENCAST_MATOMO_SITE", "1")
+    for zone, mapping in (("UTC", dg.TimeWindowPartitionMapping), ("America/New_York", dg.IdentityPartitionMapping)):
+        monkeypatch.setenv("OPENCAST_TIMEZONE", zone)
+        d = defs()
+        dg.Definitions.validate_loadable(d)
+        graph = d.resolve_asset_graph()
+        archive = dg.AssetKey(["demo_site", "matomo_archive"])
+        assert dg.AssetKey("opencast_matomo_events") in graph.get(archive).parent_keys
+        assert isinstance(graph.get_partition_mapping(archive, dg.AssetKey("opencast_matomo_events")), mapping), zone
+    monkeypatch.setenv("OPENCAST_MATOMO_SITE", "7")  # events for another site: no edge to this one
+    graph = defs().resolve_asset_graph()
+    assert dg.AssetKey("opencast_matomo_events") not in graph.get(dg.AssetKey(["demo_site", "matomo_archive"])).parent_keys

@@ -6,6 +6,7 @@ import dagster as dg
 from ...sites import load_sites
 from ..cloudwatch.assets import replay_key
 from ..cloudwatch.definitions import replay_sites
+from ..opencast.definitions import opencast_events_dep
 from .assets import archive_key, build_archive_assets
 from .sensors import build_archive_sensor
 
@@ -24,7 +25,11 @@ def archive() -> dg.Definitions:
     _config, replayed = replay_sites()
     replayed_keys = {s.key for s in replayed}
     for site in load_sites():
-        assets += build_archive_assets(site, [replay_key(site)] if site.key in replayed_keys else [])
+        # Everything else that delivers hits to the site's days: replayed tracker requests, Opencast events.
+        extra = [replay_key(site)] if site.key in replayed_keys else []
+        if (events := opencast_events_dep(site)) is not None:
+            extra.append(events)
+        assets += build_archive_assets(site, extra)
         job = archive_job(site)
         jobs.append(job)
         sensors.append(build_archive_sensor(site, job))

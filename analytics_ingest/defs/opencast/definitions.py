@@ -11,17 +11,39 @@ from typing import NamedTuple
 import dagster as dg
 
 from ...demo import is_offline_demo, opencast_environ
+from ...opencast.daily import matomo_site
 from ..weblogs.schedules import yesterday_schedule
 from .assets import EPISODES, MATOMO_EVENTS, USERACTIONS, build_opencast_assets
 from .schedules import opencast_harvest_job, opencast_harvest_schedule
 
 
+def opencast_environment():
+    """The settings the Opencast assets run with (the recorded demo's or the real ones), or None
+    when the code location has no Opencast."""
+    if os.environ.get("OPENCAST_URL"):
+        return os.environ
+    return opencast_environ() if is_offline_demo() else None
+
+
+def opencast_events_dep(site):
+    """The dependency of ``site``'s assets on the Opencast events delivered to it, or None.
+
+    Opencast's days are the server's (OPENCAST_TIMEZONE); when that is the site's zone the days
+    map as time windows, otherwise by date (a Dagster time-window mapping cannot cross zones)."""
+    env = opencast_environment()
+    if env is None or matomo_site(env) != site.id:
+        return None
+    if env.get("OPENCAST_TIMEZONE", "UTC") == site.timezone:
+        return dg.AssetDep(MATOMO_EVENTS)
+    return dg.AssetDep(MATOMO_EVENTS, partition_mapping=dg.IdentityPartitionMapping())
+
+
 @dg.definitions
 def opencast() -> dg.Definitions:
-    demo = not os.environ.get("OPENCAST_URL") and is_offline_demo()
-    if not os.environ.get("OPENCAST_URL") and not demo:
+    env = opencast_environment()
+    if env is None:
         return dg.Definitions()
-    env = opencast_environ() if demo else os.environ
+    demo = not os.environ.get("OPENCAST_URL")
     assets = build_opencast_assets(opencast_environ if demo else None)
     keys = [a.key for a in assets]
     daily = dg.define_asset_job(

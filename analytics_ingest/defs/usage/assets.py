@@ -19,8 +19,9 @@ def usage_key(site) -> dg.AssetKey:
     return dg.AssetKey([site.key, "usage_reports"])
 
 
-def build_usage_assets(site) -> list[dg.AssetsDefinition]:
-    deps = [import_key(site)] + ([counter_key(site)] if site.counter.items is not None else [])
+def build_usage_assets(site, extra_deps=()) -> list[dg.AssetsDefinition]:
+    """``extra_deps``: other assets that deliver hits counted in the reports (Opencast events)."""
+    deps = [import_key(site)] + ([counter_key(site)] if site.counter.items is not None else []) + list(extra_deps)
     windows = configured_windows()
 
     @dg.asset(
