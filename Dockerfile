@@ -5,6 +5,11 @@ ENV PIP_NO_CACHE_DIR=1 PYTHONUNBUFFERED=1 DAGSTER_HOME=/opt/dagster/dagster_home
 WORKDIR /opt/analytics_ingest
 
 # Dependencies first (better layer caching), then the project itself.
+# rsync and ssh: the rsync_pull job runs the sites' rsync commands (over ssh or rsync://) in here.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends rsync openssh-client \
+    && rm -rf /var/lib/apt/lists/*
+
 COPY pyproject.toml README.md ./
 COPY analytics_ingest ./analytics_ingest
 RUN pip install --upgrade pip && pip install .

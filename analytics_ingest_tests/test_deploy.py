@@ -64,8 +64,16 @@ def test_the_ecs_scale_out_variant_is_valid_config(tmp_path, monkeypatch):
     config, _ = dagster_instance_config(str(tmp_path))  # validates the whole instance schema
     launcher = config["run_launcher"]
     assert (launcher["module"], launcher["class"]) == ("dagster_aws.ecs", "EcsRunLauncher")
+    arns = {name: f"arn:aws:secretsmanager:eu-west-1:123456789012:secret:{name.lower()}"
+            for name in ("DAGSTER_PG_PASSWORD", "ANALYTICS_INGEST_LEDGER_URL", "MATOMO_API_TOKEN")}
+    for name, arn in arns.items():
+        monkeypatch.setenv(f"{name}_SECRET_ARN", arn)
     result = process_config(EcsRunLauncher.config_type(), launcher["config"])
     assert result.success, result.errors
+    # secrets reach the run task as ECS secrets (by ARN), never as plain env vars in its definition
+    secrets = {s["name"]: s["valueFrom"] for s in result.value["secrets"]}
+    assert secrets == arns
+    assert not set(arns) & set(result.value["env_vars"])
 
 
 def _env_refs(text: str) -> set[str]:
