@@ -18,6 +18,7 @@ from analytics_ingest import pipeline
 from analytics_ingest.config import load_settings
 from analytics_ingest.engine import open_ledger
 from analytics_ingest.logs.scan import local_days
+from analytics_ingest.pretable.build import build_pretable
 from analytics_ingest.sites import load_sites
 from analytics_ingest.vocabulary import DAY_LOADED, FILE_LOADED
 
@@ -65,7 +66,8 @@ def test_a_site_local_day_is_the_only_day_and_becomes_loaded(tmp_path, monkeypat
     sites_file.write_text(
         f"sites:\n  - id: 1\n    key: web\n    name: Web\n    main_url: https://example.org\n    log_dir: logs\n"
         f"    file_pattern: 'access.log*'\n    timezone: {timezone}\n    start_date: {day - dt.timedelta(days=5)}\n"
-        f"    expected_files: [{{from: {day - dt.timedelta(days=5)}, count: 1}}]\n")
+        f"    expected_files: [{{from: {day - dt.timedelta(days=5)}, count: 1}}]\n"
+        f"    pretable: {{wait_for_neighbours: false}}\n")
     (site,) = load_sites(str(sites_file))
     settings = load_settings(home=tmp_path / "home", environ={})
     with open_ledger(settings) as ledger:
@@ -83,6 +85,9 @@ def test_a_site_local_day_is_the_only_day_and_becomes_loaded(tmp_path, monkeypat
         # the neighbours are not touched: asked for, they have no file of their own
         for neighbour in (day - dt.timedelta(days=1), day + dt.timedelta(days=1)):
             assert ledger.files_feeding_day(1, neighbour) == []
+        # the next stage reads the same site-local day back: every hit, none of a neighbour's
+        pretable = build_pretable(settings, ledger, site, day)
+        assert pretable.rows == 400 and ledger.day_status(1, day) == "pretable"
 
 
 def test_local_days_put_each_utc_minute_on_its_side_of_midnight():
