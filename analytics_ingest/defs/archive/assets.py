@@ -15,7 +15,7 @@ import dagster as dg
 from ... import archiving
 from ...errors import IngestError
 from ...matomo.archive import ENV_RUNNER
-from ..counter.assets import fail
+from ..failures import fail
 from ..partitions import site_days
 from ..resources import IngestResource
 from ..weblogs.assets import OWNERS, import_key

@@ -12,7 +12,7 @@ from dagster_aws.s3 import S3Resource
 from ...cloudwatch.pipeline import CloudwatchConfig, fetch_day, replay_stored_day
 from ...cloudwatch.store import ENV_S3
 from ...errors import IngestError
-from ..counter.assets import fail
+from ..failures import fail
 from ..partitions import site_days
 from ..resources import IngestResource
 from ..weblogs.assets import OWNERS

@@ -7,7 +7,7 @@ import dagster as dg
 from ...cloudwatch.pipeline import CloudwatchConfig, replay_window
 from ...cloudwatch.window import parse_window
 from ...errors import IngestError
-from ..counter.assets import fail
+from ..failures import fail
 from ..resources import IngestResource
 
 

@@ -15,6 +15,7 @@ import dagster as dg
 from ...errors import IngestError
 from ...counter.daily import compute_counter_day
 from ...pretable import build_pretable
+from ..failures import fail
 from ..partitions import site_days
 from ..resources import IngestResource
 from ..weblogs.assets import OWNERS, import_key
@@ -37,12 +38,6 @@ def _import_dependency(site) -> dg.AssetDep:
                                                 allow_nonexistent_upstream_partitions=True)
         return dg.AssetDep(import_key(site), partition_mapping=mapping)
     return dg.AssetDep(import_key(site))
-
-
-def fail(exc: IngestError) -> dg.Failure:
-    """A step failure with the engine's one-line message, not a traceback."""
-    # allow_retries=False: waiting for files or fixing configuration is not helped by retrying now.
-    return dg.Failure(description=str(exc), allow_retries=False)
 
 
 def build_counter_assets(site) -> list[dg.AssetsDefinition]:

@@ -8,7 +8,7 @@ from .assets import build_counter_assets, counter_key, pretable_key
 from .sensors import build_ready_days_sensor
 
 
-def usage_job(site):
+def pretable_job(site):
     keys = [pretable_key(site)] + ([counter_key(site)] if site.counter.items is not None else [])
     return dg.define_asset_job(
         name=f"{site.key}_pretable",
@@ -22,7 +22,7 @@ def counter() -> dg.Definitions:
     assets, jobs, sensors = [], [], []
     for site in load_sites():
         assets += build_counter_assets(site)
-        job = usage_job(site)
+        job = pretable_job(site)
         jobs.append(job)
         sensors.append(build_ready_days_sensor(site, job))
     return dg.Definitions(assets=assets, jobs=jobs, sensors=sensors)

@@ -12,7 +12,7 @@ import dagster as dg
 from ...errors import IngestError
 from ...opencast.daily import deliver_journal, episodes_day, harvest_day, matomo_site
 from ...opencast.settings import OpencastSettings
-from ..counter.assets import fail
+from ..failures import fail
 from ..resources import IngestResource
 from ..weblogs.assets import OWNERS
 

@@ -13,7 +13,7 @@ from ...errors import IngestError
 from ...opencast.daily import day_output
 from ...opencast.run import build, harvest_once
 from ...opencast.settings import OpencastSettings
-from ..counter.assets import fail
+from ..failures import fail
 from ..resources import IngestResource
 
 CRON = os.environ.get("OPENCAST_HARVEST_CRON", "*/2 * * * *")  # Harvard DCE harvested every 2 minutes

@@ -9,7 +9,8 @@ import dagster as dg
 from ...errors import IngestError
 from ...usage.output import to_markdown
 from ...usage.partition import configured_windows, reports_for_day
-from ..counter.assets import counter_key, fail
+from ..counter.assets import counter_key
+from ..failures import fail
 from ..partitions import site_days
 from ..resources import IngestResource
 from ..weblogs.assets import OWNERS, import_key
