@@ -76,6 +76,27 @@ def test_the_ecs_scale_out_variant_is_valid_config(tmp_path, monkeypatch):
     assert not set(arns) & set(result.value["env_vars"])
 
 
+def test_the_kubernetes_variant_is_valid_config(tmp_path, monkeypatch):
+    """Issue #14: a Kubernetes path (dagster-k8s K8sRunLauncher) for users who outgrow one host."""
+    from dagster._config import process_config
+    from dagster._core.instance.config import dagster_instance_config
+
+    dagster_k8s = pytest.importorskip("dagster_k8s", reason="dagster-k8s is a dev extra (pip install -e '.[dev]')")
+    shutil.copy(ROOT / "deploy" / "dagster.k8s.yaml", tmp_path / "dagster.yaml")
+    for key, value in _pg_env("dagster").items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("DAGSTER_K8S_NAMESPACE", "analytics")
+    config, _ = dagster_instance_config(str(tmp_path))  # the whole instance schema
+    launcher = config["run_launcher"]
+    assert (launcher["module"], launcher["class"]) == ("dagster_k8s", "K8sRunLauncher")
+    result = process_config(dagster_k8s.K8sRunLauncher.config_type(), launcher["config"])
+    assert result.success, result.errors
+    # secrets come from a Kubernetes Secret, never as values in the Job spec
+    assert result.value["env_secrets"] == ["analytics-ingest-secrets"]
+    assert not {"MATOMO_API_TOKEN", "DAGSTER_PG_PASSWORD"} & set(result.value.get("env_vars") or [])
+    assert config["concurrency"] == yaml.safe_load((ROOT / "deploy" / "dagster.ecs.yaml").read_text())["concurrency"]
+
+
 def _env_refs(text: str) -> set[str]:
     return set(re.findall(r"(?<!\$)\$\{([A-Z0-9_]+)\}", text))  # $${X} is compose escaping
 
