@@ -87,7 +87,7 @@ def test_a_day_is_queued_imported_and_loaded_exactly_once(site_env, fake):
     assert check.passed
     mats = {m.asset_key.to_user_string(): m.metadata for m in
             (e.materialization for e in result.get_asset_materialization_events())}
-    assert mats["web/access_log_files"]["present_files"].value == 1
+    assert mats["web/access_log_files"]["found"].value == 1 and mats["web/access_log_files"]["expected"].value == 1
     assert mats["web/matomo_import"]["day_status"].value == "loaded"
     assert mats["web/matomo_import"]["tracked"].value == manifest["tracked"]
     assert len(fake.pv_ids(1)) == manifest["tracked"] and fake.duplicates() == {}
