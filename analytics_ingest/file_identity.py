@@ -48,17 +48,31 @@ def resolve_path(path: str) -> str:
 
 def _matches(path: str, content: Content, record) -> bool:
     """The file's content agrees with the record's over the record's fingerprinted prefix."""
-    if content.size < record.fingerprint_len:
+    if content.covered < record.fingerprint_len:  # shorter than that prefix (covered = min(size, 64 KiB))
         return False
     if record.fingerprint_len == content.covered:
         return content.fingerprint == record.fingerprint
     return content_prefix_hash(path, record.fingerprint_len) == record.fingerprint
 
 
+def same_bytes(content: Content, record) -> bool:
+    """The stored file is byte for byte the compressed file the record last saw whole."""
+    return content.raw_digest is not None and content.raw_digest == record.raw_digest
+
+
 def _relation(content: Content, record) -> str:
-    if content.size == record.size:
+    if same_bytes(content, record) or content.size == record.size:
         return SAME
     return GROWN if content.size > record.size else SHORTER
+
+
+def _identified(ledger, record, content: Content, path: str) -> Identified:
+    relation = _relation(content, record)
+    if relation == SAME and content.raw_digest and record.raw_digest != content.raw_digest:
+        # Remember this compressed copy, so the next look at it needs no decompression.
+        ledger.update_file(record.id, raw_digest=content.raw_digest, raw_size=content.raw_size)
+        record = ledger.get_file_by_id(record.id)
+    return Identified(record, relation, content, path)
 
 
 def _adopt_legacy(ledger, site_id: int, path: str, content: Content):
@@ -82,10 +96,10 @@ def identify(ledger, site_id: int, path: str, *, kind: str = KIND_LOG, day=None,
         candidates = ledger.files_with_head(site_id, content.head)
         for record in candidates:
             if _matches(path, content, record):
-                return Identified(record, _relation(content, record), content, path)
+                return _identified(ledger, record, content, path)
         legacy = _adopt_legacy(ledger, site_id, path, content)
         if legacy is not None:
-            return Identified(legacy, _relation(content, legacy), content, path)
+            return _identified(ledger, legacy, content, path)
         if candidates and not force:
             known = candidates[0]
             raise InputError(
@@ -97,7 +111,7 @@ def identify(ledger, site_id: int, path: str, *, kind: str = KIND_LOG, day=None,
             record = ledger.register_file(
                 path=path, site_id=site_id, size=content.size, fingerprint=content.fingerprint,
                 fingerprint_len=content.covered, day=day, status=status, kind=kind, content_head=content.head,
-                variant=variant, raw_size=content.raw_size,
+                variant=variant, raw_size=content.raw_size, raw_digest=content.raw_digest,
             )
         except ContentTaken:
             continue  # registered by another process meanwhile: compare with it

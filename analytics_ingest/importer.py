@@ -256,7 +256,7 @@ class Importer:
             ledger.update_file(record.id, path=ident.path)
         # Judge by the record as it is now, under the lease: another import may have delivered
         # this content meanwhile (whatever the relation was when we first looked).
-        if content.size <= record.size:
+        if file_identity.same_bytes(content, record) or content.size <= record.size:
             if record.status == FILE_LOADED:
                 return record, "already imported"
             note = ("content differs from an imported file with the same first line: imported as another file "
@@ -264,7 +264,7 @@ class Importer:
             return ledger.get_file_by_id(record.id), note
         note = f"content grew from {record.size} to {content.size} bytes: importing the new lines"
         ledger.update_file(record.id, size=content.size, fingerprint=content.fingerprint,
-                           fingerprint_len=content.covered, raw_size=content.raw_size)
+                           fingerprint_len=content.covered, raw_size=content.raw_size, raw_digest=content.raw_digest)
         return ledger.get_file_by_id(record.id), note
 
     @staticmethod

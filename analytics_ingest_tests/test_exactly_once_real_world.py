@@ -434,3 +434,27 @@ def test_empty_logs_of_two_days_stay_two_files(tmp_path, fake):
         assert sorted(f.path for f in ledger.list_files(site_id=1)) == [
             str(tmp_path / "access.log.2024-03-14"), str(tmp_path / "access.log.2024-03-15")]
     assert fake.bulk_posts == 0
+
+
+def test_a_rerun_over_delivered_gz_logs_does_not_decompress_them(tmp_path, fake, monkeypatch):
+    """The README's daily `import access.log*`: a byte-identical .gz is known by its digest."""
+    from analytics_ingest.logs import content
+
+    settings = _settings(tmp_path, fake.url)
+    log = tmp_path / "access.log.1.gz"
+    plain = tmp_path / "plain.log"
+    make_log(plain, 1500, seed=18)
+    log.write_bytes(gzip.compress(plain.read_bytes()))
+    assert _import(settings, log).status == FILE_LOADED
+    decompressed = []
+    real = content.content_size
+    monkeypatch.setattr(content, "content_size", lambda *a: decompressed.append(a) or real(*a))
+    posts = fake.bulk_posts
+    assert _import(settings, log).message.startswith("already imported")
+    assert decompressed == [] and fake.bulk_posts == posts
+    # another compression of the same content is still recognised (by its size, once), then by digest
+    other = tmp_path / "access.log.1.bz2"
+    other.write_bytes(bz2.compress(plain.read_bytes()))
+    assert _import(settings, other).message.startswith("already imported") and len(decompressed) == 1
+    assert _import(settings, other).message.startswith("already imported") and len(decompressed) == 1
+    assert fake.bulk_posts == posts

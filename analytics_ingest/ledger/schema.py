@@ -106,6 +106,9 @@ files = Table(
     Column("variant", Integer, nullable=False, server_default="0"),
     Column("size", BigInteger, nullable=False),  # bytes of (decompressed) content known so far
     Column("raw_size", BigInteger, nullable=True),  # bytes of the file as stored (compressed) when last seen
+    # sha256 of the whole stored file when it is compressed: a byte-identical .gz is this content
+    # without decompressing it to compare sizes (logs/content.py)
+    Column("raw_digest", String(64), nullable=True),
     Column("fingerprint", String(128), nullable=False),  # sha256 of the first fingerprint_len content bytes
     Column("fingerprint_len", BigInteger, nullable=False),
     Column("day", Date, nullable=True),

@@ -55,7 +55,7 @@ DEFAULT_EXPECTED_FILES = 1
 OUTBOX_DESTINATION = "outbox"  # the offline outbox; a Matomo is "matomo:<base URL>" (config.Settings)
 LATER_DAY_STAGES = (DAY_PRETABLE, DAY_CALCULATED, DAY_DONE)
 _UPDATABLE_FILE_FIELDS = ("size", "fingerprint", "fingerprint_len", "day", "status", "invalid_reason", "plan",
-                          "path", "content_head", "raw_size")
+                          "path", "content_head", "raw_size", "raw_digest")
 _IDLE_REFRESH_SECONDS = 300.0  # a server connection idle longer than this is re-checked out (pre-ping)
 _SQLITE_BUSY_MS = 30_000
 _SQLITE_BEGIN = "analytics_ingest_begin"
@@ -84,6 +84,7 @@ class FileRecord:
     content_head: str = ""
     variant: int = 0
     raw_size: int | None = None
+    raw_digest: str | None = None
 
 
 @dataclass(frozen=True)
@@ -158,6 +159,7 @@ def _file_record(row) -> FileRecord:
         content_head=row.content_head,
         variant=row.variant,
         raw_size=row.raw_size,
+        raw_digest=row.raw_digest,
     )
 
 
@@ -181,7 +183,7 @@ _FILE_COLUMNS = [
     S.files.c[name]
     for name in (
         "id", "site_id", "path", "size", "fingerprint", "fingerprint_len", "day", "status",
-        "invalid_reason", "plan", "created_at", "updated_at", "kind", "content_head", "variant", "raw_size",
+        "invalid_reason", "plan", "created_at", "updated_at", "kind", "content_head", "variant", "raw_size", "raw_digest",
     )
 ]
 
@@ -545,6 +547,7 @@ class Ledger:
         new_variant: bool = False,
         variant: int | None = None,
         raw_size: int | None = None,
+        raw_digest: str | None = None,
     ) -> FileRecord:
         """Add a content for this destination; a content already known (same head and fingerprint)
         is returned unchanged. ``content_head`` defaults to the fingerprint. ``new_variant``
@@ -575,7 +578,8 @@ class Ledger:
                 destination=self.destination, site_id=int(site_id), path=path, path_hash=_path_hash(path),
                 content_head=head, variant=chosen, size=int(size), fingerprint=fingerprint,
                 fingerprint_len=int(fingerprint_len), day=day, status=status, kind=kind,
-                raw_size=None if raw_size is None else int(raw_size), created_at=now, updated_at=now,
+                raw_size=None if raw_size is None else int(raw_size), raw_digest=raw_digest,
+                created_at=now, updated_at=now,
             )
             try:
                 new_id = self._run(lambda conn: conn.execute(insert(S.files).values(**values)).inserted_primary_key[0])

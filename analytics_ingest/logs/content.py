@@ -10,7 +10,9 @@ content cheaply, all over the decompressed bytes:
   content when shorter) — tells whether a file with that head really is the known content, grown
   or not.
 * ``size``: decompressed bytes. Plain files: their size. Compressed files are counted by
-  streaming through them (rotated logs are compressed once, so this happens once per import).
+  streaming through them, only when needed: ``raw_digest`` (sha256 of the whole stored file, a
+  fraction of a decompression) tells a byte-identical compressed file without it, so a daily
+  ``import access.log*`` over rotated ``.gz`` files does not decompress them again.
 """
 
 from __future__ import annotations
@@ -27,14 +29,23 @@ FINGERPRINT_BYTES = 64 * 1024
 HEAD_BYTES = 4096
 
 
-@dataclass(frozen=True)
+@dataclass
 class Content:
+    path: str
     head: str
     fingerprint: str
     covered: int
-    size: int
     raw_size: int
     compression: str
+    raw_digest: str | None  # compressed files only (see the module docstring)
+    _size: int | None = None
+
+    @property
+    def size(self) -> int:
+        """Decompressed bytes (computed on first use for a compressed file)."""
+        if self._size is None:
+            self._size = content_size(self.path, self.compression)
+        return self._size
 
 
 def _blocks(path: str) -> tuple[Iterator[bytes], str, object]:
@@ -102,20 +113,32 @@ def content_of(path: str) -> Content:
     except OSError as exc:
         raise InputError(f"cannot read {path}: {exc.strerror or exc}; check the path and permissions") from None
     prefix, kind = content_prefix(path, FINGERPRINT_BYTES)
-    size = raw_size if kind == NONE else content_size(path, kind)
     head = head_hash(prefix)
     if not prefix:
         # Empty files have no content to send twice, but each still stands for its day (a log of
         # a day without traffic): keep them apart by their path.
         head = hashlib.sha256(b"\0empty\0" + os.fsencode(os.path.realpath(path))).hexdigest()
     return Content(
+        path=path,
         head=head,
         fingerprint=hashlib.sha256(prefix).hexdigest(),
         covered=len(prefix),
-        size=size,
         raw_size=raw_size,
         compression=kind,
+        raw_digest=None if kind == NONE else _file_digest(path),
+        _size=raw_size if kind == NONE else None,
     )
+
+
+def _file_digest(path: str) -> str:
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as fh:
+            while block := fh.read(1 << 20):
+                digest.update(block)
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror or exc}; check the path and permissions") from None
+    return digest.hexdigest()
 
 
 __all__ = ["Content", "content_of", "content_prefix", "content_prefix_hash", "content_size", "head_hash",

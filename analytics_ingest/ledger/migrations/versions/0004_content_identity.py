@@ -11,7 +11,8 @@
   filled in; ``variant = id`` keeps them distinct meanwhile.
 * ``ledger_file.lease_generation``: the fencing token.
 * ``ledger_file.raw_size``: the stored (compressed) size when last seen, so discovery can tell an
-  unchanged compressed file without decompressing it; ``size`` is the content's size.
+  unchanged compressed file without decompressing it; ``size`` is the content's size;
+  ``ledger_file.raw_digest``: the sha256 of a compressed file seen whole, for the same reason.
 
 On SQLite the file table is rebuilt (batch mode); :func:`analytics_ingest.ledger.migrate.upgrade`
 turns foreign keys off for that, so the rebuild does not cascade-delete the lanes.
@@ -45,6 +46,7 @@ def upgrade() -> None:
         batch.add_column(sa.Column("variant", sa.Integer(), nullable=False, server_default="0"))
         batch.add_column(sa.Column("lease_generation", sa.BigInteger(), nullable=False, server_default="0"))
         batch.add_column(sa.Column("raw_size", sa.BigInteger(), nullable=True))
+        batch.add_column(sa.Column("raw_digest", sa.String(64), nullable=True))
         batch.drop_constraint("uq_ledger_file_site_id_path_hash", type_="unique")
     op.execute("UPDATE ledger_file SET variant = id")
     with op.batch_alter_table("ledger_file") as batch:
@@ -71,5 +73,5 @@ def downgrade() -> None:
         batch.drop_index("ix_ledger_file_destination_site_id_path_hash")
         batch.drop_constraint("uq_ledger_file_destination_site_id_content_head_variant", type_="unique")
         batch.create_unique_constraint("uq_ledger_file_site_id_path_hash", ["site_id", "path_hash"])
-        for column in ("raw_size", "lease_generation", "variant", "content_head", "destination"):
+        for column in ("raw_digest", "raw_size", "lease_generation", "variant", "content_head", "destination"):
             batch.drop_column(column)
