@@ -1,7 +1,11 @@
 """Pretable rows from the hits this project delivered (no Matomo database needed).
 
 * browser: the ``ua-parser`` library (the maintained uap-core regexes), family and major.minor
-  version, cached per user agent because a day repeats a few thousand agents millions of times;
+  version, cached per user agent because a day repeats a few thousand agents millions of times.
+  An agent ua-parser cannot name (family ``Other``: ``Turnitin (...)``, ``PHP/8.2``, ``gvfs/1.5``)
+  is written whole as browserName, with no version, so that COUNTER's robot and machine patterns,
+  which are written for user agents, still find it in ``counter_metrics`` (a NULL name would
+  count it as a human);
 * latitude/longitude: a MaxMind-format database (GeoLite2/GeoIP2 City, DB-IP, IPinfo...) when
   ``ANALYTICS_INGEST_GEOIP_DB`` names one, else NULL -- as Matomo without a geolocation provider;
 * actionName: the URL without scheme and without a leading ``www.``, as Matomo's ``log_action``
@@ -34,7 +38,7 @@ class BrowserNames:
         if found is None:
             ua = self._parse(agent) if agent else None
             if ua is None or not ua.family or ua.family == "Other":
-                found = (None, None)
+                found = (agent or None, None)  # the user agent itself: see the module docstring
             else:
                 version = ".".join(p for p in (ua.major, ua.minor) if p) or None
                 found = (ua.family, version)
