@@ -33,6 +33,7 @@ class CounterDayResult:
     stats: dict = field(default_factory=dict)
     totals: dict = field(default_factory=dict)
     top_items: list[tuple] = field(default_factory=list)
+    robots_list: str = ""  # the robot and machine lists that excluded rows, with their version
     seconds: float = 0.0
     day_status: str = ""
 
@@ -91,7 +92,7 @@ def compute_counter_day(settings, ledger, site, day: dt.date) -> CounterDayResul
     folder.mkdir(parents=True, exist_ok=True)
     written = write_result(result, folder, day.isoformat())
     out = CounterDayResult(site_id=site.id, day=day.isoformat(), files={k: str(v) for k, v in written.items()},
-                           stats=result.stats.as_dict())
+                           stats=result.stats.as_dict(), robots_list=result.robots_list)
     out.totals = {
         "Total_Item_Investigations": sum(r.total_item_investigations for r in result.items),
         "Unique_Item_Investigations": sum(r.unique_item_investigations for r in result.items),

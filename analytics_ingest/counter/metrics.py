@@ -23,13 +23,27 @@ Rules (COUNTER Code of Practice R5.1, section numbers of the CoP):
 1. **Every row is counted in exactly one of**: invalid (no actionName, no usable serverTime, no
    ip, not a row at all), robot, unknown item, matched. ``rows_read`` is their sum. Nothing
    raises on a bad row. Order of the checks: invalid, robot, item.
-2. **Robots** (§7.8): a row whose ``browserName`` matches one of the robot patterns (``re.search``,
-   case-insensitive) is excluded. :data:`ROBOTS` is a short excerpt of the COUNTER-Robots list;
-   pass ``robots=`` to replace it or ``extra_robots=`` to add patterns. The pretable has Matomo's
-   parsed browser name, not the raw user agent: if the extractor wrote Matomo's 2-letter codes
-   (``CH``, ``FF``, ...), only robots that Matomo itself tracked under a bot name are caught.
-   ``^unknown$`` of the COUNTER list is deliberately left out: Matomo's "Unknown" browser means an
-   unparsed user agent, not a robot.
+2. **Robots and machines** (§7.8): the default lists are COUNTER's own, from the
+   ``counter-robots`` package (:data:`ROBOTS`: the COUNTER-Robots robot patterns, :data:`MACHINES`:
+   the machine/script patterns of the Code of Practice for Research Data; :data:`ROBOTS_LIST` names
+   the version and the counts, and the daily step reports it). Both kinds are excluded: a script
+   (curl, python-requests, a PHP client) is not human usage, and COUNTER R5.1 counts only
+   user-driven Regular usage. ``rows_robot`` counts every excluded row, ``rows_machine`` the part of
+   it that matched the machine list (checked first; 34 of its 35 patterns are robot patterns too).
+   Matching is ``re.search``, case-insensitive (as SciELO's fork, which lowercases the agent; the
+   list mixes ``Wget`` and ``bot`` for agents that write ``wget`` and ``Bot``), through one compiled
+   alternation per list, once per distinct (browserName, browserVersion).
+
+   What is matched: the pretable has no user-agent column, so the text is ``browserName`` --
+   a raw user agent when the extractor wrote one there (then the patterns apply as COUNTER means
+   them), otherwise a parsed name (``ua-parser``'s family, Matomo's name or 2-letter code), as it
+   is and joined to its version as SciELO builds the agent (``curl`` + ``8.4`` → ``curl/8.4``
+   meets COUNTER's ``curl/`` pattern), and for a multi-word name also without its spaces
+   (``Headless Chrome`` meets ``HeadlessChrome``). A parsed name in :data:`HUMAN_BROWSERS` is never a robot: those are
+   browsers whose names a COUNTER pattern matches although their user agents do not (``Yandex
+   Browser`` ~ ``yandex``, ``Sailfish Browser`` ~ ``[^a]fish``, ``Firefox`` ~ ``^firefox$``, Matomo's
+   ``Unknown`` ~ ``^unknown$``: an unparsed agent, not a robot). Pass ``robots=`` / ``machines=``
+   to replace a list, ``extra_robots=`` to add patterns.
 3. **Items** come from :class:`~analytics_ingest.counter.items.ItemRules`: every matched hit is an
    Investigation, and also a Request when its content type is a request type (§3.3.3).
 4. **User** = ip + browserName + browserVersion (§7.2 option 1, IP + user agent; there are no
@@ -92,6 +106,7 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
+from importlib import metadata, resources
 
 from ..errors import ConfigError, InputError
 from .items import ItemRules, load_rules
@@ -99,32 +114,45 @@ from .items import ItemRules, load_rules
 COLUMNS = ("serverTime", "browserName", "browserVersion", "ip", "latitude", "longitude", "actionName")
 DOUBLE_CLICK_SECONDS = 30  # §7.2
 
-# A short excerpt of the COUNTER-Robots list (github.com/atmire/COUNTER-Robots, generated list),
-# as Python regexes matched case-insensitively with re.search. "headless" is our addition
-# (Matomo's "Headless Chrome"); "^unknown$" is left out (see the module docstring).
-ROBOTS: tuple[str, ...] = (
-    r"bot",
-    r"spider",
-    r"crawl",
-    r"slurp",
-    r"curl",
-    r"wget",
-    r"python",
-    r"^java/\d",
-    r"libwww",
-    r"http.?client",
-    r"httrack",
-    r"heritrix",
-    r"nutch",
-    r"scrapy",
-    r"ia_archiver",
-    r"facebookexternalhit",
-    r"feedfetcher",
-    r"baidu",
-    r"yandex",
-    r"mediapartners-google",
-    r"headless",
-)
+COUNTER_ROBOTS_PACKAGE = "counter-robots"
+
+
+def _counter_list(name: str) -> tuple[str, ...]:
+    """The patterns of one list of the ``counter-robots`` package (``robot.txt``, ``machine.txt``),
+    in order, without blank lines or repeats. An unreadable or empty list is a ConfigError: an
+    empty default would silently count every robot as a human."""
+    try:
+        text = resources.files("counter_robots").joinpath("data", name).read_text(encoding="utf-8")
+    except (ImportError, OSError) as exc:
+        raise ConfigError(f"the COUNTER-Robots list {name} cannot be read ({exc}); install the project's "
+                          f"dependencies again (pip install -e .) to get {COUNTER_ROBOTS_PACKAGE}") from None
+    patterns = tuple(dict.fromkeys(line for line in text.splitlines() if line.strip()))
+    if not patterns:
+        raise ConfigError(f"the COUNTER-Robots list {name} of {COUNTER_ROBOTS_PACKAGE} is empty; reinstall "
+                          f"{COUNTER_ROBOTS_PACKAGE} (pip install --force-reinstall {COUNTER_ROBOTS_PACKAGE})")
+    return patterns
+
+
+ROBOTS: tuple[str, ...] = _counter_list("robot.txt")
+MACHINES: tuple[str, ...] = _counter_list("machine.txt")
+def _package_version() -> str:
+    try:
+        return metadata.version(COUNTER_ROBOTS_PACKAGE)
+    except metadata.PackageNotFoundError:  # the data files without their metadata (a vendored copy)
+        return "(version unknown)"
+
+
+ROBOTS_LIST = (f"COUNTER-Robots {_package_version()} "
+               f"({len(ROBOTS)} robot + {len(MACHINES)} machine patterns)")
+
+# Parsed browser names (ua-parser's families, Matomo's DeviceDetector names) of human browsers that
+# a COUNTER pattern matches, found by matching both name lists against the COUNTER lists: the
+# patterns aim at robots' user agents (YandexBot, SogouSpider, a bare "firefox"), not at these names.
+HUMAN_BROWSERS = frozenset({
+    "Amiga Voyager", "Baidu Browser", "Baidu Explorer", "Baidu Spark", "Coc Coc", "Firefox", "Google",
+    "Google Earth", "Google Earth Pro", "Mail.ru Chromium Browser", "Sailfish Browser", "Sogou Explorer",
+    "Sogou Mobile Browser", "Sunrise", "Unknown", "Yahoo! Japan Browser", "Yandex Browser", "Yandex Browser Lite",
+})
 
 ITEM_METRICS = ("Total_Item_Investigations", "Unique_Item_Investigations", "Total_Item_Requests",
                 "Unique_Item_Requests")
@@ -182,7 +210,8 @@ class CounterStats:
     invalid_time: int = 0  # serverTime missing or not a time
     invalid_no_ip: int = 0  # ip missing (e.g. SciELO's IPv6 rows)
     invalid_shape: int = 0  # not a 7-column row
-    rows_robot: int = 0
+    rows_robot: int = 0  # robots and machines (scripts): every row excluded as not human
+    rows_machine: int = 0  # of rows_robot, those that matched the machine list
     rows_unknown_item: int = 0  # no rule matched
     rows_matched: int = 0
     double_clicks_removed: int = 0
@@ -203,6 +232,7 @@ class CounterResult:
     items: list[ItemMetrics]  # sorted by (date, item)
     titles: list[TitleMetrics]  # sorted by (date, title)
     stats: CounterStats
+    robots_list: str = ROBOTS_LIST  # the robot and machine lists used (see describe_robot_lists)
 
     def item(self, item: str, date: str | None = None) -> ItemMetrics | None:
         """The row of ``item`` (on ``date``, needed when the result covers several dates)."""
@@ -248,28 +278,89 @@ def session_id(ip: str, browser_name: str | None, browser_version: str | None, s
     return f"{_ip(str(ip))}|{agent}|{_date_text(day)}|{seconds // 3600:02d}"
 
 
-def robot_matcher(patterns: Iterable[str]):
-    """A cached ``browserName -> bool`` for ``patterns`` (case-insensitive ``re.search``).
+_UPPER_ESCAPE = re.compile(r"\\[A-Z]")  # \S, \D, \W, \B, \A, \Z...: lowercasing would change them
 
-    A pattern that does not compile is a :class:`ConfigError` naming it.
+
+def _alternation(patterns: tuple[str, ...], kind: str):
+    """``text -> bool``: does any of ``patterns`` match ``text`` (``re.search``, case-insensitive)?
+
+    One compiled alternation. Patterns without an upper-case escape are lowercased and matched,
+    without IGNORECASE, against the lowercased text: the same matches, about four times faster on
+    user agents that match nothing (92 against 370 µs for the 327 COUNTER robot patterns). A
+    pattern that does not compile is a :class:`ConfigError` naming it.
     """
-    patterns = tuple(patterns)
+    lowered, as_is = [], []
     for p in patterns:
         if not isinstance(p, str) or not p:
-            raise ConfigError(f"robot pattern {p!r} must be a non-empty regex text")
+            raise ConfigError(f"{kind} pattern {p!r} must be a non-empty regex text")
         try:
             re.compile(p)
         except re.error as exc:
-            raise ConfigError(f"robot pattern {p!r} does not compile ({exc}); fix or remove it") from None
-    if not patterns:
-        return lambda name: False
-    regex = re.compile("|".join(f"(?:{p})" for p in patterns), re.IGNORECASE)
+            raise ConfigError(f"{kind} pattern {p!r} does not compile ({exc}); fix or remove it") from None
+        (as_is if _UPPER_ESCAPE.search(p) else lowered).append(p)
+    low = re.compile("|".join(f"(?:{p.lower()})" for p in lowered)).search if lowered else None
+    other = re.compile("|".join(f"(?:{p})" for p in as_is), re.IGNORECASE).search if as_is else None
+    if low is None and other is None:
+        return lambda text: False
+    if other is None:
+        return lambda text: low(text.lower()) is not None
+    if low is None:
+        return lambda text: other(text) is not None
+    return lambda text: low(text.lower()) is not None or other(text) is not None
 
-    @lru_cache(maxsize=1 << 14)
-    def is_robot(name: str) -> bool:
-        return regex.search(name) is not None
 
-    return is_robot
+def robot_matcher(patterns: Iterable[str]):
+    """A cached ``text -> bool`` for ``patterns`` (case-insensitive ``re.search`` of any of them)."""
+    matches = _alternation(tuple(patterns), "robot")
+    return lru_cache(maxsize=1 << 14)(matches)
+
+
+class AgentClassifier:
+    """``(browserName, browserVersion) -> "robot" | "machine" | None`` (None: human), cached per
+    distinct pair; see rule 2 of the module docstring for what is matched."""
+
+    def __init__(self, robots: Iterable[str] = ROBOTS, machines: Iterable[str] = MACHINES,
+                 human_browsers: frozenset[str] = HUMAN_BROWSERS) -> None:
+        self._robot = _alternation(tuple(robots), "robot")
+        self._machine = _alternation(tuple(machines), "machine")
+        self._human = human_browsers
+        self._cache: dict[tuple[str, str], str | None] = {}
+
+    def agent(self, text: str) -> str | None:
+        """The kind of a raw user agent (no name guard, no version)."""
+        if self._machine(text):
+            return "machine"
+        return "robot" if self._robot(text) else None
+
+    def __call__(self, name: str, version: str = "") -> str | None:
+        key = (name, version)
+        found = self._cache.get(key, "")
+        if found != "":
+            return found
+        found = None
+        raw = "/" in name or "(" in name  # a user agent, not a parsed name
+        if raw or name not in self._human:
+            texts = [name]
+            if not raw:
+                joined = f"{name}/{version}" if version else name
+                texts += [joined, joined.replace(" ", "")] if " " in name else [joined]
+            for text in dict.fromkeys(texts):
+                found = self.agent(text)
+                if found:
+                    break
+        if len(self._cache) >= 1 << 16:
+            self._cache.clear()
+        self._cache[key] = found
+        return found
+
+
+def describe_robot_lists(robots: tuple[str, ...], machines: tuple[str, ...], extra: tuple[str, ...]) -> str:
+    """What :data:`ROBOTS_LIST` says, for the lists actually used."""
+    if robots == ROBOTS and machines == MACHINES:
+        text = ROBOTS_LIST
+    else:
+        text = f"custom lists ({len(robots)} robot + {len(machines)} machine patterns)"
+    return f"{text} + {len(extra)} extra robot pattern{'s' if len(extra) != 1 else ''}" if extra else text
 
 
 def compute(
@@ -278,6 +369,7 @@ def compute(
     *,
     robots: Iterable[str] = ROBOTS,
     extra_robots: Iterable[str] = (),
+    machines: Iterable[str] = MACHINES,
     dates=None,
     double_click_seconds: int = DOUBLE_CLICK_SECONDS,
     spill_hits: int = 500_000,
@@ -285,20 +377,25 @@ def compute(
 ) -> CounterResult:
     """COUNTER item and title metrics of ``rows`` (see the module docstring for the rules).
 
-    ``rules``: an :class:`ItemRules` or the path of a rules YAML file. ``dates``: a date (or
+    ``rules``: an :class:`ItemRules` or the path of a rules YAML file. ``robots`` / ``machines``:
+    the robot and machine patterns (default COUNTER's, see rule 2); ``extra_robots``: more robot
+    patterns. ``dates``: a date (or
     ``YYYY-MM-DD``) or a collection of them to count; other dates only serve as double-click
     context. ``spill_hits``: matched hits held in memory before sorted runs go to temporary files
     (in ``tmp_dir``, default the system's).
     """
     if not isinstance(rules, ItemRules):
         rules = load_rules(rules)
-    is_robot = robot_matcher(tuple(robots) + tuple(extra_robots))
+    robots, machines, extra_robots = tuple(robots), tuple(machines), tuple(extra_robots)
+    classify = AgentClassifier(robots + extra_robots, machines)
     wanted = _wanted_dates(dates)
     stats = CounterStats()
     with _Sorter(spill_hits, tmp_dir) as hits:
-        _collect(_iter_rows(rows), rules, is_robot, hits, stats)
+        _collect(_iter_rows(rows), rules, classify, hits, stats)
         stats.sorted_runs_spilled = hits.spilled
-        return _count(hits, wanted, double_click_seconds, stats)
+        result = _count(hits, wanted, double_click_seconds, stats)
+    result.robots_list = describe_robot_lists(robots, machines, extra_robots)
+    return result
 
 
 # -- pass 1: rows -> compact matched hits -------------------------------------------------------
@@ -312,7 +409,7 @@ def _iter_rows(rows) -> Iterator:
     return iter(rows)
 
 
-def _collect(rows, rules: ItemRules, is_robot, hits: _Sorter, stats: CounterStats) -> None:
+def _collect(rows, rules: ItemRules, classify: AgentClassifier, hits: _Sorter, stats: CounterStats) -> None:
     match = rules.match
     names: dict[str, str] = {}  # interned browser names and versions (they repeat a lot)
     unknown_seen: set[str] = set()
@@ -345,9 +442,13 @@ def _collect(rows, rules: ItemRules, is_robot, hits: _Sorter, stats: CounterStat
             continue
         bname = _text(bname) or ""
         bver = _text(bver) or ""
-        if bname and is_robot(bname):
-            stats.rows_robot += 1
-            continue
+        if bname:
+            kind = classify(bname, bver)
+            if kind is not None:
+                stats.rows_robot += 1
+                if kind == "machine":
+                    stats.rows_machine += 1
+                continue
         hit = match(action)
         if hit is None:
             stats.rows_unknown_item += 1

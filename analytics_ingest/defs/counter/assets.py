@@ -117,6 +117,7 @@ def build_counter_assets(site) -> list[dg.AssetsDefinition]:
             "sessions": stats["sessions"],
             "rows_read": stats["rows_read"],
             "robots_excluded": stats["rows_robot"],
+            "robots_list": result.robots_list,
             "unknown_item_rows": stats["rows_unknown_item"],
             "invalid_rows": stats["rows_invalid"],
             "double_clicks_removed": stats["double_clicks_removed"],
