@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
-from .day_hits import tracked_counts
+from .weblogs.day_hits import tracked_counts
 from .matomo.api import MatomoApi
 from .matomo.archive import invalidate_days, runner_from_env
 from .matomo.reports import compare_with_ledger, day_totals

@@ -6,11 +6,11 @@ import dataclasses
 
 from .config import Settings
 from .errors import ConfigError
-from .importer import Importer
 from .matomo.api import MatomoApi, SiteInfo
 from .matomo.delivery import HttpSink, OutboxSink
 from .matomo.lookup import ApiLookup, MysqlLookup
 from .matomo.retry import RetryPolicy
+from .weblogs.importer import Importer
 
 OFFLINE_MAIN_URL = "https://example.org"
 

@@ -22,8 +22,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
-from .classify import ClassifyOptions
 from .errors import ConfigError, InputError
+from .weblogs.classify import ClassifyOptions
 from .yamlconfig import ConfigErrors, load_strict
 
 ENV_SITES = "ANALYTICS_INGEST_SITES"

@@ -38,7 +38,12 @@ Errors are HTTP 200 ``{"result":"error","message":...}`` as in Matomo. Methods:
 
 * ``API.getMatomoVersion`` -> ``{"value": "4.12.3"}``
 * ``SitesManager.getSiteFromId`` (idSite), ``SitesManager.getSitesIdFromSiteUrl`` (url),
-  ``SitesManager.getAllSites``
+  ``SitesManager.getAllSites``; a site's ``excluded_ips`` / ``excluded_user_agents`` come from its
+  entry in ``sites`` (comma-separated text, default empty), as Matomo stores them
+* ``SitesManager.getExcludedIpsGlobal`` / ``SitesManager.getExcludedUserAgentsGlobal`` ->
+  ``{"value": "<comma-separated list>"}`` (the ``excluded_ips_global`` / ``excluded_user_agents_global``
+  options); like Matomo they need an admin token, so a ``superuser=False`` token gets the error
+  answer "You can't access this resource as it requires 'admin' access."
 * ``Live.getLastVisitsDetails`` (idSite, period, date, segment, minTimestamp, filter_limit
   default 10 as in ``plugins/Live/API.php``, below 1 = all, filter_offset, filter_sort_order
   desc|asc). Visits are rebuilt from the stored hits of the site: same (normalised ``cip``,
@@ -85,6 +90,18 @@ Options of ``FakeMatomo(...)`` besides token, sites, host, port, superuser, vers
 * ``commit_delay=0.0`` -- every bulk POST that would store hits waits this long after reading its
   body, then commits whether or not the client is still there (a slow server, for crash tests);
   see ``commit_late``.
+* ``bot_ip_ranges=False`` -- True: Matomo's built-in bot IP ranges (``core/Tracker/VisitExcluded.php``
+  ``getBotIpRanges`` of 4.12.3: Google, Live/Bing/MSN, Yahoo, one IP) exclude a request whose ``cip``
+  is in them unless it carries ``bots=1`` (``isNonHumanBot``; DeviceDetector's agent list is not
+  modelled). Off by default so generated logs are stored whole.
+
+Visit exclusion (``VisitExcluded::isExcluded``, in Matomo's order: bot IP ranges when
+``bot_ip_ranges``, then the site's plus the global excluded IPs -- an IP, ``a.b.c.d/n`` or ``a.b.*.*``
+-- then the global plus the site's excluded user agents: a case-insensitive substring, or a
+``/regex/flags`` entry whose answer is final, as in Matomo's loop). An excluded request is valid,
+counts in the answer's ``tracked`` (core/Tracker.php: "an excluded visit is considered 'successfully
+logged'") and is not stored; ``fake.excluded`` lists ``{"idsite", "cip", "ua", "reason"}`` with
+reason ``bot_ip_range``, ``excluded_ip`` or ``excluded_user_agent``.
 
 Archive model (opt-in) -- ``FakeMatomo(..., archiving=True)``: ``VisitsSummary.get`` and
 ``Actions.get`` answer from archived snapshots, as a Matomo with browser-triggered archiving
@@ -165,6 +182,7 @@ import datetime as _dt
 import hashlib
 import ipaddress
 import json
+import re
 import select
 import socket
 import struct
@@ -563,6 +581,51 @@ def _condition(name: str, actual: Any, op: str, value: str) -> bool:
     return (actual == expected) == (op == "==")
 
 
+# core/Tracker/VisitExcluded.php (4.12.3) getBotIpRanges(): Google, Live/Bing/MSN, Yahoo, one IP.
+_BOT_NETWORKS = tuple(ipaddress.ip_network(r, strict=False) for r in (
+    "216.239.32.0/19", "64.233.160.0/19", "66.249.80.0/20", "72.14.192.0/18", "209.85.128.0/17", "66.102.0.0/20",
+    "74.125.0.0/16", "64.18.0.0/20", "207.126.144.0/20", "173.194.0.0/16", "64.4.0.0/18", "65.52.0.0/14",
+    "157.54.0.0/15", "157.56.0.0/14", "157.60.0.0/16", "207.46.0.0/16", "207.68.128.0/18", "207.68.192.0/20",
+    "131.253.26.0/20", "131.253.24.0/20", "72.30.198.0/20", "72.30.196.0/20", "98.137.207.0/20", "1.202.218.8",
+))
+
+
+def _ip_range(text: str):
+    """An excluded-IPs entry (IP, CIDR or trailing ``*`` groups) as a network; None if Matomo ignores it."""
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        if "*" in text:
+            head = text.rstrip("*.:")
+            stars = text.count("*")
+            if "*" in head:
+                return None
+            sep = ":" if ":" in text else "."
+            groups = head.split(sep) + ["0"] * stars
+            base = ipaddress.ip_address(sep.join(groups))
+            return ipaddress.ip_network(f"{base}/{base.max_prefixlen - (8 if base.version == 4 else 16) * stars}",
+                                        strict=False)
+        return ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        return None
+
+
+def _preg(entry: str):
+    """``/pattern/flags`` (any non-alphanumeric delimiter) as a compiled regex, else None: what
+    ``@preg_match($entry, null) !== false`` accepts, for the i/m/s/x flags."""
+    if len(entry) < 3 or entry[0].isalnum() or entry[0] in "\\ ":
+        return None
+    end = entry.rfind(entry[0], 1)
+    flags = entry[end + 1:] if end > 0 else None
+    if flags is None or any(f not in "imsx" for f in flags):
+        return None
+    try:
+        return re.compile(entry[1:end], sum({"i": re.I, "m": re.M, "s": re.S, "x": re.X}[f] for f in flags))
+    except re.error:
+        return None
+
+
 def _action_type(params: dict) -> str:
     if params.get("download"):
         return "download"
@@ -742,6 +805,9 @@ class FakeMatomo:
         live_enabled: bool = True,
         visits_log: bool | str = True,
         commit_delay: float = 0.0,
+        bot_ip_ranges: bool = False,
+        excluded_ips_global: str = "",
+        excluded_user_agents_global: str = "",
     ) -> None:
         if sites is None:
             sites = {1: {"name": "Demo", "main_url": "https://example.org", "timezone": "UTC"}}
@@ -758,6 +824,10 @@ class FakeMatomo:
         self.live_enabled = live_enabled  # False: the plugin Live is deactivated
         self.visits_log = visits_log  # False / "site" / "global": the visits log is deactivated
         self.commit_delay = float(commit_delay)  # seconds every bulk POST waits before its commit
+        # Visit exclusion (see the module docstring): the built-in bot ranges are opt-in.
+        self.bot_ip_ranges = bot_ip_ranges
+        self.excluded_ips_global = excluded_ips_global
+        self.excluded_user_agents_global = excluded_user_agents_global
         # Opt-in: reports come from archived snapshots instead of live (see the module docstring).
         self.archiving = archiving
         self.sites: dict[int, dict] = {int(k): dict(v) for k, v in sites.items()}
@@ -794,6 +864,7 @@ class FakeMatomo:
         self._invalid: set[tuple[int, str, str]] = set()
         self.archive_runs: list[dict] = []
         self.archive_fails = False
+        self.excluded: list[dict] = []  # requests answered as tracked but excluded (visit exclusion)
 
     # --- lifecycle ---------------------------------------------------------------------------------
     def __enter__(self) -> "FakeMatomo":
@@ -1102,11 +1173,48 @@ class FakeMatomo:
             batch.append((params, idsite, _norm_ip(params.get("cip", "127.0.0.1")), ts))
         masked = self.anonymize_ip_bytes
         with self._lock:  # one transaction
+            rules: dict[int, tuple] = {}
             for params, idsite, ip, ts in batch:
+                if idsite not in rules:
+                    rules[idsite] = self._exclusion_rules(idsite)
+                reason = self._excluded_reason(params, ip, *rules[idsite]) if rules[idsite] else None
+                if reason is not None:
+                    self.excluded.append({"idsite": idsite, "cip": ip, "ua": params.get("ua", ""), "reason": reason})
+                    continue
                 self._hits.append(_Stored(params, self._order, post, ts, ip, idsite,
                                           anonymize_ip(ip, masked) if masked else ip))
                 self._order += 1
         return len(batch), invalid
+
+    def _exclusion_rules(self, idsite: int) -> tuple:
+        """(bot ranges on, excluded IP networks, excluded user agents) of a site, or () when none."""
+        site = self._site_dict(idsite)
+        ranges = [r for r in (_ip_range(t) for t in f"{site['excluded_ips']},{self.excluded_ips_global}".split(","))
+                  if r is not None]
+        entries = [e.strip() for e in f"{self.excluded_user_agents_global},{site['excluded_user_agents']}".split(",")]
+        agents = list(dict.fromkeys(e for e in entries if e))
+        return (self.bot_ip_ranges, ranges, agents) if self.bot_ip_ranges or ranges or agents else ()
+
+    @staticmethod
+    def _excluded_reason(params: dict, ip: str, bot_ranges: bool, ranges: list, agents: list) -> str | None:
+        """Matomo's VisitExcluded::isExcluded for the parts the fake models (module docstring)."""
+        try:
+            address = ipaddress.ip_address(ip)
+        except ValueError:
+            address = None
+        if bot_ranges and not params.get("bots") and address is not None:
+            if any(address in net for net in _BOT_NETWORKS if net.version == address.version):
+                return "bot_ip_range"
+        if address is not None and any(address in r for r in ranges if r.version == address.version):
+            return "excluded_ip"
+        agent = params.get("ua", "")
+        for entry in agents:
+            if entry.lower() in agent.lower():
+                return "excluded_user_agent"
+            regex = _preg(entry)
+            if regex is not None:
+                return "excluded_user_agent" if regex.search(agent) else None
+        return None
 
     def _validate(self, params: dict) -> tuple[int, int] | None:
         try:
@@ -1179,6 +1287,7 @@ class FakeMatomo:
         "API.getMatomoVersion", "API.getPiwikVersion", "SitesManager.getSiteFromId",
         "SitesManager.getSitesIdFromSiteUrl", "SitesManager.getAllSites", "Live.getLastVisitsDetails",
         "VisitsSummary.get", "Actions.get", "CoreAdminHome.invalidateArchivedReports",
+        "SitesManager.getExcludedIpsGlobal", "SitesManager.getExcludedUserAgentsGlobal",
     )
 
     def _api(self, p: dict) -> Any:
@@ -1211,6 +1320,10 @@ class FakeMatomo:
             return out
         if name == "SitesManager.getAllSites":
             return {str(i): self._site_dict(i) for i in sorted(self.sites)}
+        if name in ("SitesManager.getExcludedIpsGlobal", "SitesManager.getExcludedUserAgentsGlobal"):
+            if not self.superuser:  # Piwik::checkUserHasSomeAdminAccess
+                raise _ApiError("You can't access this resource as it requires 'admin' access.")
+            return {"value": self.excluded_ips_global if name.endswith("IpsGlobal") else self.excluded_user_agents_global}
         if name == "Live.getLastVisitsDetails":
             return self._live(p)
         if name in ("VisitsSummary.get", "Actions.get"):
@@ -1241,7 +1354,10 @@ class FakeMatomo:
             "creator_login": "admin",
         }
         for key, value in site.items():
-            out.setdefault(key, value)
+            if key in ("excluded_ips", "excluded_user_agents", "excluded_parameters", "excluded_referrers"):
+                out[key] = str(value)  # the site's settings, as Matomo stores them (comma-separated)
+            else:
+                out.setdefault(key, value)
         return out
 
     def _visits(self, idsite: int) -> list[_Visit]:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from analytics_ingest.classify import Classifier, ClassifyOptions
 from analytics_ingest.hits import Hit
 from analytics_ingest.vocabulary import BOTS, DOWNLOADS, FILTERED, HTTP_ERRORS, HTTP_REDIRECTS, PAGES, STATIC
+from analytics_ingest.weblogs.classify import Classifier, ClassifyOptions
 
 BROWSER = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 Chrome/120.0 Safari/537.36"
 GOOGLEBOT = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"

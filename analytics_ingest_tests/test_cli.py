@@ -20,7 +20,7 @@ def cli(*args, env=None, input=None, home=None):
     if home is not None:
         full_env["ANALYTICS_INGEST_HOME"] = str(home)
     full_env.update(env or {})
-    return subprocess.run([sys.executable, "-m", "analytics_ingest.cli", *args], env=full_env,
+    return subprocess.run([sys.executable, "-m", "analytics_ingest.cli.main", *args], env=full_env,
                           input=input, capture_output=True, timeout=120)
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from analytics_ingest.cli import main
+from analytics_ingest.cli.main import main
 from analytics_ingest_tests.helpers import make_log
 
 _ENV_PREFIXES = ("MATOMO_", "ANALYTICS_INGEST_")
@@ -81,7 +81,7 @@ def test_a_fifo_is_imported_and_the_same_content_again_is_already_imported(tmp_p
         fifo = tmp_path / name
         os.mkfifo(fifo)
         writer = _writer(fifo, data)
-        done = subprocess.run([sys.executable, "-m", "analytics_ingest.cli", "import", str(fifo), "--site", "1",
+        done = subprocess.run([sys.executable, "-m", "analytics_ingest.cli.main", "import", str(fifo), "--site", "1",
                                "--home", str(home), "--json"], env=subprocess_env(), capture_output=True, timeout=120)
         writer.join(timeout=10)
         assert done.returncode == 0, done.stderr
@@ -258,7 +258,7 @@ def test_ctrl_c_during_a_parallel_import_is_one_line_and_a_rerun_completes(tmp_p
     assert log.stat().st_size > 8 << 20  # parsed in worker processes
     home = tmp_path / "h"
     env = subprocess_env(ANALYTICS_INGEST_PARALLEL_MIN_BYTES="1")
-    cmd = [sys.executable, "-m", "analytics_ingest.cli", "import", str(log), "--site", "1", "--home", str(home),
+    cmd = [sys.executable, "-m", "analytics_ingest.cli.main", "import", str(log), "--site", "1", "--home", str(home),
            "--no-progress"]
     # Small batches and one lane: delivery is the bottleneck, so the workers wait for jobs, where an
     # unhandled SIGINT would print one traceback per worker.

@@ -39,7 +39,7 @@ def test_kill_minus_9_at_seeded_points_then_rerun_delivers_each_hit_once(tmp_pat
                "ANALYTICS_INGEST_HOME": str(tmp_path / "home")}
         env.pop("ANALYTICS_INGEST_LEDGER_URL", None)
         env["ANALYTICS_INGEST_PARALLEL_MIN_BYTES"] = "0" if parallel else str(1 << 40)
-        cmd = [sys.executable, "-m", "analytics_ingest.cli", "import", str(log), "--site", "1",
+        cmd = [sys.executable, "-m", "analytics_ingest.cli.main", "import", str(log), "--site", "1",
                "--recorders", "4", "--batch-size", "40", "--retry-delay", "0.01", "--request-timeout", "2",
                "--settle-wait", "0.5",
                "--json", "--no-progress"]

@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from analytics_ingest.discovery import FileVerdict, Observed, inspect_file, list_candidates, name_day, settled
 from analytics_ingest.errors import InputError
+from analytics_ingest.weblogs.discovery import FileVerdict, Observed, inspect_file, list_candidates, name_day, settled
 from analytics_ingest_tests.helpers import make_log
 
 NOW = dt.datetime(2024, 3, 14, 15, 20, tzinfo=dt.timezone.utc)

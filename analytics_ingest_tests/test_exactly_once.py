@@ -7,15 +7,15 @@ import threading
 
 import pytest
 
-from analytics_ingest import file_identity
 from analytics_ingest.config import load_settings
 from analytics_ingest.engine import make_importer, open_ledger
 from analytics_ingest.errors import ConfigError, InputError, LeaseHeld
-from analytics_ingest.importer import ImportOptions
-from analytics_ingest.lanes import DayGate
 from analytics_ingest.matomo.batches import Batch
 from analytics_ingest.matomo.retry import RetryPolicy
 from analytics_ingest.vocabulary import DAY_LOADED, FILE_LOADED, FILE_PARTIAL
+from analytics_ingest.weblogs import file_identity
+from analytics_ingest.weblogs.importer import ImportOptions
+from analytics_ingest.weblogs.lanes import DayGate
 from analytics_ingest_tests.fake_matomo import FakeMatomo
 from analytics_ingest_tests.helpers import SITES, TOKEN, make_log
 

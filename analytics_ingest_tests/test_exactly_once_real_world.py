@@ -18,15 +18,15 @@ import time
 
 import pytest
 
-from analytics_ingest import pipeline
 from analytics_ingest.config import load_settings
 from analytics_ingest.engine import make_importer, open_ledger
 from analytics_ingest.errors import ConfigError, LeaseLost
-from analytics_ingest.importer import ImportOptions
 from analytics_ingest.ledger import Ledger
 from analytics_ingest.matomo.retry import RetryPolicy
 from analytics_ingest.sites import load_sites
 from analytics_ingest.vocabulary import FILE_LOADED
+from analytics_ingest.weblogs import pipeline
+from analytics_ingest.weblogs.importer import ImportOptions
 from analytics_ingest_tests.fake_matomo import FakeMatomo
 from analytics_ingest_tests.helpers import SITES, TOKEN, make_log
 
@@ -235,7 +235,7 @@ def test_outbox_is_an_explicit_opt_in_and_urls_are_spelled_one_way(tmp_path):
 
 
 def test_the_cli_reads_dotenv_like_dagster_dev(tmp_path, fake, monkeypatch):
-    from analytics_ingest.cli import main
+    from analytics_ingest.cli.main import main
 
     log = tmp_path / "access.log"
     manifest = make_log(log, 400, seed=10)
@@ -275,7 +275,7 @@ def _cli(log, home, url, *extra, ledger_url=None):
     env.pop("ANALYTICS_INGEST_LEDGER_URL", None)
     if ledger_url:
         env["ANALYTICS_INGEST_LEDGER_URL"] = ledger_url
-    cmd = [sys.executable, "-m", "analytics_ingest.cli", "import", str(log), "--site", "1", "--recorders", "2",
+    cmd = [sys.executable, "-m", "analytics_ingest.cli.main", "import", str(log), "--site", "1", "--recorders", "2",
            "--batch-size", "40", "--retry-delay", "0.01", "--json", "--no-progress", *extra]
     return cmd, env
 
@@ -371,7 +371,7 @@ def test_settling_with_ip_anonymisation_sends_nothing_twice(tmp_path, masked_byt
 
 # --- 6. unusable input is refused, not "loaded" -------------------------------------------------------
 def _cli_offline(tmp_path, monkeypatch, *argv):
-    from analytics_ingest.cli import main
+    from analytics_ingest.cli.main import main
 
     for name in ("MATOMO_URL", "MATOMO_API_TOKEN", "ANALYTICS_INGEST_LEDGER_URL"):
         monkeypatch.delenv(name, raising=False)

@@ -10,14 +10,27 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from analytics_ingest.cli import harvest as oc_cli
 from analytics_ingest.errors import ConfigError, DeliveryError
-from analytics_ingest.opencast import cli as oc_cli
 from analytics_ingest.opencast.client import OpencastClient, OpencastError, as_list
 from analytics_ingest.opencast.deliver import JsonLinesSink, SqsSink, make_sink
 from analytics_ingest.opencast.enrich import (
-    Enricher, EpisodeLookup, LocalEpisodeCache, RedisEpisodeCache, build_message, episode_document)
+    Enricher,
+    EpisodeLookup,
+    LocalEpisodeCache,
+    RedisEpisodeCache,
+    build_message,
+    episode_document,
+)
 from analytics_ingest.opencast.harvest import (
-    CursorState, FileCursorStore, Harvester, MemoryCursorStore, S3CursorStore, SpanTooLong, open_cursor_store)
+    CursorState,
+    FileCursorStore,
+    Harvester,
+    MemoryCursorStore,
+    S3CursorStore,
+    SpanTooLong,
+    open_cursor_store,
+)
 from analytics_ingest.opencast.matomo_events import append_to_journal, event_category
 from analytics_ingest.opencast.run import harvest_once
 from analytics_ingest.opencast.settings import OpencastSettings

@@ -206,7 +206,7 @@ def test_a_day_that_will_never_get_its_file_turns_green_once_the_sites_file_expe
 
 def test_a_day_that_raises_fails_with_the_rest_of_the_run_and_the_days_before_stay_materialised(
         site_env, monkeypatch):
-    from analytics_ingest import pipeline
+    from analytics_ingest.weblogs import pipeline
 
     real = pipeline.import_day
 

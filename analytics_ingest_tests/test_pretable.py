@@ -12,7 +12,6 @@ import pandas as pd
 import pytest
 from sqlalchemy import create_engine
 
-from analytics_ingest import pipeline
 from analytics_ingest.config import load_settings
 from analytics_ingest.engine import open_ledger
 from analytics_ingest.errors import ConfigError
@@ -20,6 +19,7 @@ from analytics_ingest.pretable import COLUMNS, build_pretable, read_pretable_tsv
 from analytics_ingest.pretable.build import NotReady
 from analytics_ingest.pretable.from_matomo import decode_ip
 from analytics_ingest.sites import load_sites
+from analytics_ingest.weblogs import pipeline
 from analytics_ingest_tests.db_fixtures import _mariadb_url
 from analytics_ingest_tests.helpers import TOKEN, make_log
 

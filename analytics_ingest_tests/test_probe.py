@@ -11,12 +11,12 @@ import random
 
 import pytest
 
-from analytics_ingest.classify import ClassifyOptions
 from analytics_ingest.errors import InputError
 from analytics_ingest.logs import make_parser, open_log, scan
 from analytics_ingest.logs.probe import ProbeResult, check_usable
 from analytics_ingest.logs.timeparse import DATE_OUT_OF_RANGE
 from analytics_ingest.vocabulary import INVALID, PAGES
+from analytics_ingest.weblogs.classify import ClassifyOptions
 
 from .helpers import make_log
 

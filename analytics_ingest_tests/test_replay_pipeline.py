@@ -11,12 +11,12 @@ import pytest
 from dagster_aws.s3 import S3Resource
 from moto import mock_aws
 
-from analytics_ingest import cli
+from analytics_ingest.cli.main import main as cli_main
 from analytics_ingest.cloudwatch import make_logs_client
+from analytics_ingest.cloudwatch.pipeline import CloudwatchConfig
 from analytics_ingest.cloudwatch.window import to_ms
 from analytics_ingest.defs.archive.assets import build_archive_assets
 from analytics_ingest.defs.cloudwatch.assets import build_cloudwatch_assets, replay_key
-from analytics_ingest.cloudwatch.pipeline import CloudwatchConfig
 from analytics_ingest.defs.resources import IngestResource
 from analytics_ingest.sites import load_sites
 from analytics_ingest_tests.fake_matomo import FakeMatomo
@@ -70,7 +70,7 @@ def test_the_window_command_replays_exactly_once_and_archives_the_day(world, cap
     times = put_missed(logs, 0, 8)
     start = (BASE - dt.timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
     end = (times[-1] + dt.timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    assert cli.main(["replay", start, end]) == 0
+    assert cli_main(["replay", start, end]) == 0
     out = capsys.readouterr().out
     assert "8 missed requests fetched" in out and "imported 8" in out and "archived (none)" in out
     hits = fake.hits(1)
@@ -79,12 +79,12 @@ def test_the_window_command_replays_exactly_once_and_archives_the_day(world, cap
     assert all(h["ua"] == "Mozilla/5.0 (X11)" and h["cdt"] for h in hits)
     assert len(fake.invalidations) == 1
 
-    assert cli.main(["replay", start, end]) == 0  # the same window again: nothing new
+    assert cli_main(["replay", start, end]) == 0  # the same window again: nothing new
     again = capsys.readouterr().out
     assert "imported 0" in again and "skipped: no new hits" in again
     assert len(fake.hits(1)) == 8 and len(fake.invalidations) == 1
 
-    assert cli.main(["replay", end, start]) == 2  # reversed: one line, no traceback
+    assert cli_main(["replay", end, start]) == 2  # reversed: one line, no traceback
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "before it starts" in err
 

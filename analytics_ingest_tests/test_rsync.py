@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import time
 
-from analytics_ingest.rsync import KEEP_OUTPUT, PullResult, run_pull_commands
+from analytics_ingest.weblogs.rsync import KEEP_OUTPUT, PullResult, run_pull_commands
 
 
 def test_commands_run_in_order_and_failures_are_reported_not_raised(tmp_path):

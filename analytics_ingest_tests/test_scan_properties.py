@@ -12,7 +12,6 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from analytics_ingest.classify import ClassifyOptions
 from analytics_ingest.errors import InputError
 from analytics_ingest.logs import open_log, scan
 from analytics_ingest.logs.decompress import sniff
@@ -28,6 +27,7 @@ from analytics_ingest.vocabulary import (
     STATIC,
     TRACKED_CATEGORIES,
 )
+from analytics_ingest.weblogs.classify import ClassifyOptions
 
 UA = "Mozilla/5.0 (X11; Linux x86_64) Firefox/125.0"
 

@@ -14,13 +14,13 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from analytics_ingest import pipeline
 from analytics_ingest.config import load_settings
 from analytics_ingest.engine import open_ledger
 from analytics_ingest.logs.scan import local_days
 from analytics_ingest.pretable.build import build_pretable
 from analytics_ingest.sites import load_sites
 from analytics_ingest.vocabulary import DAY_LOADED, FILE_LOADED
+from analytics_ingest.weblogs import pipeline
 
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
@@ -124,7 +124,8 @@ ZONES = ["UTC", "Pacific/Honolulu", "Asia/Kolkata", "Asia/Kathmandu", "Pacific/A
 
 @pytest.mark.parametrize("zone", ZONES)
 def test_local_days_keep_every_hit_and_put_it_on_its_local_date(zone):
-    from hypothesis import given, settings, strategies as st
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
 
     start = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
 

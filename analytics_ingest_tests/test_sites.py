@@ -8,9 +8,9 @@ import datetime as dt
 import pytest
 import yaml
 
-from analytics_ingest.classify import ClassifyOptions
 from analytics_ingest.errors import ConfigError
 from analytics_ingest.sites import ENV_SITES, ExpectedFiles, demo_sites_path, load_sites
+from analytics_ingest.weblogs.classify import ClassifyOptions
 
 GOOD = """
 sites:

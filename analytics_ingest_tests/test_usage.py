@@ -13,16 +13,22 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from analytics_ingest import pipeline
+from analytics_ingest.cli.report import add_report_parser, run_report
 from analytics_ingest.config import load_settings
-from analytics_ingest.day_hits import scan_day
 from analytics_ingest.engine import open_ledger
 from analytics_ingest.errors import InputError
 from analytics_ingest.sites import load_sites
-from analytics_ingest.usage import (build_day_aggregate, compute_report, resolve_window, to_markdown,
-                                    window_ending, write_report)
-from analytics_ingest.usage.cli import add_report_parser, run_report
+from analytics_ingest.usage import (
+    build_day_aggregate,
+    compute_report,
+    resolve_window,
+    to_markdown,
+    window_ending,
+    write_report,
+)
 from analytics_ingest.usage.store import day_path, read_day, write_day
+from analytics_ingest.weblogs import pipeline
+from analytics_ingest.weblogs.day_hits import scan_day
 from analytics_ingest_tests.helpers import make_log
 
 D = dt.date

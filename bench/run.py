@@ -118,7 +118,7 @@ def end_to_end(path: Path, manifest: dict, fmt: str, recorders: int, batch: int)
         env = {**os.environ, "MATOMO_URL": f"http://127.0.0.1:{port}", "MATOMO_API_TOKEN": "bench-token",
                "ANALYTICS_INGEST_HOME": home}
         env.pop("ANALYTICS_INGEST_LEDGER_URL", None)
-        cmd = [sys.executable, "-m", "analytics_ingest.cli", "import", str(path), "--site", "1", "--json",
+        cmd = [sys.executable, "-m", "analytics_ingest.cli.main", "import", str(path), "--site", "1", "--json",
                "--recorders", str(recorders), "--batch-size", str(batch)]
         if fmt:
             cmd += ["--format", fmt]

@@ -48,13 +48,13 @@ def main() -> None:
         "    start_date: 2024-03-01\n    pretable: {wait_for_neighbours: false}\n    counter: {items: builtin:demo}\n")
     os.environ["ANALYTICS_INGEST_SITES"] = str(sites)
 
-    from analytics_ingest import pipeline
     from analytics_ingest.config import load_settings
     from analytics_ingest.counter.daily import compute_counter_day
     from analytics_ingest.engine import open_ledger
     from analytics_ingest.pretable import build_pretable
     from analytics_ingest.sites import load_sites
     from analytics_ingest.usage import build_day_aggregate
+    from analytics_ingest.weblogs import pipeline
 
     settings = load_settings(home=work / "home", environ={})
     site = load_sites()[0]

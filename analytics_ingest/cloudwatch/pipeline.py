@@ -27,10 +27,16 @@ import os
 from dataclasses import dataclass, field
 
 from ..archiving import archive_day
-from ..day_hits import LocalDay
 from ..errors import ConfigError, IngestError
+from ..weblogs.day_hits import LocalDay
 from .fetch import NUM_THREADS, FetchResult, fetch_window, fetch_window_filter_events, make_logs_client
-from .query import DEFAULT_EXCLUDED_AGENTS, DEFAULT_LOG_GROUP, DEFAULT_MIN_STATUS, DEFAULT_STREAM_PATTERN, MissedEventQuery
+from .query import (
+    DEFAULT_EXCLUDED_AGENTS,
+    DEFAULT_LOG_GROUP,
+    DEFAULT_MIN_STATUS,
+    DEFAULT_STREAM_PATTERN,
+    MissedEventQuery,
+)
 from .recorded import RecordedLogsClient, recording_path
 from .replay import events_by_day, replay_day
 from .store import EventStore

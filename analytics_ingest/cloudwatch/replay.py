@@ -22,8 +22,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..importer import ImportOptions, ImportResult
 from ..logs.replay import REPLAY, load_access_line, tracker_params
+from ..weblogs.importer import ImportOptions, ImportResult
 from .events import CloudEvent
 from .store import _locked, check_site_key, day_text
 from .window import local_day

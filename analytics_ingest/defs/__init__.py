@@ -1,4 +1,4 @@
 """The Dagster layer: assets, checks, sensors, schedules and resources wired to the engine.
 
-Nothing here does work of its own; every step calls ``analytics_ingest.pipeline`` and friends.
+Nothing here does work of its own; every step calls ``analytics_ingest.weblogs.pipeline`` and friends.
 """

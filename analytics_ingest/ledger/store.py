@@ -11,7 +11,6 @@ Every method is one transaction. Times are UTC: stored naive, returned aware.
 from __future__ import annotations
 
 import contextlib
-
 import datetime as dt
 import hashlib
 import operator
@@ -33,8 +32,6 @@ from sqlalchemy.pool import StaticPool
 
 from ..errors import ConfigError, LeaseLost
 from ..vocabulary import (
-    FILE_KINDS,
-    KIND_LOG,
     DAY_CALCULATED,
     DAY_DONE,
     DAY_LOADED,
@@ -43,10 +40,12 @@ from ..vocabulary import (
     DAY_QUEUE,
     DAY_STATUSES,
     FILE_INVALID,
+    FILE_KINDS,
     FILE_LOADED,
     FILE_PARTIAL,
     FILE_QUEUE,
     FILE_STATUSES,
+    KIND_LOG,
 )
 from . import migrate as _migrate
 from . import schema as S
@@ -553,7 +552,7 @@ class Ledger:
         is returned unchanged. ``content_head`` defaults to the fingerprint. ``new_variant``
         registers it again as another content (a file re-written in place, imported with --force).
 
-        With an explicit ``variant`` (what :mod:`analytics_ingest.file_identity` passes after
+        With an explicit ``variant`` (what :mod:`analytics_ingest.weblogs.file_identity` passes after
         comparing the content with every known one of that head) the row is inserted as is, and
         :class:`ContentTaken` says another process registered that head meanwhile: compare again.
         """

@@ -18,9 +18,9 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from ..classify import ClassifyOptions
 from ..errors import InputError
 from ..vocabulary import INVALID
+from ..weblogs.classify import ClassifyOptions
 from .base import BAD_DATE, BAD_STATUS, EMPTY
 from .formats import make_parser, resolve_name, wants_detection
 from .reader import LogSource

@@ -8,15 +8,14 @@ header lines count as filtered, reason ``w3c_header``) or invalid (with a reason
 from __future__ import annotations
 
 import datetime as _dt
-
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from operator import itemgetter
 
-from ..classify import ClassifyOptions, Classifier
 from ..hits import Hit
 from ..vocabulary import DOWNLOADS, FILTERED, IGNORED_CATEGORIES, INVALID, PAGES, TRACKED_CATEGORIES
+from ..weblogs.classify import Classifier, ClassifyOptions
 from .base import SKIP_LINE, invalid_reason
 from .formats import DETECT_LINES, detect_parser, make_parser, wants_detection
 from .reader import LogSource

@@ -123,8 +123,8 @@ def deliver_journal(ingest_settings, ledger, site_id: int, journal: str):
     """Import the day's Matomo-event journal: each action reaches Matomo exactly once, however
     often the day is harvested again (the journal only grows; the importer resumes)."""
     from ..engine import make_importer
-    from ..importer import ImportOptions
     from ..logs.opencast_events import OPENCAST_EVENTS
+    from ..weblogs.importer import ImportOptions
 
     if not Path(journal).exists() or Path(journal).stat().st_size == 0:
         raise InputError(f"{journal} is empty: no user action of the day to send to Matomo")

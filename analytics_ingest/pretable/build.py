@@ -13,9 +13,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..day_hits import LocalDay, scan_day
 from ..errors import ConfigError, IngestError, InputError
 from ..vocabulary import DAY_CALCULATED, DAY_DONE, DAY_LOADED, DAY_PRETABLE, DAY_STATUSES
+from ..weblogs.day_hits import LocalDay, scan_day
 from .from_hits import geolocator_from_env, row_maker
 from .from_matomo import matomo_rows
 from .table import PretableWriter

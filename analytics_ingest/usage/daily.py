@@ -1,6 +1,6 @@
 """One site-local day of hits → the small usage aggregate every window report is built from.
 
-One pass over the day's delivered hits (:func:`analytics_ingest.day_hits.scan_day`) collects:
+One pass over the day's delivered hits (:func:`analytics_ingest.weblogs.day_hits.scan_day`) collects:
 
 * page views, downloads and events (a hit carrying an event category is a Matomo event, not a
   page view) and the tracked hits flagged as bots (``enable_bots``);
@@ -26,8 +26,8 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from ..day_hits import scan_day
 from ..vocabulary import DOWNLOADS, FILE_INVALID, FILE_LOADED, IGNORED_CATEGORIES, INVALID
+from ..weblogs.day_hits import scan_day
 from .store import day_path, read_day_meta, salt_id, site_salt, visitor_id, write_day
 
 SESSION_GAP_SECONDS = 30 * 60  # Matomo's default visit length (visit_standard_length)

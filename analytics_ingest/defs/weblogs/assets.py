@@ -9,8 +9,8 @@ import datetime as dt
 
 import dagster as dg
 
-from ... import pipeline
 from ...vocabulary import DAY_LOADED, DAY_STATUSES, FILE_INVALID, FILE_LOADED, IGNORED_CATEGORIES, KIND_LOG
+from ...weblogs import pipeline
 from ..partitions import site_days
 from ..resources import IngestResource
 

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import dagster as dg
 
-from ...rsync import run_pull_commands
+from ...weblogs.rsync import run_pull_commands
 from ..resources import IngestResource
 
 RSYNC_CRON = os.environ.get("ANALYTICS_INGEST_RSYNC_CRON", "5 * * * *")  # EEA pulled hourly at :05

@@ -14,8 +14,8 @@ import json
 
 import dagster as dg
 
-from ... import pipeline
-from ...discovery import list_candidates, settled
+from ...weblogs import pipeline
+from ...weblogs.discovery import list_candidates, settled
 from ..partitions import site_days
 from ..resources import IngestResource
 from .schedules import NO_RETRY_ON_STEP_FAILURE

@@ -14,7 +14,7 @@ import sys
 
 from ..errors import IngestError, InputError
 from ..sites import pick_site
-from .windows import EXAMPLES, resolve_window
+from ..usage.windows import EXAMPLES, resolve_window
 
 EXIT_OK, EXIT_MISSING, EXIT_ERROR = 0, 1, 2
 
@@ -66,8 +66,8 @@ def _check_args(args) -> tuple[int, str | None, dt.date | None]:
 def run_report(args, *, stdout=None, stderr=None) -> int:
     """Run ``report``; see the module docstring for exit statuses."""
     from ..config import load_settings
-    from .output import render, write_report
-    from .report import compute_report
+    from ..usage.output import render, write_report
+    from ..usage.report import compute_report
 
     out = stdout or sys.stdout
     err = stderr or sys.stderr
@@ -100,7 +100,7 @@ def run_report(args, *, stdout=None, stderr=None) -> int:
 def _build_missing(settings, site, window, err) -> None:
     """Build missing or stale day aggregates from the site's first day to the window's end."""
     from ..engine import open_ledger
-    from .daily import ensure_day_aggregates
+    from ..usage.daily import ensure_day_aggregates
 
     first = site.start_date
     days = [first + dt.timedelta(days=i) for i in range((window.last_day - first).days + 1)]

@@ -13,8 +13,8 @@ import logging
 import sys
 import time
 
-from ..errors import ConfigError, InputError, IngestError
-from .settings import ENV_QUEUE, OpencastSettings
+from ..errors import ConfigError, IngestError, InputError
+from ..opencast.settings import ENV_QUEUE, OpencastSettings
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_INTERRUPTED = 0, 1, 2, 130
 PROG = "analytics-ingest harvest"
@@ -75,7 +75,7 @@ def run_harvest(args, *, session=None, sqs_client=None, s3_client=None, redis_cl
     retries (cursor not advanced), 2 for bad arguments or configuration, 130 on Ctrl-C.
     Clients and ``max_passes`` are injectable for tests.
     """
-    from .run import build, harvest_once
+    from ..opencast.run import build, harvest_once
 
     try:
         start = parse_when("--start", args.start)
@@ -127,7 +127,7 @@ def run_harvest(args, *, session=None, sqs_client=None, s3_client=None, redis_cl
 
 
 def main(argv: list[str] | None = None, **kwargs) -> int:
-    """Stand-alone entry (``python -m analytics_ingest.opencast.cli harvest ...``) and for tests."""
+    """Stand-alone entry (``python -m analytics_ingest.cli.harvest harvest ...``) and for tests."""
     parser = argparse.ArgumentParser(prog="analytics-ingest")
     add_harvest_parser(parser.add_subparsers(dest="command", required=True))
     return run_harvest(parser.parse_args(argv), **kwargs)

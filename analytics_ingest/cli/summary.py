@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .vocabulary import BOTS, FILTERED, HTTP_ERRORS, HTTP_REDIRECTS, STATIC
+from ..vocabulary import BOTS, FILTERED, HTTP_ERRORS, HTTP_REDIRECTS, STATIC
 
 _IGNORED_LABELS = (
     (HTTP_ERRORS, "HTTP errors"),

@@ -9,12 +9,12 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
+from ..engine import make_importer
+from ..errors import IngestError
+from ..vocabulary import FILE_INVALID, FILE_LOADED, FILE_PARTIAL, FILE_QUEUE, IGNORED_CATEGORIES, KIND_LOG
 from . import file_identity
 from .discovery import Observed, inspect_file, list_candidates
-from .engine import make_importer
-from .errors import IngestError
 from .importer import ImportOptions, ImportResult
-from .vocabulary import FILE_INVALID, FILE_LOADED, FILE_PARTIAL, FILE_QUEUE, IGNORED_CATEGORIES, KIND_LOG
 
 # Files in these states still have lines to deliver.
 PENDING_STATUSES = ("queue", "loading", "partial", "failed")
@@ -33,7 +33,7 @@ class RegisteredFile:
 def register_file(ledger, site, observed: Observed) -> RegisteredFile:
     """Put one settled file in the ledger with the days its content covers (site-local days).
 
-    The file is found by its content (:mod:`analytics_ingest.file_identity`): a rotated or
+    The file is found by its content (:mod:`analytics_ingest.weblogs.file_identity`): a rotated or
     recompressed copy of a known log is that log, not a new file. A file whose content
     contradicts its name or does not look like a usable access log is registered as ``invalid``
     with the reason, so it shows up instead of vanishing.
@@ -91,7 +91,7 @@ class QueueReport:
 
 def sync_expected_files(ledger, site) -> None:
     """Copy the site's expected-files ranges from its configuration into the ledger."""
-    from .errors import ConfigError
+    from ..errors import ConfigError
 
     for expected in site.expected_files:
         try:

@@ -14,15 +14,15 @@ import stat
 import sys
 from pathlib import Path
 
-from .classify import ClassifyOptions
-from .config import DEFAULT_HOME, ENV_HOME, OUTBOX_URL, load_settings
-from .errors import ConfigError, IngestError, InputError
-from .importer import ImportOptions
-from .logs.formats import resolve_name
-from .matomo.retry import RetryPolicy
-from .report import render_text, totals
+from ..config import DEFAULT_HOME, ENV_HOME, OUTBOX_URL, load_settings
+from ..errors import ConfigError, IngestError, InputError
+from ..logs.formats import resolve_name
+from ..matomo.retry import RetryPolicy
+from ..vocabulary import FILE_LOADED
+from ..weblogs.classify import ClassifyOptions
+from ..weblogs.importer import ImportOptions
 from .spool import discard, spool
-from .vocabulary import FILE_LOADED
+from .summary import render_text, totals
 
 EXIT_OK, EXIT_INCOMPLETE, EXIT_CONFIG, EXIT_INTERRUPTED = 0, 1, 2, 130
 INTERRUPTED = "analytics-ingest: interrupted; delivered batches are recorded, rerun to resume"
@@ -94,8 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--site", help="site key or Matomo id from the sites file (default: the only site)")
     _add_common(rep)
 
-    from .opencast.cli import add_harvest_parser
-    from .usage.cli import add_report_parser
+    from .harvest import add_harvest_parser
+    from .report import add_report_parser
 
     add_harvest_parser(sub)
     add_report_parser(sub)
@@ -155,7 +155,7 @@ def _check_paths(paths: list[str]) -> list[tuple[str, str | None]]:
 
 
 def _spool(path: str, settings) -> Path:
-    """Copy stdin (``-``) or a non-regular file to the spool (see :mod:`analytics_ingest.spool`)."""
+    """Copy stdin (``-``) or a non-regular file to the spool (see :mod:`analytics_ingest.cli.spool`)."""
     if path == "-":
         stdin = getattr(sys.stdin, "buffer", None)
         if stdin is None:
@@ -170,7 +170,7 @@ def _spool(path: str, settings) -> Path:
 
 
 def cmd_import(args) -> int:
-    from .engine import make_importer, open_ledger
+    from ..engine import make_importer, open_ledger
     from .progress import Progress
 
     settings = _settings(args, args.matomo_url)
@@ -196,7 +196,7 @@ def cmd_import(args) -> int:
         date_format=args.log_date_format,
         classify=classify,
     )
-    from .importer import Importer
+    from ..weblogs.importer import Importer
 
     for _given, real in inputs:  # every file is usable before any hit is sent
         if real is not None:
@@ -251,7 +251,7 @@ def cmd_import(args) -> int:
 
 
 def cmd_status(args) -> int:
-    from .engine import open_ledger
+    from ..engine import open_ledger
 
     settings = _settings(args)
     ledger = open_ledger(settings)
@@ -274,8 +274,9 @@ def cmd_status(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    demo_dir = Path(__file__).resolve().parent / "demo"
-    paths = sorted(str(p) for p in demo_dir.iterdir() if p.name.startswith("access"))
+    from ..demo import DEMO_DIR
+
+    paths = sorted(str(p) for p in DEMO_DIR.iterdir() if p.name.startswith("access"))
     argv = ["import", *paths, "--site", "1", "--no-progress"]
     if args.home:
         argv += ["--home", args.home]
@@ -289,10 +290,10 @@ def cmd_demo(args) -> int:
 
 
 def cmd_replay(args) -> int:
-    from .cloudwatch.pipeline import CloudwatchConfig, replay_window
-    from .cloudwatch.window import parse_window
-    from .engine import open_ledger
-    from .sites import pick_site
+    from ..cloudwatch.pipeline import CloudwatchConfig, replay_window
+    from ..cloudwatch.window import parse_window
+    from ..engine import open_ledger
+    from ..sites import pick_site
 
     start, end = parse_window(args.start, args.end)  # argument errors first, before any setting
     settings = _settings(args)
@@ -308,13 +309,13 @@ def cmd_replay(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from .usage.cli import run_report
+    from .report import run_report
 
     return run_report(args)
 
 
 def cmd_harvest(args) -> int:
-    from .opencast.cli import run_harvest
+    from .harvest import run_harvest
 
     return run_harvest(args)
 

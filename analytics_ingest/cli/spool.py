@@ -18,7 +18,7 @@ import stat
 from pathlib import Path
 from typing import BinaryIO
 
-from .errors import InputError
+from ..errors import InputError
 
 SPOOL_DIR = "spool"
 _BLOCK = 1 << 20

@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from typing import Callable
 from zoneinfo import ZoneInfo
 
+from ..errors import InputError
+from ..hits import Hit
+from ..logs import open_log, scan
+from ..vocabulary import DOWNLOADS, FILE_INVALID, PAGES
 from .classify import ClassifyOptions
-from .errors import InputError
-from .hits import Hit
-from .logs import open_log, scan
-from .vocabulary import DOWNLOADS, FILE_INVALID, PAGES
 
 
 @dataclass

@@ -19,8 +19,8 @@ import threading
 import zlib
 from zoneinfo import ZoneInfo
 
-from .errors import DeliveryError, IngestError
-from .matomo.batches import Batch
+from ..errors import DeliveryError, IngestError
+from ..matomo.batches import Batch
 
 QUEUE_DEPTH = 4  # batches waiting per lane: bounded so memory stays flat
 

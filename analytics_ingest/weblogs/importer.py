@@ -1,7 +1,7 @@
 """Import one access-log file into Matomo, exactly once.
 
 The steps, each explained where it happens:
-1. identify the file by its content (:mod:`analytics_ingest.file_identity`): a renamed, rotated,
+1. identify the file by its content (:mod:`analytics_ingest.weblogs.file_identity`): a renamed, rotated,
    recompressed or re-spelled file is the content the ledger already knows;
 2. take the file's lease (with a fencing token) so no other import sends its hits at the same time;
 3. stream it: read → parse → classify → render requests → lanes → Matomo (or the outbox);
@@ -23,19 +23,15 @@ import uuid
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 
-from .classify import ClassifyOptions
-from . import file_identity
-from .errors import ConfigError, DeliveryError, InputError, IngestError, LeaseHeld, LeaseLost
-from .lanes import DayGate, DeliveryStats, LaneWorker, lane_of
-from .logs import open_log, scan
-from .logs.formats import JOURNAL_FORMAT_NAMES
-from .logs.probe import check_usable
-from .logs.reader import part_line_count
-from .matomo.batches import Batch, LaneBuffer
-from .matomo.pageview_ids import PageviewIds
-from .matomo.tracking import RequestBuilder
-from .parallel import JOB_LINES, MIN_PARALLEL_BYTES, init_worker, parallel_scan, worker_count
-from .vocabulary import (
+from ..errors import ConfigError, DeliveryError, IngestError, InputError, LeaseHeld, LeaseLost
+from ..logs import open_log, scan
+from ..logs.formats import JOURNAL_FORMAT_NAMES
+from ..logs.probe import check_usable
+from ..logs.reader import part_line_count
+from ..matomo.batches import Batch, LaneBuffer
+from ..matomo.pageview_ids import PageviewIds
+from ..matomo.tracking import RequestBuilder
+from ..vocabulary import (
     DOWNLOADS,
     FILE_FAILED,
     FILE_LOADED,
@@ -48,6 +44,10 @@ from .vocabulary import (
     KIND_LOG,
     PAGES,
 )
+from . import file_identity
+from .classify import ClassifyOptions
+from .lanes import DayGate, DeliveryStats, LaneWorker, lane_of
+from .parallel import JOB_LINES, MIN_PARALLEL_BYTES, init_worker, parallel_scan, worker_count
 
 LEASE_TTL = 120.0  # seconds; renewed every LEASE_TTL / 4 while the import runs
 

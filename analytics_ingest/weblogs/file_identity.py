@@ -24,11 +24,11 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from .errors import InputError
-from .ledger import ContentTaken
-from .logs.content import Content, content_of, content_prefix_hash
-from .logs.reader import prefix_fingerprint
-from .vocabulary import FILE_QUEUE, KIND_LOG
+from ..errors import InputError
+from ..ledger import ContentTaken
+from ..logs.content import Content, content_of, content_prefix_hash
+from ..logs.reader import prefix_fingerprint
+from ..vocabulary import FILE_QUEUE, KIND_LOG
 
 NEW, SAME, GROWN, SHORTER, CONFLICT = "new", "same", "grown", "shorter", "conflict"
 

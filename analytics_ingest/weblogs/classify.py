@@ -22,8 +22,8 @@ import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from .hits import Hit
-from .vocabulary import BOTS, DOWNLOADS, FILTERED, HTTP_ERRORS, HTTP_REDIRECTS, PAGES, STATIC
+from ..hits import Hit
+from ..vocabulary import BOTS, DOWNLOADS, FILTERED, HTTP_ERRORS, HTTP_REDIRECTS, PAGES, STATIC
 
 # import_logs' defaults (same members; our own layout).
 STATIC_EXTENSIONS = frozenset(

@@ -23,13 +23,13 @@ from collections import Counter
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from .errors import InputError
-from .hits import Hit
-from .logs import open_log
-from .logs.detect import DETECT_LINES, detect_parser
-from .logs.formats import make_parser
-from .logs.reader import TOO_LONG, decode_part
-from .logs.scan import DETECT_GIVE_UP_LINES
+from ..errors import InputError
+from ..hits import Hit
+from ..logs import open_log
+from ..logs.detect import DETECT_LINES, detect_parser
+from ..logs.formats import make_parser
+from ..logs.reader import TOO_LONG, decode_part
+from ..logs.scan import DETECT_GIVE_UP_LINES
 
 COMPRESSED_WHOLE_LIMIT = 64 << 20  # compressed files up to this size are read whole for their days
 TAIL_BYTES = 1 << 20  # plain files: the lines of the last MiB are sampled too

@@ -13,21 +13,21 @@ from __future__ import annotations
 import collections
 import datetime as dt
 import os
-from itertools import accumulate, chain
-from zoneinfo import ZoneInfo
 import signal
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
+from itertools import accumulate, chain
+from zoneinfo import ZoneInfo
 
+from ..logs.detect import DETECT_LINES, detect_parser
+from ..logs.formats import make_parser
+from ..logs.reader import decode_part, part_line_count
+from ..logs.scan import MAX_SAMPLES, ScanStats, _Counter, scan
+from ..matomo.pageview_ids import PageviewIds
+from ..matomo.tracking import RequestBuilder
 from .classify import Classifier
 from .lanes import lane_of
-from .logs.detect import DETECT_LINES, detect_parser
-from .logs.formats import make_parser
-from .logs.reader import decode_part, part_line_count
-from .logs.scan import MAX_SAMPLES, ScanStats, _Counter, scan
-from .matomo.pageview_ids import PageviewIds
-from .matomo.tracking import RequestBuilder
 
 JOB_LINES = 10000
 STATELESS = {"common", "combined", "common_vhost", "common_complete", "nginx_json", "elb", "alb", "regex"}
