@@ -94,14 +94,17 @@ Options of ``FakeMatomo(...)`` besides token, sites, host, port, superuser, vers
   ``getBotIpRanges`` of 4.12.3: Google, Live/Bing/MSN, Yahoo, one IP) exclude a request whose ``cip``
   is in them unless it carries ``bots=1`` (``isNonHumanBot``; DeviceDetector's agent list is not
   modelled). Off by default so generated logs are stored whole.
+* ``bot_user_agents=()`` -- case-insensitive substrings standing in for DeviceDetector's bot list
+  (``isNonHumanBot``'s ``$deviceDetector->isBot()``): a request whose ``ua`` contains one is
+  excluded unless it carries ``bots=1``. The real list is Matomo's; a test names the agents it needs.
 
-Visit exclusion (``VisitExcluded::isExcluded``, in Matomo's order: bot IP ranges when
-``bot_ip_ranges``, then the site's plus the global excluded IPs -- an IP, ``a.b.c.d/n`` or ``a.b.*.*``
+Visit exclusion (``VisitExcluded::isExcluded``, in Matomo's order: ``bot_user_agents`` and the
+bot IP ranges when ``bot_ip_ranges``, then the site's plus the global excluded IPs -- an IP, ``a.b.c.d/n`` or ``a.b.*.*``
 -- then the global plus the site's excluded user agents: a case-insensitive substring, or a
 ``/regex/flags`` entry whose answer is final, as in Matomo's loop). An excluded request is valid,
 counts in the answer's ``tracked`` (core/Tracker.php: "an excluded visit is considered 'successfully
 logged'") and is not stored; ``fake.excluded`` lists ``{"idsite", "cip", "ua", "reason"}`` with
-reason ``bot_ip_range``, ``excluded_ip`` or ``excluded_user_agent``.
+reason ``bot_user_agent``, ``bot_ip_range``, ``excluded_ip`` or ``excluded_user_agent``.
 
 Archive model (opt-in) -- ``FakeMatomo(..., archiving=True)``: ``VisitsSummary.get`` and
 ``Actions.get`` answer from archived snapshots, as a Matomo with browser-triggered archiving
@@ -806,6 +809,7 @@ class FakeMatomo:
         visits_log: bool | str = True,
         commit_delay: float = 0.0,
         bot_ip_ranges: bool = False,
+        bot_user_agents: tuple = (),
         excluded_ips_global: str = "",
         excluded_user_agents_global: str = "",
     ) -> None:
@@ -826,6 +830,7 @@ class FakeMatomo:
         self.commit_delay = float(commit_delay)  # seconds every bulk POST waits before its commit
         # Visit exclusion (see the module docstring): the built-in bot ranges are opt-in.
         self.bot_ip_ranges = bot_ip_ranges
+        self.bot_user_agents = tuple(bot_user_agents)
         self.excluded_ips_global = excluded_ips_global
         self.excluded_user_agents_global = excluded_user_agents_global
         # Opt-in: reports come from archived snapshots instead of live (see the module docstring).
@@ -1193,21 +1198,25 @@ class FakeMatomo:
                   if r is not None]
         entries = [e.strip() for e in f"{self.excluded_user_agents_global},{site['excluded_user_agents']}".split(",")]
         agents = list(dict.fromkeys(e for e in entries if e))
-        return (self.bot_ip_ranges, ranges, agents) if self.bot_ip_ranges or ranges or agents else ()
+        bots = self.bot_user_agents
+        return (self.bot_ip_ranges, bots, ranges, agents) if self.bot_ip_ranges or bots or ranges or agents else ()
 
     @staticmethod
-    def _excluded_reason(params: dict, ip: str, bot_ranges: bool, ranges: list, agents: list) -> str | None:
+    def _excluded_reason(params: dict, ip: str, bot_ranges: bool, bot_agents: tuple, ranges: list,
+                         agents: list) -> str | None:
         """Matomo's VisitExcluded::isExcluded for the parts the fake models (module docstring)."""
         try:
             address = ipaddress.ip_address(ip)
         except ValueError:
             address = None
+        agent = params.get("ua", "")
+        if bot_agents and not params.get("bots") and any(b.lower() in agent.lower() for b in bot_agents):
+            return "bot_user_agent"
         if bot_ranges and not params.get("bots") and address is not None:
             if any(address in net for net in _BOT_NETWORKS if net.version == address.version):
                 return "bot_ip_range"
         if address is not None and any(address in r for r in ranges if r.version == address.version):
             return "excluded_ip"
-        agent = params.get("ua", "")
         for entry in agents:
             if entry.lower() in agent.lower():
                 return "excluded_user_agent"
