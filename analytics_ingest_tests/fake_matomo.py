@@ -99,11 +99,11 @@ Options of ``FakeMatomo(...)`` besides token, sites, host, port, superuser, vers
   excluded unless it carries ``bots=1``. The real list is Matomo's; a test names the agents it needs.
 
 Visit exclusion (``VisitExcluded::isExcluded``, in Matomo's order: ``bot_user_agents`` and the
-bot IP ranges when ``bot_ip_ranges``, then the site's plus the global excluded IPs -- an IP, ``a.b.c.d/n`` or ``a.b.*.*``
--- then the global plus the site's excluded user agents: a case-insensitive substring, or a
-``/regex/flags`` entry whose answer is final, as in Matomo's loop). An excluded request is valid,
-counts in the answer's ``tracked`` (core/Tracker.php: "an excluded visit is considered 'successfully
-logged'") and is not stored; ``fake.excluded`` lists ``{"idsite", "cip", "ua", "reason"}`` with
+bot IP ranges when ``bot_ip_ranges``, then the site's plus the global excluded IPs -- an IP,
+``a.b.c.d/n`` or ``a.b.*.*`` -- then the global plus the site's excluded user agents: a
+case-insensitive substring, or a ``/regex/flags`` entry whose answer is final, as in Matomo's
+loop). An excluded request is valid, counts in the answer's ``tracked`` (core/Tracker.php: "an
+excluded visit is considered 'successfully logged'") and is not stored; ``fake.excluded`` lists ``{"idsite", "cip", "ua", "reason"}`` with
 reason ``bot_user_agent``, ``bot_ip_range``, ``excluded_ip`` or ``excluded_user_agent``.
 
 Archive model (opt-in) -- ``FakeMatomo(..., archiving=True)``: ``VisitsSummary.get`` and
@@ -1332,7 +1332,8 @@ class FakeMatomo:
         if name in ("SitesManager.getExcludedIpsGlobal", "SitesManager.getExcludedUserAgentsGlobal"):
             if not self.superuser:  # Piwik::checkUserHasSomeAdminAccess
                 raise _ApiError("You can't access this resource as it requires 'admin' access.")
-            return {"value": self.excluded_ips_global if name.endswith("IpsGlobal") else self.excluded_user_agents_global}
+            ips = name.endswith("IpsGlobal")
+            return {"value": self.excluded_ips_global if ips else self.excluded_user_agents_global}
         if name == "Live.getLastVisitsDetails":
             return self._live(p)
         if name in ("VisitsSummary.get", "Actions.get"):

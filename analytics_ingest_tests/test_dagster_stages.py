@@ -4,12 +4,14 @@ matomo_archive with its reports check, against the fake Matomo; the sensors that
 from __future__ import annotations
 
 import datetime as dt
+import importlib.metadata
 
 import dagster as dg
 import pandas as pd
 import pytest
 
 from analytics_ingest.config import load_settings
+from analytics_ingest.counter import ROBOTS_LIST
 from analytics_ingest.defs.archive.assets import build_archive_assets
 from analytics_ingest.defs.counter.assets import build_counter_assets
 from analytics_ingest.defs.resources import IngestResource
@@ -88,6 +90,7 @@ def test_one_run_takes_a_day_from_logs_to_counter_metrics_and_fresh_reports(env)
     assert counter["day_status"] == "calculated" and _day_status(DAY) == "calculated"
     assert counter["rows_read"] == manifest["tracked"]
     assert counter["Total_Item_Investigations"] > 0 and counter["items"] > 0
+    assert counter["robots_list"] == ROBOTS_LIST and importlib.metadata.version("counter-robots") in ROBOTS_LIST
     items = pd.read_parquet(counter["items_parquet"])
     assert items["Total_Item_Investigations"].sum() == counter["Total_Item_Investigations"]
     assert (items["Unique_Item_Investigations"] <= items["Total_Item_Investigations"]).all()
@@ -99,6 +102,9 @@ def test_one_run_takes_a_day_from_logs_to_counter_metrics_and_fresh_reports(env)
     check = checks["reports_match_ledger"]
     assert check.passed, check.description
     assert check.metadata["ledger_nb_pageviews"].value == check.metadata["matomo_nb_pageviews"].value > 0
+    assert check.metadata["excluded_by_matomo"].value == 0  # the fake models no bot IP range unless asked
+    assert check.metadata["delivered"].value == check.metadata["expected_in_reports"].value \
+        == check.metadata["in_reports"].value > 0
 
     again = _materialize(DAY)  # nothing new: no hit sent, no invalidation, the archive says why it skipped
     assert again.success and fake.duplicates() == {} and len(fake.invalidations) == 1

@@ -2,7 +2,9 @@
 
 An archiver can exit 0 and still leave a day's reports stale (a PHP memory limit, a lock, a
 misconfigured ``--force-date-range``). Comparing the archived totals with the ledger's count of
-imported hits is the only way to notice, so the archive stage ends with :func:`compare_with_ledger`.
+imported hits is the only way to notice, so the archive stage ends with :func:`compare_with_ledger`
+(``archiving.check_reports`` first subtracts the hits Matomo's tracker excluded, and words the next
+step from the ledger).
 """
 
 from __future__ import annotations
@@ -94,7 +96,8 @@ def compare_with_ledger(reported: DayTotals, imported_pageviews: int, imported_d
         parts = ", ".join(f"{m.actual} of {m.expected} imported {_label(n)} ({-m.difference} missing)"
                           for n, m in missing.items())
         description = (f"Matomo reports {parts} for {where}: the day's reports were not (re)computed — "
-                       "invalidate the day and run core:archive again, then check the archiver's output")
+                       f"re-run matomo_archive for {reported.day} (it invalidates the day and runs core:archive), "
+                       "then check the archiver's output")
         return Verdict(False, description, metrics)
     if extra and exact:
         parts = ", ".join(f"{m.actual} {_label(n)} where {m.expected} were imported (+{m.difference})"

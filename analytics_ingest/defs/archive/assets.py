@@ -28,9 +28,11 @@ def archive_key(site) -> dg.AssetKey:
 CHECK = "reports_match_ledger"
 CHECK_DESCRIPTION = (
     "Matomo's page views and downloads of the day (VisitsSummary.get / Actions.get) account for every hit the "
-    "ledger delivered: equal, or at least as many when the site also has a JS tracker (archive: {exact: false}). "
-    "A silent archive failure shows here. It warns instead of failing when MATOMO_ARCHIVE_RUNNER is none: "
-    "Matomo's own cron may not have archived yet."
+    "ledger delivered, less those Matomo's tracker excluded although it answered them as tracked (its bot IP "
+    "ranges, the excluded IPs and user agents): equal, or at least as many when the site also has a JS tracker "
+    "(archive: {exact: false}). A silent archive failure shows here, with the next step (the import, or "
+    "matomo_archive). It warns instead of failing when MATOMO_ARCHIVE_RUNNER is none: Matomo's own cron may not "
+    "have archived yet."
 )
 
 
@@ -70,11 +72,23 @@ def build_archive_assets(site, extra_deps=()) -> list[dg.AssetsDefinition]:
                 raise fail(exc) from None
             try:
                 outcome = archiving.check_reports(settings, ledger, site, day)
+                check_metadata = {"checked": outcome.checked,
+                                  **{f"ledger_{k}": v for k, v in outcome.delivered.items()},
+                                  **{f"matomo_{k}": v for k, v in outcome.reported.items()},
+                                  "delivered": sum(outcome.delivered.values()),
+                                  "excluded_by_matomo": outcome.excluded_total,
+                                  "excluded_by_reason": dg.MetadataValue.json(outcome.excluded),
+                                  "expected_in_reports": sum(outcome.expected.values()),
+                                  "robot_agents_delivered": outcome.bot_agents}
+                if outcome.reported:
+                    check_metadata["in_reports"] = sum(outcome.reported.values())
+                if outcome.next_step:
+                    check_metadata["next_step"] = dg.MetadataValue.text(outcome.next_step)
+                if outcome.unread:
+                    check_metadata["settings_not_read"] = dg.MetadataValue.text("; ".join(outcome.unread))
                 check = dg.AssetCheckResult(
                     check_name=CHECK, passed=outcome.passed, severity=_severity(), description=outcome.description,
-                    metadata={"checked": outcome.checked,
-                              **{f"ledger_{k}": v for k, v in outcome.expected.items()},
-                              **{f"matomo_{k}": v for k, v in outcome.reported.items()}},
+                    metadata=check_metadata,
                 )
             except IngestError as exc:
                 check = dg.AssetCheckResult(check_name=CHECK, passed=False, severity=_severity(), description=str(exc))
