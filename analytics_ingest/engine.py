@@ -38,9 +38,11 @@ def resolve_site_and_sink(settings: Settings, site_id: int, policy: RetryPolicy 
 
 
 def make_importer(settings: Settings, ledger, site_id: int, *, policy=None, progress=None, lease_wait=0.0,
-                  parallel=True, lease_ttl=None, timezone: str | None = None):
+                  parallel=True, lease_ttl=None, timezone: str | None = None, site_wait: float | None = None,
+                  on_site_wait=None):
     """An importer for one site. ``timezone``: the site's timezone from the sites file, which
-    names its days everywhere (ledger, metadata, partitions); without it, Matomo's (UTC offline)."""
+    names its days everywhere (ledger, metadata, partitions); without it, Matomo's (UTC offline).
+    ``site_wait``: seconds to wait for another Matomo writer of the site (None: as long as it takes)."""
     if getattr(ledger, "destination", settings.destination) != settings.destination:
         raise ValueError(f"the ledger is opened for {ledger.destination}, not {settings.destination}")
     site, sink = resolve_site_and_sink(settings, site_id, policy)
@@ -53,7 +55,8 @@ def make_importer(settings: Settings, ledger, site_id: int, *, policy=None, prog
             )
         site = dataclasses.replace(site, timezone=timezone)
     extra = {} if lease_ttl is None else {"lease_ttl": lease_ttl}
-    return Importer(ledger, sink, site, progress=progress, lease_wait=lease_wait, parallel=parallel, **extra)
+    return Importer(ledger, sink, site, progress=progress, lease_wait=lease_wait, parallel=parallel,
+                    site_wait=site_wait, on_site_wait=on_site_wait, **extra)
 
 
 def _zone_name(name: str) -> str:

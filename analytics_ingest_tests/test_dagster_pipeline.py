@@ -210,7 +210,7 @@ def test_production_and_dev_instance_files_are_valid_dagster_config(tmp_path):
     root = Path(__file__).resolve().parent.parent
     shutil.copy(root / "dagster.yaml", tmp_path / "dagster.yaml")
     with dg.DagsterInstance.from_config(str(tmp_path)) as instance:  # raises on invalid config
-        assert instance.get_concurrency_config().pool_config.default_pool_limit == 1
+        assert instance.get_concurrency_config().pool_config.default_pool_limit == 2  # the "matomo" pool
 
 
 def test_rsync_job_runs_each_sites_commands_and_fails_on_a_failing_one(tmp_path, monkeypatch):

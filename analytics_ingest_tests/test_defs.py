@@ -173,3 +173,17 @@ def test_opencast_events_link_to_their_sites_days_across_zones(monkeypatch):
     monkeypatch.setenv("OPENCAST_MATOMO_SITE", "7")  # events for another site: no edge to this one
     graph = defs().resolve_asset_graph()
     assert dg.AssetKey("opencast_matomo_events") not in graph.get(dg.AssetKey(["demo_site", "matomo_archive"])).parent_keys
+
+
+def test_every_matomo_writer_and_only_they_run_in_the_matomo_pool():
+    """Issue #13 item 3: the cap across sites holds for runs from the UI and backfills too, so it is
+    a pool on the steps (not a tag on some jobs); one writer per site is the ledger's site lock."""
+    d = defs()
+    pools = {}
+    for key in d.resolve_asset_graph().get_all_asset_keys():
+        pools[key.to_user_string()] = d.resolve_assets_def(key).op.pool
+    writers = {k for k, pool in pools.items() if pool == "matomo"}
+    assert writers == {"demo_site/matomo_import", "demo_site/matomo_replay", "opencast_matomo_events",
+                       "demo_site/matomo_archive"}
+    assert {pool for k, pool in pools.items() if k not in writers} == {None}
+    assert all(not j.tags.get("analytics_ingest/matomo") for j in d.resolve_all_job_defs())

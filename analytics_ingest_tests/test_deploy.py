@@ -49,7 +49,7 @@ def test_production_instance_runs_on_postgres_with_the_concurrency_limits(pg_db,
     with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
         assert type(instance.run_storage).__name__ == "PostgresRunStorage"
         assert type(instance.event_log_storage).__name__ == "PostgresEventLogStorage"
-        assert instance.get_concurrency_config().pool_config.default_pool_limit == 1
+        assert instance.get_concurrency_config().pool_config.default_pool_limit == 2  # the "matomo" pool
         assert instance.get_runs() == []
 
 

@@ -64,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--useragent-exclude", action="append", default=[], metavar="SUBSTRING")
     imp.add_argument("--force", action="store_true", help="re-import a file whose content changed")
     imp.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
-                     help="wait this long for another import of the same file to finish")
+                     help="wait this long for another import of the same file, or another Matomo writer of the site, to finish")
     imp.add_argument("--matomo-url", help="Matomo base URL (env MATOMO_URL; unset = offline outbox)")
     imp.add_argument("--retry-max-attempts", type=_positive, default=8)
     imp.add_argument("--retry-delay", type=float, default=1.0, help="first retry delay in seconds (doubles)")
@@ -209,7 +209,8 @@ def cmd_import(args) -> int:
     ledger = open_ledger(settings)
     try:
         importer = make_importer(settings, ledger, args.site, policy=policy, progress=progress, lease_wait=args.wait,
-                                 lease_ttl=args.lease_ttl)
+                                 lease_ttl=args.lease_ttl, site_wait=args.wait,
+                                 on_site_wait=lambda line: print(line, file=sys.stderr, flush=True))
         results = []
         interrupted = False
         with importer:

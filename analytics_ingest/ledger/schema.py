@@ -234,6 +234,18 @@ archives = Table(
     Column("message", String(MESSAGE_MAX), nullable=True),
 )
 
+# One Matomo writer per site (analytics_ingest.site_writer): a lock row per (destination, site).
+site_writers = Table(
+    "ledger_site_writer",
+    metadata,
+    Column("destination", String(DESTINATION_MAX), primary_key=True),
+    Column("site_id", Integer, primary_key=True, autoincrement=False),
+    Column("owner", String(OWNER_MAX), nullable=True),
+    Column("what", String(OWNER_MAX), nullable=True),  # what the holder does, shown to whoever waits
+    Column("since", UTCDateTime, nullable=True),
+    Column("expires_at", UTCDateTime, nullable=True),
+)
+
 SUMMARY_FIELDS = tuple(c.name for c in summaries.columns if c.name not in ("id", "file_id"))
 
 __all__ = [
@@ -246,6 +258,7 @@ __all__ = [
     "expected_files",
     "days",
     "archives",
+    "site_writers",
     "UTCDateTime",
     "SUMMARY_FIELDS",
 ]

@@ -49,6 +49,7 @@ from ..vocabulary import (
 )
 from . import migrate as _migrate
 from . import schema as S
+from .site_writers import SiteWriters
 
 DEFAULT_EXPECTED_FILES = 1
 OUTBOX_DESTINATION = "outbox"  # the offline outbox; a Matomo is "matomo:<base URL>" (config.Settings)
@@ -223,7 +224,7 @@ def _sqlite_setup_lock(url):
 
 
 # --- the ledger ---------------------------------------------------------------------------------
-class Ledger:
+class Ledger(SiteWriters):
     """Control tables for exactly-once imports (see the module docstring)."""
 
     def __init__(self, url: str, *, migrate: bool = True, destination: str = OUTBOX_DESTINATION) -> None:

@@ -22,6 +22,7 @@ import time
 import uuid
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
+from typing import Callable
 
 from ..errors import ConfigError, DeliveryError, IngestError, InputError, LeaseHeld, LeaseLost
 from ..logs import open_log, scan
@@ -31,6 +32,7 @@ from ..logs.reader import part_line_count
 from ..matomo.batches import Batch, LaneBuffer
 from ..matomo.pageview_ids import PageviewIds
 from ..matomo.tracking import RequestBuilder
+from ..site_writer import site_writer
 from ..vocabulary import (
     DOWNLOADS,
     FILE_FAILED,
@@ -195,8 +197,11 @@ class Importer:
     """Imports files of one site through one sink, recording everything in the ledger."""
 
     def __init__(self, ledger, sink, site, *, progress=None, lease_wait: float = 0.0, parallel: bool = True,
-                 lease_ttl: float = LEASE_TTL) -> None:
+                 lease_ttl: float = LEASE_TTL, site_wait: float | None = None,
+                 on_site_wait: Callable[[str], None] | None = None) -> None:
         self.ledger = ledger
+        # How long to wait for another Matomo writer of the same site (None: as long as it takes).
+        self.site_wait, self.on_site_wait = site_wait, on_site_wait
         self.lease_ttl = lease_ttl
         self.sink = sink
         self.site = site  # matomo.api.SiteInfo
@@ -307,6 +312,13 @@ class Importer:
             # our own files, filtered on purpose (other sites, not tracker requests): not probed.
             self.check_usable(path, options)
         self._ensure_pool(path)
+        # One Matomo writer per site (Matomo's per-day salt race between two imports of a site).
+        with site_writer(self.ledger, self.site.idsite, f"import of {os.path.basename(path)}",
+                         wait=self.site_wait, on_wait=self.on_site_wait):
+            return self._import_leased(record, ident, path, options)
+
+    def _import_leased(self, record, ident: file_identity.Identified, path: str,
+                       options: ImportOptions) -> ImportResult:
         owner, generation = self._acquire(record.id, path)
         try:
             record, note = self._compare(ident)

@@ -17,6 +17,7 @@ from ...errors import IngestError
 from ...matomo.archive import ENV_RUNNER
 from ..failures import fail
 from ..partitions import site_days
+from ..pools import MATOMO_POOL
 from ..resources import IngestResource
 from ..weblogs.assets import OWNERS, import_key
 
@@ -52,7 +53,7 @@ def build_archive_assets(site, extra_deps=()) -> list[dg.AssetsDefinition]:
         group_name=site.key,
         kinds={"matomo"},
         owners=OWNERS,
-        pool=f"matomo_site_{site.id}",
+        pool=MATOMO_POOL,
         tags={"site": site.key},
         check_specs=[dg.AssetCheckSpec(CHECK, asset=archive_key(site), description=CHECK_DESCRIPTION)],
         description=(

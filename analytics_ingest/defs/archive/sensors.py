@@ -6,7 +6,7 @@ version of a day is archived once)."""
 import dagster as dg
 
 from ...archiving import archive_needed
-from ...vocabulary import DAY_STATUSES, DAY_LOADED
+from ...vocabulary import DAY_LOADED, DAY_STATUSES
 from ..partitions import site_days
 from ..resources import IngestResource
 

@@ -3,7 +3,6 @@
 
 
 import datetime as dt
-
 import os
 
 import dagster as dg
@@ -14,6 +13,7 @@ from ...cloudwatch.store import ENV_S3
 from ...errors import IngestError
 from ..failures import fail
 from ..partitions import site_days
+from ..pools import MATOMO_POOL
 from ..resources import IngestResource
 from ..weblogs.assets import OWNERS
 
@@ -94,7 +94,7 @@ def build_cloudwatch_assets(site, config: CloudwatchConfig) -> list[dg.AssetsDef
         group_name=site.key,
         kinds={"matomo"},
         owners=OWNERS,
-        pool=f"matomo_site_{site.id}",
+        pool=MATOMO_POOL,
         tags={"site": site.key},
         description=(
             f"The day's missed tracker requests replayed into Matomo site {site.id} with their original parameters "

@@ -12,8 +12,8 @@ import datetime as dt
 
 import dagster as dg
 
-from ...errors import IngestError
 from ...counter.daily import compute_counter_day
+from ...errors import IngestError
 from ...pretable import build_pretable
 from ..failures import fail
 from ..partitions import site_days

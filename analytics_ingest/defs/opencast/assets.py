@@ -13,6 +13,7 @@ from ...errors import IngestError
 from ...opencast.daily import deliver_journal, episodes_day, harvest_day, matomo_site
 from ...opencast.settings import OpencastSettings
 from ..failures import fail
+from ..pools import MATOMO_POOL
 from ..resources import IngestResource
 from ..weblogs.assets import OWNERS
 
@@ -95,7 +96,7 @@ def build_opencast_assets(environ: Environ = None) -> list[dg.AssetsDefinition]:
 
     @dg.asset(
         key=MATOMO_EVENTS, deps=[useractions], partitions_def=partitions, group_name=GROUP, kinds={"matomo"},
-        owners=OWNERS, pool=f"matomo_site_{site_id}",
+        owners=OWNERS, pool=MATOMO_POOL,
         description=(
             f"The day's user actions as Matomo events of site {site_id} (e_c category, e_a action type, e_n episode), "
             "with the viewer's IP and user agent and the action's time, delivered exactly once through the importer: "

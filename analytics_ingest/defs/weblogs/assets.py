@@ -1,7 +1,8 @@
 """Per-site assets: the day's log files (Queue) and their import into Matomo (Partial → Loaded).
 
 One pair of assets per configured site, each partitioned by the site's own days, so every site
-has its own status bar in the UI, its own backfills and its own concurrency pool.
+has its own status bar in the UI and its own backfills. The import runs in the ``matomo`` pool
+(:mod:`analytics_ingest.defs.pools`) with every other Matomo writer.
 """
 
 
@@ -12,10 +13,10 @@ import dagster as dg
 from ...vocabulary import DAY_LOADED, DAY_STATUSES, FILE_INVALID, FILE_LOADED, IGNORED_CATEGORIES, KIND_LOG
 from ...weblogs import pipeline
 from ..partitions import site_days
+from ..pools import MATOMO_POOL
 from ..resources import IngestResource
 
 OWNERS = ["team:analytics"]
-IMPORT_TAG = "analytics_ingest/matomo"  # run-level tag limited globally in dagster.yaml
 # 365 days of one site in 12 runs; one run's failure leaves the other months' status intact.
 BACKFILL = dg.BackfillPolicy.multi_run(max_partitions_per_run=31)
 # A day past Loaded (pretable, calculated, done) is still completely imported.
@@ -128,7 +129,7 @@ def build_site_assets(site) -> list[dg.AssetsDefinition]:
         kinds={"matomo"},
         owners=OWNERS,
         backfill_policy=BACKFILL,
-        pool=f"matomo_site_{site.id}",
+        pool=MATOMO_POOL,
         check_specs=[dg.AssetCheckSpec("day_loaded", asset=import_key(site), blocking=True,
                                        description="Every day of the run is Loaded: all expected files completely "
                                                    "imported. The days that are not are the run's failed partitions.")],

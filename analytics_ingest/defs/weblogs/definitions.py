@@ -4,7 +4,7 @@
 import dagster as dg
 
 from ...sites import load_sites
-from .assets import IMPORT_TAG, build_site_assets, files_key, import_key
+from .assets import build_site_assets, files_key, import_key
 from .schedules import NO_RETRY_ON_STEP_FAILURE, build_daily_schedule, rsync_pull_job, rsync_schedule
 from .sensors import build_log_sensor
 
@@ -14,7 +14,7 @@ def site_job(site):
         name=f"{site.key}_import",
         selection=dg.AssetSelection.assets(files_key(site), import_key(site)),
         # A failed day is waiting for files: a run retry cannot make it Loaded.
-        tags={IMPORT_TAG: "import", **NO_RETRY_ON_STEP_FAILURE},
+        tags=NO_RETRY_ON_STEP_FAILURE,
         description=f"Queue and import days of {site.name} (Matomo site {site.id}).",
     )
 
