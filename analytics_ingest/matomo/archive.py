@@ -177,7 +177,8 @@ class LocalRunner:
             # The program's name only: the full command line is long and the result carries it.
             raise ArchiveError(
                 f"archive command {os.path.basename(argv[0])!r} for site {idsite} {first}..{last} exited "
-                f"with status {done.returncode}: {_redact(reason)} — fix the cause, then run the import again"
+                f"with status {done.returncode}: {_redact(reason)} — fix the cause, then re-run matomo_archive for "
+                f"{first}..{last}"
             )
         return RunnerResult(
             runner=self.name, command=shown, exit_status=done.returncode,
