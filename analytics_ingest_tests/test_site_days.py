@@ -142,3 +142,26 @@ def test_local_days_keep_every_hit_and_put_it_on_its_local_date(zone):
         assert days == expected
 
     check()
+
+
+def test_a_cli_import_names_days_by_the_sites_file_timezone_offline(tmp_path, monkeypatch):
+    """The CLI is a shell over the same engine: with the sites file the user configured, its days
+    are the site's days, not UTC days (offline there is no Matomo to ask)."""
+    from analytics_ingest.cli.main import main
+
+    day = dt.date(2024, 3, 14)
+    log = tmp_path / "access.log"
+    _day_log(log, day, "Pacific/Honolulu", 300, seed=11)
+    sites_file = tmp_path / "sites.yaml"
+    sites_file.write_text(
+        "sites:\n  - id: 1\n    key: web\n    name: Web\n    main_url: https://example.org\n    log_dir: .\n"
+        f"    timezone: Pacific/Honolulu\n    start_date: {day}\n")
+    for name in ("MATOMO_URL", "MATOMO_API_TOKEN", "ANALYTICS_INGEST_LEDGER_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("ANALYTICS_INGEST_SITES", str(sites_file))
+    home = tmp_path / "home"
+    assert main(["import", str(log), "--site", "1", "--home", str(home), "--no-progress", "--json"]) == 0
+    with open_ledger(load_settings(home=home, environ={})) as ledger:
+        (record,) = ledger.list_files(site_id=1)
+        assert ledger.file_days(record.id) == {day: 300}  # UTC would split it over the 14th and 15th
+        assert [(r.day, r.status) for r in ledger.day_statuses(site_id=1)] == [(day, DAY_LOADED)]

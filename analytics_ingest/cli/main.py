@@ -169,6 +169,17 @@ def _spool(path: str, settings) -> Path:
         return spool(stream, settings)
 
 
+def _site_timezone(site_id: int) -> str | None:
+    """The site's timezone from the sites file the user configured (``ANALYTICS_INGEST_SITES``),
+    so a CLI import names its days as the Dagster layer does; None when no sites file lists the
+    site (then Matomo's timezone, UTC offline). The bundled demo file is not taken for a real site."""
+    from ..sites import ENV_SITES, load_sites
+
+    if not os.environ.get(ENV_SITES):
+        return None
+    return next((s.timezone for s in load_sites() if s.id == int(site_id)), None)
+
+
 def cmd_import(args) -> int:
     from ..engine import make_importer, open_ledger
     from .progress import Progress
@@ -209,7 +220,7 @@ def cmd_import(args) -> int:
     ledger = open_ledger(settings)
     try:
         importer = make_importer(settings, ledger, args.site, policy=policy, progress=progress, lease_wait=args.wait,
-                                 lease_ttl=args.lease_ttl, site_wait=args.wait,
+                                 lease_ttl=args.lease_ttl, site_wait=args.wait, timezone=_site_timezone(args.site),
                                  on_site_wait=lambda line: print(line, file=sys.stderr, flush=True))
         results = []
         interrupted = False
