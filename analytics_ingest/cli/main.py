@@ -20,7 +20,6 @@ from ..logs.formats import resolve_name
 from ..matomo.retry import RetryPolicy
 from ..vocabulary import FILE_LOADED
 from ..weblogs.classify import ClassifyOptions
-from ..weblogs.importer import ImportOptions
 from .spool import discard, spool
 from .summary import render_text, totals
 
@@ -181,7 +180,10 @@ def _site_timezone(site_id: int) -> str | None:
 
 
 def cmd_import(args) -> int:
+    # The engine (SQLAlchemy, the importer) is imported when a command needs it: --help and the
+    # argument checks stay fast.
     from ..engine import make_importer, open_ledger
+    from ..weblogs.importer import Importer, ImportOptions
     from .progress import Progress
 
     settings = _settings(args, args.matomo_url)
@@ -207,7 +209,6 @@ def cmd_import(args) -> int:
         date_format=args.log_date_format,
         classify=classify,
     )
-    from ..weblogs.importer import Importer
 
     for _given, real in inputs:  # every file is usable before any hit is sent
         if real is not None:
