@@ -61,7 +61,7 @@ def test_migrate_twice_is_a_noop_and_matches_schema(ledger_url, tmp_path, monkey
         migrate.upgrade(engine)  # second run: nothing to do
         Ledger(ledger_url).close()  # third, through a new instance
         with engine.connect() as conn:
-            assert migrate.current_revision(conn) == migrate.head_revision() == "0004"
+            assert migrate.current_revision(conn) == migrate.head_revision() == "0005"
             diffs = _schema_diffs(conn)
             tables = set(inspect(conn).get_table_names())
             day_indexes = {ix["name"]: ix["column_names"] for ix in inspect(conn).get_indexes("ledger_file_day")}
@@ -128,7 +128,7 @@ def test_upgrade_from_0001_keeps_data(ledger_url):
     led = Ledger(ledger_url)  # migrates to head
     try:
         with led._engine.connect() as conn:
-            assert migrate.current_revision(conn) == migrate.head_revision() == "0004"
+            assert migrate.current_revision(conn) == migrate.head_revision() == "0005"
             assert _schema_diffs(conn) == []
         check_kept(led)
         # files from before 0002 have no content days and count toward their day column
