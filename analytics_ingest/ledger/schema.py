@@ -132,7 +132,7 @@ files = Table(
 
 # --- the days a file's content covers, with its hits on each -----------------------------------
 # A file spanning midnight feeds both days (scieloorg/usage counts a file toward its content's day).
-# A file feeds its own ``day`` and every day listed here (store._feeds_day: one rule everywhere).
+# A file feeds its own ``day`` and every day listed here (files.feeds_day: one rule everywhere).
 file_days = Table(
     "ledger_file_day",
     metadata,
