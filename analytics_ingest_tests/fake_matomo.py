@@ -42,7 +42,8 @@ Errors are HTTP 200 ``{"result":"error","message":...}`` as in Matomo. Methods:
   entry in ``sites`` (comma-separated text, default empty), as Matomo stores them
 * ``SitesManager.getExcludedIpsGlobal`` / ``SitesManager.getExcludedUserAgentsGlobal`` ->
   ``{"value": "<comma-separated list>"}`` (the ``excluded_ips_global`` / ``excluded_user_agents_global``
-  options); like Matomo they need an admin token, so a ``superuser=False`` token gets the error
+  options), ``{"value": false}`` when the option is empty (never set, as on a fresh Matomo 4.12.3);
+  like Matomo they need an admin token, so a ``superuser=False`` token gets the error
   answer "You can't access this resource as it requires 'admin' access."
 * ``Live.getLastVisitsDetails`` (idSite, period, date, segment, minTimestamp, filter_limit
   default 10 as in ``plugins/Live/API.php``, below 1 = all, filter_offset, filter_sort_order
@@ -1333,7 +1334,8 @@ class FakeMatomo:
             if not self.superuser:  # Piwik::checkUserHasSomeAdminAccess
                 raise _ApiError("You can't access this resource as it requires 'admin' access.")
             ips = name.endswith("IpsGlobal")
-            return {"value": self.excluded_ips_global if ips else self.excluded_user_agents_global}
+            # Option::get: false for an option never set (a fresh install), as Matomo 4.12.3 answers
+            return {"value": (self.excluded_ips_global if ips else self.excluded_user_agents_global) or False}
         if name == "Live.getLastVisitsDetails":
             return self._live(p)
         if name in ("VisitsSummary.get", "Actions.get"):

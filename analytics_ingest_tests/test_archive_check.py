@@ -189,6 +189,27 @@ def test_global_exclusions_need_an_admin_token_and_the_check_says_so(tmp_path):
     assert "global excluded IPs" in exclusions.unread[0] and "'admin' access" in exclusions.unread[0]
 
 
+def test_global_lists_never_set_exclude_nothing(tmp_path):
+    # A fresh Matomo 4.12.3 answers {"value": false} for both global lists (checked on the real
+    # server, docs/real_matomo_checks.md). Read as the text "False", every agent holding "false"
+    # was counted as excluded, and an exact site then failed with "counted twice".
+    agent = CHROME + " WebView/1 (isFalse=1)"
+    with FakeMatomo(token=TOKEN, sites=SITES, archiving=True) as fake:
+        api = MatomoApi(fake.url, TOKEN)
+        assert api.call("SitesManager.getExcludedIpsGlobal") == {"value": False}
+        assert api.call("SitesManager.getExcludedUserAgentsGlobal") == {"value": False}
+        exclusions = MatomoExclusions.from_api(api, 1)
+        site, settings, log = setup(tmp_path, fake)
+        log.write_text("".join(human_lines(10) + [line("81.2.69.50", 30 + i, f"/page/f{i}", agent) for i in range(5)]))
+        assert import_and_archive(settings, site, fake) == "loaded"
+        outcome = check(settings, site)
+    assert exclusions.excluded_ips == () and exclusions.excluded_user_agents == () and exclusions.unread == []
+    assert exclusions.reason("81.2.69.50", agent, bots=False) is None
+    assert fake.excluded == [] and outcome.excluded_total == 0
+    assert outcome.passed, outcome.description
+    assert outcome.reported == outcome.expected == {"nb_pageviews": 13, "nb_downloads": 2}
+
+
 def test_matomo_ip_range_and_user_agent_rules():
     assert str(ip_range("1.2.*.*")) == "1.2.0.0/16" and str(ip_range(" 10.0.0.1 ")) == "10.0.0.1/32"
     assert str(ip_range("72.30.198.0/20")) == "72.30.192.0/20" and str(ip_range("2001:db8::/32")) == "2001:db8::/32"

@@ -199,8 +199,10 @@ class MatomoExclusions:
 
 
 def _split(value) -> list[str]:
-    """A comma-separated Matomo setting (or a list of them) as its non-blank entries."""
-    if value is None:
+    """A comma-separated Matomo setting (or a list of them) as its non-blank entries. ``false`` is
+    an option never set: Matomo 4.12.3's ``getExcludedIpsGlobal`` answers ``{"value": false}`` on a
+    fresh install (``Option::get``), which is no entry, not the text "False"."""
+    if value is None or isinstance(value, bool):
         return []
     if isinstance(value, (list, tuple)):
         return [str(v).strip() for v in value if str(v).strip()]
