@@ -31,6 +31,7 @@ from analytics_ingest.vocabulary import (
     FILE_PARTIAL,
     FILE_QUEUE,
 )
+from analytics_ingest_tests.helpers import expected_files_on, put_day_at
 
 D1 = dt.date(2024, 3, 14)
 D2 = D1 + dt.timedelta(days=1)
@@ -119,11 +120,11 @@ def test_upgrade_from_0001_keeps_data(ledger_url):
         assert led.rejected_lines(fid) == [7]
         (summary,) = led.summaries(fid)
         assert (summary["status"], summary["delivered"], summary["started_at"]) == (FILE_LOADED, 9, now)
-        assert led.expected_files(4, D1) == 1
         day = led.day_statuses(4)[0]
         assert (day.day, day.status, day.found, day.loaded) == (D1, DAY_PRETABLE, 1, 1)
         if not day_rows_touched:
             assert len(led.day_statuses(4)) == 1 and day.updated_at == now
+        assert expected_files_on(led, 4, D1) == 1  # last: it refreshes the day's row
 
     led = Ledger(ledger_url)  # migrates to head
     try:
@@ -149,7 +150,7 @@ def test_upgrade_from_0001_keeps_data(ledger_url):
         led.close()
         led = Ledger(ledger_url)  # upgrades again; the rows from before destinations are adopted
         assert {f.id for f in led.list_files(site_id=4)} == {fid, fid2}
-        led.set_day_status(4, D1, DAY_PRETABLE)
+        put_day_at(led, 4, D1, DAY_PRETABLE)
         check_kept(led, day_rows_touched=True)
         assert led.file_days(fid) == {}
     finally:
@@ -207,15 +208,6 @@ def test_register_get_update_list(ledger):
     assert [f.id for f in ledger.list_files(status=FILE_LOADING)] == [rec.id]
     assert len(ledger.list_files()) == 5
 
-    # reset forgets progress (lanes, rejected lines, plan) but keeps the file and its history
-    ledger.mark_in_flight(rec.id, 0, 10)
-    ledger.add_rejected_lines(rec.id, [4])
-    ledger.add_summary(rec.id, {"status": FILE_PARTIAL})
-    ledger.reset_file_progress(rec.id)
-    assert ledger.lanes(rec.id) == {} and ledger.rejected_lines(rec.id) == []
-    assert ledger.get_file_by_id(rec.id).plan is None
-    assert len(ledger.summaries(rec.id)) == 1
-
 
 # --- content days -------------------------------------------------------------------------------
 def test_file_days_round_trip(ledger):
@@ -241,12 +233,6 @@ def test_file_days_round_trip(ledger):
         ledger.set_file_days(a.id + 1000, {D1: 1})
     assert ledger.file_days(a.id) == {D1: 2}
     assert ledger.file_days(a.id + 1000) == {}
-
-    # days describe the content: resetting the import's progress keeps them; the record is untouched
-    ledger.mark_in_flight(a.id, 0, 10)
-    ledger.reset_file_progress(a.id)
-    assert ledger.file_days(a.id) == {D1: 2}
-    assert ledger.get_file_by_id(a.id).day == D1
 
     ledger.set_file_days(a.id, {})  # clears
     assert ledger.file_days(a.id) == {}
@@ -297,9 +283,9 @@ def test_file_spanning_two_days_feeds_both(ledger):
     # listing by day: the `day` column or a content day, each file once, only the site's
     assert [f.id for f in ledger.list_files(site_id=site, day=D1)] == [a, bad]
     assert [f.id for f in ledger.list_files(site_id=site, day=D2)] == [a, b, bad]
-    assert [f.id for f in ledger.files_for_day(site, D3)] == [c]
+    assert [f.id for f in ledger.list_files(site_id=site, day=D3)] == [c]
     assert [f.id for f in ledger.list_files(day=D2, status=FILE_QUEUE)] == [a, b, elsewhere]
-    assert ledger.files_for_day(site, D3 + dt.timedelta(days=1)) == []
+    assert ledger.list_files(site_id=site, day=D3 + dt.timedelta(days=1)) == []
 
     def counts(day):
         rec = next(r for r in ledger.day_statuses(site) if r.day == day)
@@ -340,7 +326,7 @@ def test_file_spanning_two_days_feeds_both(ledger):
     ledger.update_file(b, status=FILE_QUEUE)
     assert ledger.recompute_day_status(site, D2) == DAY_QUEUE
     assert counts(D2) == (DAY_QUEUE, 1, 0)
-    assert [f.id for f in ledger.files_for_day(site, D2)] == [b, bad]
+    assert [f.id for f in ledger.list_files(site_id=site, day=D2)] == [b, bad]
 
 
 # --- leases -------------------------------------------------------------------------------------
@@ -524,13 +510,13 @@ def test_expected_file_ranges(ledger):
     ledger.set_expected_files(7, dt.date(2020, 1, 1), dt.date(2022, 4, 5), 2)
     ledger.set_expected_files(7, dt.date(2022, 4, 6), dt.date(2022, 5, 8), 3)
     ledger.set_expected_files(7, dt.date(2022, 5, 9), None, 2)
-    assert ledger.expected_files(7, dt.date(2019, 12, 31)) == 1  # default
-    assert ledger.expected_files(7, dt.date(2020, 1, 1)) == 2
-    assert ledger.expected_files(7, dt.date(2022, 4, 5)) == 2
-    assert ledger.expected_files(7, dt.date(2022, 4, 6)) == 3
-    assert ledger.expected_files(7, dt.date(2022, 5, 8)) == 3
-    assert ledger.expected_files(7, dt.date(2030, 1, 1)) == 2
-    assert ledger.expected_files(8, dt.date(2022, 4, 6)) == 1  # another site
+    assert expected_files_on(ledger, 7, dt.date(2019, 12, 31)) == 1  # default
+    assert expected_files_on(ledger, 7, dt.date(2020, 1, 1)) == 2
+    assert expected_files_on(ledger, 7, dt.date(2022, 4, 5)) == 2
+    assert expected_files_on(ledger, 7, dt.date(2022, 4, 6)) == 3
+    assert expected_files_on(ledger, 7, dt.date(2022, 5, 8)) == 3
+    assert expected_files_on(ledger, 7, dt.date(2030, 1, 1)) == 2
+    assert expected_files_on(ledger, 8, dt.date(2022, 4, 6)) == 1  # another site
 
     with pytest.raises(ValueError) as err:
         ledger.set_expected_files(7, dt.date(2022, 5, 1), dt.date(2022, 5, 20), 4)
@@ -541,9 +527,9 @@ def test_expected_file_ranges(ledger):
         ledger.set_expected_files(7, dt.date(2018, 1, 1), dt.date(2017, 1, 1), 1)  # ends before it starts
 
     ledger.set_expected_files(7, dt.date(2022, 4, 6), dt.date(2022, 5, 8), 4)  # same range: new count
-    assert ledger.expected_files(7, dt.date(2022, 4, 20)) == 4
+    assert expected_files_on(ledger, 7, dt.date(2022, 4, 20)) == 4
     ledger.set_expected_files(8, dt.date(2022, 4, 6), dt.date(2022, 5, 8), 0)  # ranges are per site
-    assert ledger.expected_files(8, dt.date(2022, 4, 20)) == 0
+    assert expected_files_on(ledger, 8, dt.date(2022, 4, 20)) == 0
 
 
 # --- day status ---------------------------------------------------------------------------------
@@ -575,16 +561,16 @@ def test_day_status_transitions(ledger):
     assert (rec.site_id, rec.day, rec.status, rec.expected, rec.found, rec.loaded) == (site, D1, DAY_LOADED, 2, 3, 3)
 
     # later stages are not moved backwards unless forced
-    ledger.set_day_status(site, D1, DAY_PRETABLE)
+    put_day_at(ledger, site, D1, DAY_PRETABLE)
     ledger.update_file(c, status=FILE_PARTIAL)
     assert ledger.recompute_day_status(site, D1) == DAY_PRETABLE
     assert ledger.day_statuses(site)[0].loaded == 2  # counts are refreshed all the same
     for stage in (DAY_CALCULATED, DAY_DONE):
-        ledger.set_day_status(site, D1, stage)
+        put_day_at(ledger, site, D1, stage)
         assert ledger.recompute_day_status(site, D1) == stage
     assert ledger.recompute_day_status(site, D1, force=True) == DAY_PARTIAL
     with pytest.raises(ValueError):
-        ledger.set_day_status(site, D1, "finished")
+        put_day_at(ledger, site, D1, "finished")
 
     # a day with no files at all: queue (nothing found, nothing loaded)
     empty = dt.date(2024, 2, 1)

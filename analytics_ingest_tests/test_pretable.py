@@ -21,7 +21,7 @@ from analytics_ingest.pretable.from_matomo import decode_ip
 from analytics_ingest.sites import load_sites
 from analytics_ingest.weblogs import pipeline
 from analytics_ingest_tests.db_fixtures import _mariadb_url
-from analytics_ingest_tests.helpers import TOKEN, make_log
+from analytics_ingest_tests.helpers import TOKEN, make_log, put_day_at
 
 DAY = dt.date(2024, 3, 14)
 
@@ -196,7 +196,7 @@ def test_pretable_from_matomo_tables_takes_the_local_day_with_ipv6(tmp_path, mat
     site = load_sites(_sites_file(tmp_path, logs, neighbours=False, source="matomo_db", tz="Europe/Paris"))[0]
     settings = load_settings(home=tmp_path / "home", environ={"MATOMO_DB_URL": matomo_db})
     with open_ledger(settings) as ledger:
-        ledger.set_day_status(site.id, DAY, "loaded")
+        put_day_at(ledger, site.id, DAY, "loaded")
         result = build_pretable(settings, ledger, site, DAY, environ={})
         assert ledger.day_status(site.id, DAY) == "pretable"
     rows = sorted(read_pretable_tsv(result.tsv))

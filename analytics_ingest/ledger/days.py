@@ -80,10 +80,6 @@ class Days:
         ).scalar()
         return DEFAULT_EXPECTED_FILES if value is None else int(value)
 
-    def expected_files(self, site_id: int, day: dt.date) -> int:
-        day = as_date(day, "day")
-        return self._run(lambda conn: self._expected(conn, site_id, day), read=True)
-
     # -- day status -------------------------------------------------------------------------
     def _day_counts(self, conn: Connection, site_id: int, day: dt.date) -> tuple[int, int, int, int, int]:
         """(expected, found, loaded, partial, own_loaded) for one site and day."""
@@ -162,15 +158,6 @@ class Days:
             return status
 
         return self._run(work)
-
-    def set_day_status(self, site_id: int, day: dt.date, status: str) -> None:
-        check_day_status(status)
-        day = as_date(day, "day")
-
-        def work(conn: Connection) -> None:
-            self._write_day(conn, site_id, day, status, self._day_counts(conn, site_id, day))
-
-        self._run(work)
 
     def advance_day(self, site_id: int, day: dt.date, status: str, *, after: tuple[str, ...]) -> bool:
         """Move the day to ``status`` if it is currently in one of ``after``; True if it moved.

@@ -166,12 +166,6 @@ class Files:
         if rowcount == 0:
             raise KeyError(f"no file with id {file_id} in the ledger")
 
-    def files_for_day(self, site_id: int, day: dt.date) -> list[FileRecord]:
-        """The site's files listed for ``day`` (same as ``list_files(site_id=..., day=...)``)."""
-        if day is None:
-            raise ValueError("day must be a date")
-        return self.list_files(site_id=site_id, day=day)
-
     # -- the days a file's content covers ---------------------------------------------------
     def set_file_days(self, file_id: int, days: Mapping[dt.date, int]) -> None:
         """Replace the file's content days (day -> hits) in one transaction; ``{}`` clears them,
@@ -211,16 +205,3 @@ class Files:
         stmt = select(FD.day, FD.hits).where(FD.file_id == int(file_id)).order_by(FD.day)
         rows = self._run(lambda conn: conn.execute(stmt).all(), read=True)
         return {r.day: r.hits for r in rows}
-
-    def reset_file_progress(self, file_id: int) -> None:
-        """Forget lanes, checkpoints, the plan and rejected lines (a changed file imported anew).
-
-        The file's content days stay: they describe the file, not the progress of its import."""
-        file_id = int(file_id)
-
-        def work(conn: Connection) -> None:
-            conn.execute(delete(S.lanes).where(S.lanes.c.file_id == file_id))
-            conn.execute(delete(S.rejected_lines).where(S.rejected_lines.c.file_id == file_id))
-            conn.execute(update(S.files).where(S.files.c.id == file_id).values(plan=None, updated_at=now()))
-
-        self._run(work)
