@@ -1,9 +1,9 @@
-"""Pretable TSV in, COUNTER tables out (TSV and Parquet), every file written atomically.
+"""COUNTER tables out (TSV and Parquet), every file written atomically; pretable TSVs too.
 
-TSV conventions (SciELO's, i.e. ``mysql --batch`` output): tab-separated, a header row, the
-literal ``NULL`` for a missing value, and inside a value ``\\t``, ``\\n``, ``\\r``, ``\\0`` and
-``\\\\`` for tab, newline, carriage return, NUL and backslash. The writers escape that way and
-:func:`read_pretable_tsv` unescapes, so a table survives a round trip.
+TSV conventions are the pretable's (SciELO's ``mysql --batch`` output, :mod:`analytics_ingest.pretable.tsv`):
+tab-separated, a header row, ``NULL`` for a missing value, backslash escapes inside values. The
+pretable's reader and columns live with the pretable; they are re-exported here for the callers
+that know them from this module.
 
 Atomic: each file is written to a hidden temporary file in the target folder, flushed to disk,
 then renamed over the target, so a reader sees the old file or the new one, never half of one.
@@ -12,107 +12,19 @@ then renamed over the target, so a reader sees the old file or the new one, neve
 from __future__ import annotations
 
 import datetime as dt
-import gzip
 import os
-import re
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterable
 from pathlib import Path
 
 from ..atomic import atomic_file
-from ..errors import InputError
-from .metrics import COLUMNS, ITEM_COLUMNS, ITEM_METRICS, TITLE_COLUMNS, TITLE_METRICS, CounterResult
+from ..pretable.schema import COLUMNS
+from ..pretable.tsv import NULL, MalformedLine, read_pretable_tsv, tsv_value
+from .metrics import ITEM_COLUMNS, ITEM_METRICS, TITLE_COLUMNS, TITLE_METRICS, CounterResult
 
-NULL = "NULL"
-_ESCAPES = {"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r", "\0": "\\0"}
-_ESCAPE_TABLE = str.maketrans(_ESCAPES)
-_NEEDS_ESCAPE = re.compile(r"[\\\t\n\r\0]").search
-_UNESCAPES = {"\\": "\\", "t": "\t", "n": "\n", "r": "\r", "0": "\0"}
-
-
-# -- reading -------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class MalformedLine:
-    """A pretable line that is not a row (too few fields); not a tuple, so it counts as invalid."""
-
-    number: int  # 1 = the header
-    text: str
-
-
-def read_pretable_tsv(path: str | os.PathLike, *, unescape: bool = True) -> Iterator[tuple]:
-    """Rows of a SciELO pretable TSV file as 7-tuples in :data:`COLUMNS` order, streamed.
-
-    ``unescape``: undo ``mysql --batch``'s backslash escapes (SciELO's pretables were written by
-    ``mysql -e ... > day.tsv``, and :mod:`analytics_ingest.pretable` writes the same way). Pass
-    False only for a file whose writer did not escape, so a literal backslash stays as it is.
-
-    The header names the columns (any order; extra columns are ignored). ``NULL`` becomes None;
-    latitude and longitude become floats (None when not numbers). A line with fewer fields than the
-    header is yielded as a :class:`MalformedLine`, which
-    :func:`~analytics_ingest.counter.metrics.compute` counts as invalid; it does not stop the
-    reading. Gzip-compressed files are read too; a UTF-8 byte-order mark is skipped.
-
-    Raises :class:`InputError` when the file cannot be opened or has no valid header.
-    """
-    path = Path(path)
-    try:
-        with open(path, "rb") as probe:
-            gz = probe.read(2) == b"\x1f\x8b"
-        src = (gzip.open(path, "rt", encoding="utf-8-sig", errors="replace", newline="\n") if gz
-               else open(path, encoding="utf-8-sig", errors="replace", newline="\n"))
-    except OSError as exc:
-        raise InputError(f"cannot read pretable {path}: {exc.strerror or exc}") from None
-    with src:
-        header = src.readline().rstrip("\r\n").split("\t")
-        missing = [c for c in COLUMNS if c not in header]
-        if missing:
-            raise InputError(f"pretable {path} has no valid header (missing {', '.join(missing)}); its first line "
-                             f"must name the columns {', '.join(COLUMNS)}, tab-separated")
-        positions = [header.index(c) for c in COLUMNS]
-        width = len(header)
-        lat, lon = COLUMNS.index("latitude"), COLUMNS.index("longitude")
-        cell = _cell if unescape else _plain_cell
-        for number, line in enumerate(src, start=2):
-            line = line.rstrip("\r\n")
-            if not line:
-                continue
-            fields = line.split("\t")
-            if len(fields) < width:
-                yield MalformedLine(number, line)
-                continue
-            row = [cell(fields[p]) for p in positions]
-            row[lat], row[lon] = _float(row[lat]), _float(row[lon])
-            yield tuple(row)
-
-
-def _plain_cell(text: str) -> str | None:
-    return None if text == NULL else text
-
-
-def _cell(text: str) -> str | None:
-    if text == NULL:
-        return None
-    if "\\" not in text:
-        return text
-    out, chars, i = [], text, 0
-    while i < len(chars):
-        c = chars[i]
-        if c == "\\" and i + 1 < len(chars) and chars[i + 1] in _UNESCAPES:
-            out.append(_UNESCAPES[chars[i + 1]])
-            i += 2
-        else:
-            out.append(c)
-            i += 1
-    return "".join(out)
-
-
-def _float(value: str | None) -> float | None:
-    if value is None:
-        return None
-    try:
-        return float(value)
-    except ValueError:
-        return None
+__all__ = [
+    "COLUMNS", "NULL", "MalformedLine", "read_pretable_tsv", "tsv_value", "write_items_parquet", "write_items_tsv",
+    "write_pretable_tsv", "write_result", "write_titles_parquet", "write_titles_tsv", "write_tsv",
+]
 
 
 # -- writing -------------------------------------------------------------------------------------
@@ -169,17 +81,6 @@ def write_result(result: CounterResult, directory: str | os.PathLike, stem: str,
         written[f"items.{fmt}"] = items_writer(result, directory / f"{stem}-items.{fmt}")
         written[f"titles.{fmt}"] = titles_writer(result, directory / f"{stem}-titles.{fmt}")
     return written
-
-
-def tsv_value(value) -> str:
-    if value is None:
-        return NULL
-    text = value if isinstance(value, str) else str(value)
-    # One C-level regex search per cell: this runs for every cell of a pretable (millions a day),
-    # and almost no value needs escaping.
-    if _NEEDS_ESCAPE(text) is not None:
-        text = text.translate(_ESCAPE_TABLE)
-    return text
 
 
 def _write_parquet(path, columns, metrics, rows: list[tuple]) -> Path:

@@ -6,6 +6,7 @@ way) or the hits this project parsed and delivered (:mod:`.from_hits`, no Matomo
 """
 
 from .build import PretableResult, build_pretable, neighbours_ready, pretable_paths
-from .table import COLUMNS, read_pretable_tsv
+from .schema import COLUMNS
+from .tsv import read_pretable_tsv
 
 __all__ = ["COLUMNS", "PretableResult", "build_pretable", "neighbours_ready", "pretable_paths", "read_pretable_tsv"]
