@@ -11,6 +11,8 @@ from urllib.parse import quote
 import pytest
 import requests
 
+from analytics_ingest_tests import gen_logs as gen
+from analytics_ingest_tests import null_matomo as null
 from analytics_ingest_tests.fake_matomo import FakeMatomo
 
 TOKEN = "t0ken"
@@ -585,24 +587,12 @@ def test_commit_delay_commits_even_when_the_client_was_killed():
         assert fake.duplicates() == {} and fake.errors == []
 
 
-# --- the bench helpers that sit beside the fake ---------------------------------------------------
-
-def _bench_module(name: str):
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parent.parent / "bench" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(f"bench_{name}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
+# --- the log generator and the null Matomo that sit beside the fake -------------------------------
 
 def test_gen_logs_manifest_matches_import_logs_rules(tmp_path):
     import gzip
     import re
 
-    gen = _bench_module("gen_logs")
     out = tmp_path / "access.log"
     manifest = gen.generate(str(out), 3000, seed=5, date="2024-03-14", tz="+0100")
     assert json.loads((tmp_path / "access.log.manifest.json").read_text()) == manifest
@@ -647,7 +637,6 @@ def test_gen_logs_manifest_matches_import_logs_rules(tmp_path):
 
 
 def test_null_matomo_counts_and_keeps_alive():
-    null = _bench_module("null_matomo")
     url, stop, stats = null.start_null_matomo()
     try:
         with requests.Session() as s:

@@ -14,15 +14,12 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import importlib.util
 import json
 import os
 import sys
 import tempfile
 import time
 from pathlib import Path
-
-HERE = Path(__file__).resolve().parent
 
 
 def main() -> None:
@@ -33,9 +30,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="ai-backfill-"))
     logs = work / "logs"
     logs.mkdir()
-    spec = importlib.util.spec_from_file_location("gen_logs", HERE / "gen_logs.py")
-    gen = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(gen)
+    from analytics_ingest_tests import gen_logs as gen
     start = dt.date(2024, 1, 1)
     days = [start + dt.timedelta(days=i) for i in range(args.days)]
     for i, day in enumerate(days):

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import importlib.util
 import os
 import resource
 import sys
@@ -36,9 +35,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="ai-stages-"))
     logs = work / "logs"
     logs.mkdir()
-    spec = importlib.util.spec_from_file_location("gen_logs", HERE / "gen_logs.py")
-    gen = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(gen)
+    from analytics_ingest_tests import gen_logs as gen
     day = dt.date(2024, 3, 14)
     manifest = gen.generate(str(logs / "access.log.2024-03-14"), args.lines, seed=1, date=day.isoformat(), tz="+0000")
     os.remove(logs / "access.log.2024-03-14.manifest.json")
