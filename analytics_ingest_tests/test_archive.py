@@ -150,7 +150,7 @@ def test_local_runner_archives_through_a_real_process_then_the_reports_match(fak
 
 def test_local_runner_default_template_and_cwd():
     runner = LocalRunner()
-    assert runner.argv_template[:3] == ["php", "console", "core:archive"]
+    assert runner.argv_template[:4] == ["php", "console", "--ignore-warn", "core:archive"]
     assert DEFAULT_LOCAL_COMMAND.endswith("--force-date-range={first_day},{last_day}")
 
 
@@ -273,7 +273,7 @@ def test_ssm_runner_finds_the_matomo_instance_and_sends_the_archive_command(aws)
     assert command["Parameters"]["executionTimeout"] == ["7200"]
     script = "\n".join(command["Parameters"]["commands"])
     assert "docker exec -u www-data" in script and "docker ps -q --filter name=matomo" in script
-    assert "./console core:archive --force-idsites=1 --force-date-range=2024-03-14,2024-03-16" in script
+    assert "./console --ignore-warn core:archive --force-idsites=1 --force-date-range=2024-03-14,2024-03-16" in script
     assert result.command == script
 
 
