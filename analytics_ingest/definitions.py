@@ -1,28 +1,18 @@
-"""The Dagster code location ``analytics_ingest``: every defs module, merged explicitly.
+"""The Dagster code location ``analytics_ingest``: the ``defs/`` folder, autoloaded.
 
-The modules are imported, not their ``@dg.definitions`` functions: Dagster refuses a code
-location module with more than one such function in its namespace.
+Each source is a folder of ``defs/`` whose ``definitions.py`` returns its definitions; a new source
+is a new folder. The environment is read once, here, into the :class:`~.defs.location.Location`
+every folder builds from (sites, which sources exist, their settings).
 """
+
+from pathlib import Path
 
 import dagster as dg
 
-from .defs import resources as resources_module
-from .defs.archive import definitions as archive_module
-from .defs.cloudwatch import definitions as cloudwatch_module
-from .defs.opencast import definitions as opencast_module
-from .defs.usage import definitions as usage_module
-from .defs.counter import definitions as counter_module
-from .defs.weblogs import definitions as weblogs_module
+from .defs.location import loading, read_location
 
 
 @dg.definitions
 def defs() -> dg.Definitions:
-    return dg.Definitions.merge(
-        resources_module.resources(),
-        weblogs_module.weblogs(),
-        counter_module.counter(),
-        archive_module.archive(),
-        cloudwatch_module.cloudwatch(),
-        opencast_module.opencast(),
-        usage_module.usage(),
-    )
+    with loading(read_location()):
+        return dg.load_from_defs_folder(path_within_project=Path(__file__).parent)

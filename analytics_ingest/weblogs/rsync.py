@@ -38,6 +38,11 @@ class PullResult:
     timed_out: bool
 
 
+ENV_CRON = "ANALYTICS_INGEST_RSYNC_CRON"  # when the pulls run (the Dagster schedule)
+ENV_TIMEOUT = "ANALYTICS_INGEST_RSYNC_TIMEOUT"  # seconds per command
+DEFAULT_TIMEOUT = 900.0
+
+
 def run_pull_commands(commands: Sequence[str], *, timeout: float = 600.0, env: dict | None = None) -> list[PullResult]:
     """Run each command through ``sh -c``, in order, each with ``timeout`` seconds.
 

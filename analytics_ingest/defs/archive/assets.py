@@ -7,23 +7,18 @@ the UI shows a decision for every day. The check then reads Matomo's ``VisitsSum
 """
 
 
-import datetime as dt
-import os
-
 import dagster as dg
 
 from ... import archiving
+from ... import metadata_keys as keys
 from ...errors import IngestError
-from ...matomo.archive import ENV_RUNNER
-from ..failures import fail
-from ..partitions import site_days
-from ..pools import MATOMO_POOL
-from ..resources import IngestResource
-from ..weblogs.assets import OWNERS, import_key
+from ..resources import ArchiveRunnerResource, IngestResource
+from ..site_day import day_of, engine_step, result, site_day_asset, stage_key
+from ..weblogs.assets import import_key
 
 
 def archive_key(site) -> dg.AssetKey:
-    return dg.AssetKey([site.key, "matomo_archive"])
+    return stage_key(site, "matomo_archive")
 
 
 CHECK = "reports_match_ledger"
@@ -37,24 +32,18 @@ CHECK_DESCRIPTION = (
 )
 
 
-def _severity() -> dg.AssetCheckSeverity:
-    runner = os.environ.get(ENV_RUNNER, "none").strip().lower()
-    return dg.AssetCheckSeverity.WARN if runner in ("", "none") else dg.AssetCheckSeverity.ERROR
+def _severity(runner: ArchiveRunnerResource) -> dg.AssetCheckSeverity:
+    return dg.AssetCheckSeverity.ERROR if runner.archives_itself else dg.AssetCheckSeverity.WARN
 
 
 def build_archive_assets(site, extra_deps=()) -> list[dg.AssetsDefinition]:
-    """``extra_deps``: other assets that deliver hits to the day (CloudWatch replay)."""
-    partitions = site_days(site)
+    """``extra_deps``: other assets that deliver hits to the day (CloudWatch replay, Opencast events)."""
 
-    @dg.asset(
-        key=archive_key(site),
+    @site_day_asset(
+        site, "matomo_archive",
         deps=[import_key(site), *extra_deps],
-        partitions_def=partitions,
-        group_name=site.key,
         kinds={"matomo"},
-        owners=OWNERS,
-        pool=MATOMO_POOL,
-        tags={"site": site.key},
+        writes_to_matomo=True,
         check_specs=[dg.AssetCheckSpec(CHECK, asset=archive_key(site), description=CHECK_DESCRIPTION)],
         description=(
             f"Matomo's reports of {site.name} (site {site.id}) for the day, recomputed after an import: "
@@ -63,20 +52,20 @@ def build_archive_assets(site, extra_deps=()) -> list[dg.AssetsDefinition]:
             "Runs only when new hits reached the day since its last archive; otherwise the metadata says why not."
         ),
     )
-    def matomo_archive(context: dg.AssetExecutionContext, ingest: IngestResource) -> dg.MaterializeResult:
-        day = dt.date.fromisoformat(context.partition_key)
+    def matomo_archive(context: dg.AssetExecutionContext, ingest: IngestResource,
+                       archive_runner: ArchiveRunnerResource) -> dg.MaterializeResult:
+        day = day_of(context)
         settings = ingest.settings()
+        severity = _severity(archive_runner)
         with ingest.ledger() as ledger:
-            try:
-                result = archiving.archive_day(settings, ledger, site, day)
-            except IngestError as exc:
-                raise fail(exc) from None
+            with engine_step():
+                archived = archiving.archive_day(settings, ledger, site, day, runner=archive_runner.runner())
             try:
                 outcome = archiving.check_reports(settings, ledger, site, day)
                 check_metadata = {"checked": outcome.checked,
                                   **{f"ledger_{k}": v for k, v in outcome.delivered.items()},
                                   **{f"matomo_{k}": v for k, v in outcome.reported.items()},
-                                  "delivered": sum(outcome.delivered.values()),
+                                  keys.DELIVERED: sum(outcome.delivered.values()),
                                   "excluded_by_matomo": outcome.excluded_total,
                                   "excluded_by_reason": dg.MetadataValue.json(outcome.excluded),
                                   "expected_in_reports": sum(outcome.expected.values()),
@@ -88,25 +77,25 @@ def build_archive_assets(site, extra_deps=()) -> list[dg.AssetsDefinition]:
                 if outcome.unread:
                     check_metadata["settings_not_read"] = dg.MetadataValue.text("; ".join(outcome.unread))
                 check = dg.AssetCheckResult(
-                    check_name=CHECK, passed=outcome.passed, severity=_severity(), description=outcome.description,
+                    check_name=CHECK, passed=outcome.passed, severity=severity, description=outcome.description,
                     metadata=check_metadata,
                 )
             except IngestError as exc:
-                check = dg.AssetCheckResult(check_name=CHECK, passed=False, severity=_severity(), description=str(exc))
+                check = dg.AssetCheckResult(check_name=CHECK, passed=False, severity=severity, description=str(exc))
         metadata = {
-            "archived": result.archived,
-            "reason": result.reason,
-            "last_delivery": result.last_delivery or "none",
+            "archived": archived.archived,
+            "reason": archived.reason,
+            "last_delivery": archived.last_delivery or "none",
         }
-        if result.archived:
+        if archived.archived:
             metadata.update({
-                "runner": result.runner,
-                "command": dg.MetadataValue.text(result.command or "(none)"),
-                "duration_s": round(result.duration_s, 1),
-                "output_tail": dg.MetadataValue.md(f"```\n{result.output_tail[-3000:]}\n```"
-                                                   if result.output_tail else "_no output_"),
+                "runner": archived.runner,
+                "command": dg.MetadataValue.text(archived.command or "(none)"),
+                keys.SECONDS: round(archived.duration_s, 1),
+                "output_tail": dg.MetadataValue.md(f"```\n{archived.output_tail[-3000:]}\n```"
+                                                   if archived.output_tail else "_no output_"),
             })
-        context.log.info(f"{site.key} {day}: {result.reason}")
-        return dg.MaterializeResult(metadata=metadata, check_results=[check])
+        context.log.info(f"{site.key} {day}: {archived.reason}")
+        return result(metadata, check_results=[check])
 
     return [matomo_archive]

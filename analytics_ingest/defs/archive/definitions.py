@@ -3,10 +3,8 @@
 
 import dagster as dg
 
-from ...sites import load_sites
-from ..cloudwatch.assets import replay_key
-from ..cloudwatch.definitions import replay_sites
-from ..opencast.definitions import opencast_events_dep
+from ..location import current_location
+from ..upstream import hit_sources
 from .assets import archive_key, build_archive_assets
 from .sensors import build_archive_sensor
 
@@ -21,15 +19,10 @@ def archive_job(site):
 
 @dg.definitions
 def archive() -> dg.Definitions:
+    location = current_location()
     assets, jobs, sensors = [], [], []
-    _config, replayed = replay_sites()
-    replayed_keys = {s.key for s in replayed}
-    for site in load_sites():
-        # Everything else that delivers hits to the site's days: replayed tracker requests, Opencast events.
-        extra = [replay_key(site)] if site.key in replayed_keys else []
-        if (events := opencast_events_dep(site)) is not None:
-            extra.append(events)
-        assets += build_archive_assets(site, extra)
+    for site in location.sites:
+        assets += build_archive_assets(site, hit_sources(location, site))
         job = archive_job(site)
         jobs.append(job)
         sensors.append(build_archive_sensor(site, job))

@@ -4,11 +4,10 @@ engine as ``analytics-ingest replay``), for windows that are not whole days."""
 
 import dagster as dg
 
-from ...cloudwatch.pipeline import CloudwatchConfig, replay_window
+from ...cloudwatch.pipeline import replay_window
 from ...cloudwatch.window import parse_window
-from ...errors import IngestError
-from ..failures import fail
-from ..resources import IngestResource
+from ..resources import CloudWatchResource, IngestResource
+from ..site_day import engine_step
 
 
 class ReplayWindowConfig(dg.Config):
@@ -16,16 +15,15 @@ class ReplayWindowConfig(dg.Config):
     end: str
 
 
-def build_replay_window_job(site, cloudwatch: CloudwatchConfig) -> dg.JobDefinition:
+def build_replay_window_job(site) -> dg.JobDefinition:
     @dg.op(name=f"{site.key}_replay_window_op",
            description="Fetch exactly [start, end) from CloudWatch, replay each request once, archive the touched days.")
-    def replay_window_op(context: dg.OpExecutionContext, config: ReplayWindowConfig, ingest: IngestResource) -> None:
-        try:
+    def replay_window_op(context: dg.OpExecutionContext, config: ReplayWindowConfig, ingest: IngestResource,
+                         cloudwatch: CloudWatchResource) -> None:
+        with engine_step():
             start, end = parse_window(config.start, config.end)
             with ingest.ledger() as ledger:
-                report = replay_window(ingest.settings(), ledger, cloudwatch, site, start, end)
-        except IngestError as exc:
-            raise fail(exc) from None
+                report = replay_window(ingest.settings(), ledger, cloudwatch.config((site.key,)), site, start, end)
         for line in report.lines():
             context.log.info(line)
         if report.failed_windows or report.truncated_windows:

@@ -8,28 +8,30 @@ which day is missing, and the ``<site>_ready_days`` sensor only asks for days th
 """
 
 
-import datetime as dt
-
 import dagster as dg
 
+from ... import metadata_keys as keys
+from ...counter import ITEM_COLUMNS
 from ...counter.daily import compute_counter_day
-from ...errors import IngestError
+from ...pretable import COLUMNS as PRETABLE_COLUMNS
 from ...pretable import build_pretable
-from ..failures import fail
-from ..partitions import site_days
 from ..resources import IngestResource
-from ..weblogs.assets import OWNERS, import_key
+from ..site_day import day_of, engine_step, result, site_day_asset, stage_key, table_schema
+from ..weblogs.assets import import_key
 
 # One day per run (no multi-partition backfill policy): a day that is not ready must fail alone,
 # and a run that fails materialises none of its partitions.
 
+PRETABLE_SCHEMA = table_schema(PRETABLE_COLUMNS, {"serverTime": "timestamp", "latitude": "float", "longitude": "float"})
+ITEMS_SCHEMA = table_schema(ITEM_COLUMNS, {name: "int" for name in ITEM_COLUMNS[3:]})
+
 
 def pretable_key(site) -> dg.AssetKey:
-    return dg.AssetKey([site.key, "pretable"])
+    return stage_key(site, "pretable")
 
 
 def counter_key(site) -> dg.AssetKey:
-    return dg.AssetKey([site.key, "counter_metrics"])
+    return stage_key(site, "counter_metrics")
 
 
 def _import_dependency(site) -> dg.AssetDep:
@@ -41,18 +43,14 @@ def _import_dependency(site) -> dg.AssetDep:
 
 
 def build_counter_assets(site) -> list[dg.AssetsDefinition]:
-    partitions = site_days(site)
     source = "Matomo's log tables (MATOMO_DB_URL)" if site.pretable.source == "matomo_db" else "the delivered hits"
     wait = "it and its neighbours D-1 and D+1 are" if site.pretable.wait_for_neighbours else "it is"
 
-    @dg.asset(
-        key=pretable_key(site),
+    @site_day_asset(
+        site, "pretable",
         deps=[_import_dependency(site)],
-        partitions_def=partitions,
-        group_name=site.key,
         kinds={"parquet", "csv"},
-        owners=OWNERS,
-        tags={"site": site.key},
+        metadata={keys.COLUMN_SCHEMA: PRETABLE_SCHEMA},
         description=(
             f"SciELO's pretable of {site.name} for the day, from {source}: page views and downloads with serverTime "
             "(UTC), browserName, browserVersion, ip, latitude, longitude, actionName, as `<day>.tsv` (NULL for "
@@ -60,36 +58,29 @@ def build_counter_assets(site) -> list[dg.AssetsDefinition]:
         ),
     )
     def pretable(context: dg.AssetExecutionContext, ingest: IngestResource) -> dg.MaterializeResult:
-        day = dt.date.fromisoformat(context.partition_key)
-        with ingest.ledger() as ledger:
-            try:
-                result = build_pretable(ingest.settings(), ledger, site, day)
-            except IngestError as exc:
-                raise fail(exc) from None
-        return dg.MaterializeResult(metadata={
-            "day_status": result.day_status,
-            "source": result.source,
-            "rows": result.rows,
-            "bots_excluded": result.bots_excluded,
-            "geolocated": result.geolocated,
-            "files_read": len(result.files_read),
-            "tsv": dg.MetadataValue.path(result.tsv),
-            "parquet": dg.MetadataValue.path(result.parquet),
-            "seconds": result.seconds,
-        })
+        with ingest.ledger() as ledger, engine_step():
+            built = build_pretable(ingest.settings(), ledger, site, day_of(context))
+        return result({
+            keys.DAY_STATUS: built.day_status,
+            "source": built.source,
+            "rows": built.rows,
+            keys.ROBOTS_EXCLUDED: built.bots_excluded,
+            "geolocated": built.geolocated,
+            "files_read": len(built.files_read),
+            "tsv": dg.MetadataValue.path(built.tsv),
+            "parquet": dg.MetadataValue.path(built.parquet),
+            keys.SECONDS: built.seconds,
+        }, row_count=built.rows)
 
     assets = [pretable]
     if site.counter.items is None:
         return assets
 
-    @dg.asset(
-        key=counter_key(site),
+    @site_day_asset(
+        site, "counter_metrics",
         deps=[pretable],
-        partitions_def=partitions,
-        group_name=site.key,
         kinds={"parquet", "csv"},
-        owners=OWNERS,
-        tags={"site": site.key},
+        metadata={keys.COLUMN_SCHEMA: ITEMS_SCHEMA},
         description=(
             f"COUNTER Release 5.1 item metrics of {site.name} for the day, from its pretable and the URL → item rules "
             f"`{site.counter.items.name}`: Total/Unique_Item_Investigations, Total/Unique_Item_Requests per item and "
@@ -98,34 +89,30 @@ def build_counter_assets(site) -> list[dg.AssetsDefinition]:
         ),
     )
     def counter_metrics(context: dg.AssetExecutionContext, ingest: IngestResource) -> dg.MaterializeResult:
-        day = dt.date.fromisoformat(context.partition_key)
-        with ingest.ledger() as ledger:
-            try:
-                result = compute_counter_day(ingest.settings(), ledger, site, day)
-            except IngestError as exc:
-                raise fail(exc) from None
-        stats = result.stats
+        with ingest.ledger() as ledger, engine_step():
+            computed = compute_counter_day(ingest.settings(), ledger, site, day_of(context))
+        stats = computed.stats
         top = "\n".join(
             ["| item | title | TII | UII | TIR | UIR |", "|---|---|---|---|---|---|"]
-            + [f"| {i} | {t or ''} | {a} | {b} | {c} | {d} |" for i, t, a, b, c, d in result.top_items]
+            + [f"| {i} | {t or ''} | {a} | {b} | {c} | {d} |" for i, t, a, b, c, d in computed.top_items]
         )
-        return dg.MaterializeResult(metadata={
-            "day_status": result.day_status,
-            **result.totals,
+        return result({
+            keys.DAY_STATUS: computed.day_status,
+            **computed.totals,
             "items": stats["items"],
             "titles": stats["titles"],
             "sessions": stats["sessions"],
             "rows_read": stats["rows_read"],
-            "robots_excluded": stats["rows_robot"],
-            "robots_list": result.robots_list,
+            keys.ROBOTS_EXCLUDED: stats["rows_robot"],
+            "robots_list": computed.robots_list,
             "unknown_item_rows": stats["rows_unknown_item"],
             "invalid_rows": stats["rows_invalid"],
             "double_clicks_removed": stats["double_clicks_removed"],
-            "top_items": dg.MetadataValue.md(top if result.top_items else "_no item matched_"),
-            "items_parquet": dg.MetadataValue.path(result.files["items.parquet"]),
-            "items_tsv": dg.MetadataValue.path(result.files["items.tsv"]),
-            "seconds": result.seconds,
-        })
+            "top_items": dg.MetadataValue.md(top if computed.top_items else "_no item matched_"),
+            "items_parquet": dg.MetadataValue.path(computed.files["items.parquet"]),
+            "items_tsv": dg.MetadataValue.path(computed.files["items.tsv"]),
+            keys.SECONDS: computed.seconds,
+        }, row_count=stats["items"])
 
     assets.append(counter_metrics)
     return assets

@@ -3,7 +3,7 @@
 
 import dagster as dg
 
-from ...sites import load_sites
+from ..location import current_location
 from .assets import build_counter_assets, counter_key, pretable_key
 from .sensors import build_ready_days_sensor
 
@@ -20,7 +20,7 @@ def pretable_job(site):
 @dg.definitions
 def counter() -> dg.Definitions:
     assets, jobs, sensors = [], [], []
-    for site in load_sites():
+    for site in current_location().sites:
         assets += build_counter_assets(site)
         job = pretable_job(site)
         jobs.append(job)

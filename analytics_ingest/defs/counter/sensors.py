@@ -10,45 +10,25 @@ import dagster as dg
 
 from ...pretable import neighbours_ready
 from ...vocabulary import DAY_LOADED
-from ..partitions import site_days
-from ..resources import IngestResource
-
-MAX_RUNS_PER_TICK = 31  # a month of catching up per tick; the rest follows on the next ticks
+from ..site_day import ledger_days_sensor
 
 
 def build_ready_days_sensor(site, job) -> dg.SensorDefinition:
-    partitions = site_days(site)
+    def due(ledger, exists, counters):
+        counters["waiting"] = 0
+        for record in ledger.day_statuses(site.id):
+            key = record.day.isoformat()
+            if record.status != DAY_LOADED or not exists(key):
+                continue
+            if neighbours_ready(ledger, site, record.day):  # the reasons it must wait; empty: ready
+                counters["waiting"] += 1
+                continue
+            last = ledger.last_delivery(site.id, record.day)
+            yield key, last.isoformat() if last else "none"
 
-    @dg.sensor(
-        name=f"{site.key}_ready_days",
-        job=job,
-        minimum_interval_seconds=60,
-        default_status=dg.DefaultSensorStatus.RUNNING,
+    return ledger_days_sensor(
+        site, job, stage="pretable", name=f"{site.key}_ready_days", interval_s=60, due=due,
+        idle=lambda counters: f"no day ready ({counters.get('waiting', 0)} Loaded day(s) wait for a neighbour)",
         description=(f"Asks for the pretable and COUNTER metrics of {site.name}'s days once they are Loaded"
                      + (" with their neighbours D-1 and D+1" if site.pretable.wait_for_neighbours else "") + "."),
     )
-    def ready_days(context: dg.SensorEvaluationContext, ingest: IngestResource) -> dg.SensorResult:
-        requests, waiting = [], 0
-        with ingest.ledger() as ledger:
-            for record in ledger.day_statuses(site.id):
-                if record.status != DAY_LOADED:
-                    continue
-                key = record.day.isoformat()
-                if not partitions.has_partition_key(key):
-                    continue
-                if neighbours_ready(ledger, site, record.day):
-                    waiting += 1
-                    continue
-                last = ledger.last_delivery(site.id, record.day)
-                requests.append(dg.RunRequest(
-                    run_key=f"{site.key}:pretable:{key}:{last.isoformat() if last else 'none'}",
-                    partition_key=key,
-                ))
-                if len(requests) >= MAX_RUNS_PER_TICK:
-                    break
-        return dg.SensorResult(
-            run_requests=requests,
-            skip_reason=None if requests else dg.SkipReason(f"no day ready ({waiting} Loaded day(s) wait for a neighbour)"),
-        )
-
-    return ready_days

@@ -5,41 +5,39 @@ that each action lands in exactly one day's journal."""
 
 
 import datetime as dt
-import os
 
 import dagster as dg
 
-from ...errors import IngestError
 from ...opencast.daily import day_output
 from ...opencast.run import build, harvest_once
-from ...opencast.settings import OpencastSettings
-from ..failures import fail
-from ..resources import IngestResource
-
-CRON = os.environ.get("OPENCAST_HARVEST_CRON", "*/2 * * * *")  # Harvard DCE harvested every 2 minutes
+from ..resources import IngestResource, OpencastResource
+from ..site_day import engine_step
 
 
 @dg.op(description="One incremental harvest: cursor → now, enriched, delivered; the cursor moves after delivery.")
-def opencast_harvest_op(context: dg.OpExecutionContext, ingest: IngestResource) -> None:
-    try:
-        settings = OpencastSettings.from_env(home=str(ingest.settings().home))
-        output = day_output(settings, dt.datetime.now(dt.timezone.utc).date())
+def opencast_harvest_op(context: dg.OpExecutionContext, ingest: IngestResource, opencast: OpencastResource) -> None:
+    with engine_step():
+        settings = opencast.settings(ingest)
+        output = day_output(settings, dt.datetime.now(dt.timezone.utc).date(), opencast.environ())
         harvester, enricher, sink = build(settings, output=output)
         summary = harvest_once(harvester, enricher, sink)
-    except IngestError as exc:
-        raise fail(exc) from None
     context.log.info(summary.line())
 
 
-@dg.job(description="Harvest Opencast user actions since the last harvest (the incremental cursor).")
-def opencast_harvest_job():
-    opencast_harvest_op()
+def build_opencast_harvest_job() -> dg.JobDefinition:
+    @dg.job(name="opencast_harvest_job",
+            description="Harvest Opencast user actions since the last harvest (the incremental cursor).")
+    def opencast_harvest_job():
+        opencast_harvest_op()
+
+    return opencast_harvest_job
 
 
-opencast_harvest_schedule = dg.ScheduleDefinition(
-    name="opencast_harvest",
-    job=opencast_harvest_job,
-    cron_schedule=CRON,
-    default_status=dg.DefaultScheduleStatus.RUNNING,
-    description=f"Incremental Opencast harvest ({CRON}; OPENCAST_HARVEST_CRON).",
-)
+def build_opencast_harvest_schedule(job, cron: str) -> dg.ScheduleDefinition:
+    return dg.ScheduleDefinition(
+        name="opencast_harvest",
+        job=job,
+        cron_schedule=cron,
+        default_status=dg.DefaultScheduleStatus.RUNNING,
+        description=f"Incremental Opencast harvest ({cron}; OPENCAST_HARVEST_CRON).",
+    )

@@ -3,24 +3,19 @@
 
 import dagster as dg
 
-from ...sites import load_sites
-from ..cloudwatch.assets import replay_key
-from ..cloudwatch.definitions import replay_sites
-from ..opencast.definitions import opencast_events_dep
-from ..weblogs.schedules import yesterday_schedule
+from ..location import current_location
+from ..site_day import yesterday_schedule
+from ..upstream import hit_sources
 from .assets import build_usage_assets, usage_key
 
 
 @dg.definitions
 def usage() -> dg.Definitions:
+    location = current_location()
     assets, jobs, schedules = [], [], []
-    replayed_keys = {s.key for s in replay_sites()[1]}
-    for site in load_sites():
+    for site in location.sites:
         # The reports count every hit delivered to the day: replayed tracker requests and Opencast events too.
-        extra = [replay_key(site)] if site.key in replayed_keys else []
-        if (events := opencast_events_dep(site)) is not None:
-            extra.append(events)
-        assets += build_usage_assets(site, extra)
+        assets += build_usage_assets(site, hit_sources(location, site), location.report_windows)
         job = dg.define_asset_job(name=f"{site.key}_usage_reports", selection=dg.AssetSelection.assets(usage_key(site)),
                                   description=f"Usage reports of {site.name} for a day.")
         jobs.append(job)

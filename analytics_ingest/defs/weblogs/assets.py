@@ -10,13 +10,11 @@ import datetime as dt
 
 import dagster as dg
 
+from ... import metadata_keys as keys
 from ...vocabulary import DAY_LOADED, DAY_STATUSES, FILE_INVALID, FILE_LOADED, IGNORED_CATEGORIES, KIND_LOG
 from ...weblogs import pipeline
-from ..partitions import site_days
-from ..pools import MATOMO_POOL
 from ..resources import IngestResource
-
-OWNERS = ["team:analytics"]
+from ..site_day import site_day_asset, stage_key
 # 365 days of one site in 12 runs; one run's failure leaves the other months' status intact.
 BACKFILL = dg.BackfillPolicy.multi_run(max_partitions_per_run=31)
 # A day past Loaded (pretable, calculated, done) is still completely imported.
@@ -38,13 +36,13 @@ def _import_metadata(report) -> dict:
     rows = [[r.path, r.status, r.lines_total, r.tracked, r.delivered, r.invalid, r.message] for r in report.results]
     samples = [f"{r.path}:{n} ({why}) {text}" for r in report.results for n, why, text in r.invalid_samples]
     metadata = {
-        "day_status": report.status,
+        keys.DAY_STATUS: report.status,
         "files": dg.MetadataValue.md(
             _md_table(["file", "status", "lines", "tracked", "delivered", "invalid", "note"], rows)
             if rows else "_nothing to import_"),
-        "lines_total": totals["lines_total"],
+        keys.LINES_TOTAL: totals["lines_total"],
         "tracked": totals["tracked"],
-        "delivered": totals["delivered"],
+        keys.DELIVERED: totals["delivered"],
         "already_delivered": totals["already_delivered"],
         "invalid": totals["invalid"],
         "rejected": totals["rejected"],
@@ -77,29 +75,23 @@ def _why_not_loaded(day: dt.date, status: str, expected: int, files: list, error
 
 
 def files_key(site) -> dg.AssetKey:
-    return dg.AssetKey([site.key, "access_log_files"])
+    return stage_key(site, "access_log_files")
 
 
 def import_key(site) -> dg.AssetKey:
-    return dg.AssetKey([site.key, "matomo_import"])
+    return stage_key(site, "matomo_import")
 
 
 def build_site_assets(site) -> list[dg.AssetsDefinition]:
-    partitions = site_days(site)
-
-    @dg.asset(
-        key=files_key(site),
-        partitions_def=partitions,
-        group_name=site.key,
+    @site_day_asset(
+        site, "access_log_files",
         kinds={"file"},
-        owners=OWNERS,
         backfill_policy=BACKFILL,
         description=(
             f"Access-log files of {site.name} (Matomo site {site.id}) for the day, as rsync left them in "
             f"`{site.log_dir}` (`{site.file_pattern}`). Queue: every file is known to the ledger with the days "
             "its content covers; files whose content contradicts their name are listed as invalid with the reason."
         ),
-        tags={"site": site.key},
     )
     def access_log_files(context: dg.AssetExecutionContext, ingest: IngestResource) -> dg.MaterializeResult:
         with ingest.ledger() as ledger:
@@ -111,8 +103,8 @@ def build_site_assets(site) -> list[dg.AssetsDefinition]:
                         "files": dg.MetadataValue.md(_md_table(["file", "bytes", "status", "reason"], rows))
                         if rows else dg.MetadataValue.md("_no file for this day yet_"),
                         # the ledger's and `analytics-ingest status`'s words for the same numbers
-                        "expected": report.expected,
-                        "found": report.found,
+                        keys.EXPECTED: report.expected,
+                        keys.FOUND: report.found,
                         "invalid_files": sum(1 for f in report.files if f["status"] == "invalid"),
                         "bytes": sum(f["size"] for f in report.files),
                         "newly_discovered": report.discovered,
@@ -121,15 +113,12 @@ def build_site_assets(site) -> list[dg.AssetsDefinition]:
                 )
         return dg.MaterializeResult()
 
-    @dg.asset(
-        key=import_key(site),
+    @site_day_asset(
+        site, "matomo_import",
         deps=[access_log_files],
-        partitions_def=partitions,
-        group_name=site.key,
         kinds={"matomo"},
-        owners=OWNERS,
+        writes_to_matomo=True,
         backfill_policy=BACKFILL,
-        pool=MATOMO_POOL,
         check_specs=[dg.AssetCheckSpec("day_loaded", asset=import_key(site), blocking=True,
                                        description="Every day of the run is Loaded: all expected files completely "
                                                    "imported. The days that are not are the run's failed partitions.")],
@@ -140,7 +129,6 @@ def build_site_assets(site) -> list[dg.AssetsDefinition]:
             "a Queue or Partial day is a failed partition, so backfilling \"failed and missing\" retries exactly the "
             "days that need work. Later stages (pretables, archives) wait for it and for the `day_loaded` check."
         ),
-        tags={"site": site.key},
     )
     def matomo_import(context: dg.AssetExecutionContext, ingest: IngestResource):
         # The partition status in the UI must be the ledger's: a Loaded day is materialised, a day
@@ -176,7 +164,7 @@ def build_site_assets(site) -> list[dg.AssetsDefinition]:
                 key = day.isoformat()
                 record = records.get(key)
                 expected = record.expected if record is not None else site.expected_on(day)
-                metadata[key]["expected"] = expected
+                metadata[key][keys.EXPECTED] = expected
                 if statuses[key] in LOADED_OR_LATER:
                     if expected == 0:
                         metadata[key]["note"] = "no logs expected: expected_files is 0 for this day"

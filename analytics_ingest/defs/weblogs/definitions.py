@@ -1,11 +1,12 @@
-"""Everything of the web-log pipeline, per configured site."""
+"""Everything of the web-log pipeline, per configured site, and the rsync pull of all of them."""
 
 
 import dagster as dg
 
-from ...sites import load_sites
+from ..location import current_location
+from ..site_day import NO_RETRY_ON_STEP_FAILURE
 from .assets import build_site_assets, files_key, import_key
-from .schedules import NO_RETRY_ON_STEP_FAILURE, build_daily_schedule, rsync_pull_job, rsync_schedule
+from .schedules import build_daily_schedule, build_rsync_pull_job, build_rsync_schedule
 from .sensors import build_log_sensor
 
 
@@ -21,8 +22,10 @@ def site_job(site):
 
 @dg.definitions
 def weblogs() -> dg.Definitions:
-    assets, jobs, sensors, schedules = [], [rsync_pull_job], [], [rsync_schedule]
-    for site in load_sites():
+    location = current_location()
+    rsync_job = build_rsync_pull_job()
+    assets, jobs, sensors, schedules = [], [rsync_job], [], [build_rsync_schedule(rsync_job, location.rsync_cron)]
+    for site in location.sites:
         assets += build_site_assets(site)
         job = site_job(site)
         jobs.append(job)

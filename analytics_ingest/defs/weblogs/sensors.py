@@ -18,7 +18,7 @@ from ...weblogs import pipeline
 from ...weblogs.discovery import list_candidates, settled
 from ..partitions import site_days
 from ..resources import IngestResource
-from .schedules import NO_RETRY_ON_STEP_FAILURE
+from ..site_day import NO_RETRY_ON_STEP_FAILURE
 
 # Inspecting a new file reads a sample of it; a first look at a directory of 10,000 files must
 # not run into the 60 s tick limit, so each tick registers at most this many (the rest next tick).
