@@ -11,11 +11,11 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from analytics_ingest.defs.resources import IngestResource
 from analytics_ingest.defs.weblogs.assets import build_site_assets
 from analytics_ingest.engine import open_ledger
 from analytics_ingest.config import load_settings
 from analytics_ingest.sites import load_sites
+from analytics_ingest_tests.dagster_resources import dagster_resources, sensor_resources
 from analytics_ingest_tests.fake_matomo import FakeMatomo
 from analytics_ingest_tests.helpers import SITES, TOKEN
 from analytics_ingest_tests.helpers import make_log as _make_log
@@ -68,7 +68,7 @@ def make_log(path, *args, **kw):
 def _materialize(partition_key: str, **kw):
     site = load_sites()[0]
     return dg.materialize(build_site_assets(site), partition_key=partition_key,
-                          resources={"ingest": IngestResource()}, raise_on_error=False, **kw)
+                          resources=dagster_resources(), raise_on_error=False, **kw)
 
 
 def _day_status(day: str):
@@ -116,7 +116,7 @@ def test_a_backfill_range_runs_in_one_run_with_a_status_per_day(site_env):
         make_log(site_env / f"access.log.{day}", 300, seed=i, date=day, tz="+0000")
     site = load_sites()[0]
     result = dg.materialize(
-        build_site_assets(site), resources={"ingest": IngestResource()}, raise_on_error=False,
+        build_site_assets(site), resources=dagster_resources(), raise_on_error=False,
         tags={"dagster/asset_partition_range_start": "2024-03-10", "dagster/asset_partition_range_end": "2024-03-13"},
     )
     imports = [e.materialization for e in result.get_asset_materialization_events()
@@ -136,9 +136,9 @@ def _tick(context_cursor=None):
     d = defs()
     sensor = d.resolve_sensor_def("web_log_files")
     with dg.instance_for_test() as instance:
-        ctx = dg.build_sensor_context(instance=instance, cursor=context_cursor, definitions=d,
-                                      resources={"ingest": IngestResource()})
-        return sensor.evaluate_tick(ctx)
+        with dg.build_sensor_context(instance=instance, cursor=context_cursor, definitions=d,
+                                     resources=sensor_resources()) as ctx:
+            return sensor.evaluate_tick(ctx)
 
 
 def test_sensor_settles_files_and_skips_temp_live_and_out_of_range(site_env):
@@ -214,7 +214,7 @@ def test_production_and_dev_instance_files_are_valid_dagster_config(tmp_path):
 
 
 def test_rsync_job_runs_each_sites_commands_and_fails_on_a_failing_one(tmp_path, monkeypatch):
-    from analytics_ingest.defs.weblogs.schedules import rsync_pull_job
+    from analytics_ingest.defs.weblogs.schedules import build_rsync_pull_job
 
     sites = tmp_path / "sites.yaml"
     marker = tmp_path / "pulled"
@@ -223,6 +223,6 @@ def test_rsync_job_runs_each_sites_commands_and_fails_on_a_failing_one(tmp_path,
         f"     rsync_commands: ['touch {marker}', 'echo refused >&2; exit 12']}}\n"
     )
     monkeypatch.setenv("ANALYTICS_INGEST_SITES", str(sites))
-    result = rsync_pull_job.execute_in_process(resources={"ingest": IngestResource()}, raise_on_error=False)
+    result = build_rsync_pull_job().execute_in_process(resources=dagster_resources(), raise_on_error=False)
     assert marker.exists()
     assert not result.success

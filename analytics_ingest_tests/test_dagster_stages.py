@@ -14,11 +14,11 @@ from analytics_ingest.config import load_settings
 from analytics_ingest.counter import ROBOTS_LIST
 from analytics_ingest.defs.archive.assets import build_archive_assets
 from analytics_ingest.defs.counter.assets import build_counter_assets
-from analytics_ingest.defs.resources import IngestResource
 from analytics_ingest.defs.usage.assets import build_usage_assets
 from analytics_ingest.defs.weblogs.assets import build_site_assets
 from analytics_ingest.engine import open_ledger
 from analytics_ingest.sites import load_sites
+from analytics_ingest_tests.dagster_resources import dagster_resources, sensor_resources
 from analytics_ingest_tests.fake_matomo import FakeMatomo
 from analytics_ingest_tests.helpers import SITES, TOKEN, make_log
 
@@ -64,7 +64,7 @@ def _all_assets():
 
 def _materialize(partition: str, selection=None):
     assets = _all_assets()
-    return dg.materialize(assets, partition_key=partition, resources={"ingest": IngestResource()},
+    return dg.materialize(assets, partition_key=partition, resources=dagster_resources(),
                           raise_on_error=False, selection=selection)
 
 
@@ -131,8 +131,8 @@ def _tick(sensor_name: str):
 
     d = defs()
     sensor = d.resolve_sensor_def(sensor_name)
-    with dg.instance_for_test() as instance:
-        ctx = dg.build_sensor_context(instance=instance, definitions=d, resources={"ingest": IngestResource()})
+    with dg.instance_for_test() as instance, dg.build_sensor_context(
+            instance=instance, definitions=d, resources=sensor_resources()) as ctx:
         return sensor.evaluate_tick(ctx)
 
 

@@ -187,3 +187,72 @@ def test_every_matomo_writer_and_only_they_run_in_the_matomo_pool():
                        "demo_site/matomo_archive"}
     assert {pool for k, pool in pools.items() if k not in writers} == {None}
     assert all(not j.tags.get("analytics_ingest/matomo") for j in d.resolve_all_job_defs())
+
+
+def test_the_environment_is_read_once_per_load_and_the_sites_file_once(monkeypatch):
+    """Issue #14 item 1: one reading of the sites file per load, the same file the resources read."""
+    from analytics_ingest.defs import location
+
+    calls = []
+    real = location.load_sites
+    monkeypatch.setattr(location, "load_sites", lambda path: calls.append(path) or real(path))
+    d = defs()
+    assert len(calls) == 1
+    assert d.resources["ingest"].sites_file == str(calls[0])
+
+
+def test_secrets_reach_the_resources_as_env_vars_never_as_values(monkeypatch):
+    """Issue #14 item 1: a token or a password in a URL is shown as its variable's name, not its value."""
+    secrets = {"MATOMO_URL": "https://matomo.example.org", "MATOMO_API_TOKEN": "t0k3n-not-for-the-ui",
+               "MATOMO_DB_URL": "mysql://matomo:db-pa55word@db/matomo",
+               "ANALYTICS_INGEST_LEDGER_URL": "postgresql://ingest:ledger-pa55word@db/ingest",
+               "OPENCAST_URL": "https://engage.example", "OPENCAST_USER": "u", "OPENCAST_PASSWORD": "oc-pa55word",
+               "REDIS_URL": "redis://:redis-pa55word@cache:6379/0"}
+    for name, value in secrets.items():
+        monkeypatch.setenv(name, value)
+    d = defs()
+    matomo, ingest, opencast = d.resources["matomo"], d.resources["ingest"], d.resources["opencast"]
+    for field, name in ((matomo.token, "MATOMO_API_TOKEN"), (matomo.db_url, "MATOMO_DB_URL"),
+                        (ingest.ledger_url, "ANALYTICS_INGEST_LEDGER_URL"), (opencast.password, "OPENCAST_PASSWORD"),
+                        (opencast.redis_url, "REDIS_URL")):
+        assert isinstance(field, dg.EnvVar) and field.env_var_name == name
+    shown = repr({key: resource for key, resource in d.resources.items()})
+    assert not [v for v in secrets.values() if "pa55word" in v or "t0k3n" in v if v in shown]
+    dg.Definitions.validate_loadable(d)
+
+
+def test_unset_resources_read_the_same_environment_variables_as_the_cli(monkeypatch, tmp_path):
+    """The embedded default needs no configuration: an unset field is the engine's env var (or default)."""
+    from analytics_ingest.defs.resources import ArchiveRunnerResource, IngestResource, MatomoResource
+
+    monkeypatch.setenv("ANALYTICS_INGEST_HOME", str(tmp_path))
+    monkeypatch.delenv("MATOMO_URL", raising=False)
+    monkeypatch.delenv("MATOMO_API_TOKEN", raising=False)
+    settings = IngestResource(matomo=MatomoResource()).settings()
+    assert (settings.home, settings.offline) == (tmp_path, True)
+    monkeypatch.setenv("MATOMO_ARCHIVE_RUNNER", "local")
+    assert ArchiveRunnerResource().archives_itself and not ArchiveRunnerResource(kind="none").archives_itself
+
+
+def test_assets_carry_code_versions_and_dagsters_standard_table_metadata():
+    """Issue #14 item 3: `code_version` on every asset, `dagster/column_schema` on the table outputs."""
+    d = defs()
+    specs = {spec.key.to_user_string(): spec for spec in d.resolve_all_asset_specs()}
+    assert all(spec.code_version for spec in specs.values())
+    for key in ("demo_site/pretable", "demo_site/counter_metrics"):
+        schema = specs[key].metadata["dagster/column_schema"]
+        assert isinstance(schema, dg.TableSchema) and len(schema.columns) >= 7
+    assert [c.name for c in specs["demo_site/pretable"].metadata["dagster/column_schema"].columns][:2] == [
+        "serverTime", "browserName"]
+
+
+def test_each_source_is_a_folder_of_defs_autoloaded():
+    """Issue #14 item 2: definitions.py merges nothing by hand; a new source is a new folder."""
+    from pathlib import Path
+
+    import analytics_ingest.definitions as entry
+
+    source = Path(entry.__file__).read_text()
+    assert "load_from_defs_folder" in source and "Definitions.merge" not in source
+    folders = {p.parent.name for p in (Path(entry.__file__).parent / "defs").glob("*/definitions.py")}
+    assert folders == {"archive", "cloudwatch", "counter", "opencast", "usage", "weblogs"}

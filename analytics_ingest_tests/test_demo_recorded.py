@@ -13,13 +13,12 @@ from urllib.parse import parse_qs, urlsplit
 import dagster as dg
 import pandas as pd
 import pytest
-from dagster_aws.s3 import S3Resource
 
+from analytics_ingest import metadata_keys as keys
 from analytics_ingest.cloudwatch.pipeline import CloudwatchConfig, fetch
 from analytics_ingest.cloudwatch.recorded import RecordedLogsClient
 from analytics_ingest.definitions import defs
 from analytics_ingest.demo import CLOUDWATCH_RECORDING, DEMO_DIR, is_offline_demo
-from analytics_ingest.defs.resources import IngestResource
 from analytics_ingest.errors import ConfigError
 from analytics_ingest.opencast.client import OpencastClient
 from analytics_ingest.sites import demo_sites_path
@@ -72,7 +71,7 @@ def offline(tmp_path, monkeypatch):
 
 def _run(definitions, selection: list[str], partition: str = DAY) -> dict:
     result = dg.materialize(list(definitions.assets), selection=selection, partition_key=partition,
-                            resources={"ingest": IngestResource(), "s3": S3Resource()}, raise_on_error=False)
+                            resources=definitions.resources, raise_on_error=False)
     assert result.success
     return {e.materialization.asset_key.to_user_string(): {k: v.value for k, v in e.materialization.metadata.items()}
             for e in result.get_asset_materialization_events()}
@@ -127,7 +126,7 @@ def test_the_default_location_replays_the_recorded_cloudwatch_day_exactly_once(o
     first = _run(d, selection)
     missed, replay = first["demo_site/cloudwatch_missed_events"], first["demo_site/matomo_replay"]
     assert missed["fetched"] == missed["new_events"] == missed["stored_events"] == MISSED
-    assert replay["imported"] == replay["appended"] == MISSED and replay["invalid"] == 0
+    assert replay[keys.DELIVERED] == replay["appended"] == MISSED and replay["invalid"] == 0
     sent = _outbox(home)
     assert len(sent) == MISSED == len({(r["cdt"], r["pv_id"]) for r in sent})
     assert {r["cip"] for r in sent} <= {json.loads(e["message"])["ip"] for e in
@@ -138,10 +137,10 @@ def test_the_default_location_replays_the_recorded_cloudwatch_day_exactly_once(o
 
     again = _run(d, selection)  # a rerun of the day (the nightly schedule, a backfill) sends nothing
     assert again["demo_site/cloudwatch_missed_events"]["new_events"] == 0
-    assert again["demo_site/matomo_replay"]["imported"] == 0
+    assert again["demo_site/matomo_replay"][keys.DELIVERED] == 0
     assert len(_outbox(home)) == MISSED
     # The recording's one request just after midnight belongs to the next day; the day after has none.
-    assert _run(d, selection[:2], "2024-03-15")["demo_site/matomo_replay"]["imported"] == 1
+    assert _run(d, selection[:2], "2024-03-15")["demo_site/matomo_replay"][keys.DELIVERED] == 1
     assert _run(d, selection[:2], "2024-03-16")["demo_site/cloudwatch_missed_events"]["fetched"] == 0
     assert len(_outbox(home)) == MISSED + 1
 

@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 
 from analytics_ingest.defs.opencast.assets import build_opencast_assets
-from analytics_ingest.defs.opencast.schedules import opencast_harvest_job
-from analytics_ingest.defs.resources import IngestResource
+from analytics_ingest.defs.opencast.schedules import build_opencast_harvest_job
 from analytics_ingest.opencast.harvest import CursorState
+from analytics_ingest_tests.dagster_resources import dagster_resources
 from analytics_ingest_tests.fake_matomo import FakeMatomo
 from analytics_ingest_tests.fake_opencast import FakeOpencast, make_action, make_episode
 from analytics_ingest_tests.helpers import SITES, TOKEN
@@ -45,7 +45,7 @@ def world(tmp_path, monkeypatch):
 
 def _run(partition: str):
     result = dg.materialize(build_opencast_assets(), partition_key=partition,
-                            resources={"ingest": IngestResource()}, raise_on_error=False)
+                            resources=dagster_resources(), raise_on_error=False)
     assert result.success
     return {e.materialization.asset_key.path[-1]: {k: v.value for k, v in e.materialization.metadata.items()}
             for e in result.get_asset_materialization_events()}
@@ -81,9 +81,10 @@ def test_the_incremental_job_harvests_since_the_cursor(world, monkeypatch):
     opencast.actions += [make_action(n, now - dt.timedelta(minutes=5 - n), "mp-1") for n in range(1, 4)]
     out = tmp_path / "stream-{day}.jsonl"
     monkeypatch.setenv("OPENCAST_OUTPUT", str(out))
-    result = opencast_harvest_job.execute_in_process(resources={"ingest": IngestResource()})
+    opencast_harvest_job = build_opencast_harvest_job()
+    result = opencast_harvest_job.execute_in_process(resources=dagster_resources())
     assert result.success
     written = tmp_path / f"stream-{now.date().isoformat()}.jsonl"
     assert sorted(json.loads(line)["action_id"] for line in open(written)) == [1, 2, 3]
-    assert opencast_harvest_job.execute_in_process(resources={"ingest": IngestResource()}).success
+    assert opencast_harvest_job.execute_in_process(resources=dagster_resources()).success
     assert sorted(json.loads(line)["action_id"] for line in open(written)) == [1, 2, 3]  # cursor moved

@@ -17,9 +17,9 @@ import dagster as dg
 import pytest
 import requests
 
-from analytics_ingest.defs.resources import IngestResource
 from analytics_ingest.defs.weblogs.assets import build_site_assets, import_key
 from analytics_ingest.sites import load_sites
+from analytics_ingest_tests.dagster_resources import dagster_resources, sensor_resources
 from analytics_ingest_tests.helpers import make_log as _make_log
 from analytics_ingest_tests.processes import free_port, http_ok, processes, wait_for
 
@@ -81,7 +81,7 @@ def _run_range(instance, first: str, last: str):
     """One run over [first, last], as a multi-run backfill of up to 31 days launches it."""
     site = load_sites()[0]
     return dg.materialize(
-        build_site_assets(site), instance=instance, resources={"ingest": IngestResource()}, raise_on_error=False,
+        build_site_assets(site), instance=instance, resources=dagster_resources(), raise_on_error=False,
         tags={"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last},
     )
 
@@ -180,7 +180,7 @@ def test_a_day_that_is_not_loaded_feeds_no_pretable_or_archive_in_the_same_run(s
     assets = build_site_assets(site) + build_counter_assets(site) + build_archive_assets(site)
     with dg.instance_for_test() as instance:
         result = dg.materialize(assets, instance=instance, partition_key="2024-03-11",
-                                resources={"ingest": IngestResource()}, raise_on_error=False)
+                                resources=dagster_resources(), raise_on_error=False)
         assert not result.success
         materialized = {e.materialization.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
         assert materialized == {"web/access_log_files"}
@@ -198,7 +198,7 @@ def test_a_day_that_will_never_get_its_file_turns_green_once_the_sites_file_expe
                                                    "{from: 2024-03-12, to: 2024-03-12, count: 0}"))
         site = load_sites()[0]
         again = dg.materialize(build_site_assets(site), instance=instance, partition_key="2024-03-12",
-                               resources={"ingest": IngestResource()}, selection=["web/matomo_import"])
+                               resources=dagster_resources(), selection=["web/matomo_import"])
         (mat,) = [e.materialization for e in again.get_asset_materialization_events()]
         assert mat.metadata["note"].value.startswith("no logs expected")
         assert _statuses(instance)["2024-03-12"] == "MATERIALIZED"
@@ -230,10 +230,11 @@ def test_the_sensor_and_the_nightly_schedule_do_not_retry_a_run_that_failed_for_
     d = defs()
     sensor = d.resolve_sensor_def("web_log_files")
     with dg.instance_for_test() as instance:
-        first = sensor.evaluate_tick(dg.build_sensor_context(instance=instance, definitions=d,
-                                                             resources={"ingest": IngestResource()}))
-        second = sensor.evaluate_tick(dg.build_sensor_context(instance=instance, cursor=first.cursor, definitions=d,
-                                                              resources={"ingest": IngestResource()}))
+        with dg.build_sensor_context(instance=instance, definitions=d, resources=sensor_resources()) as ctx:
+            first = sensor.evaluate_tick(ctx)
+        with dg.build_sensor_context(instance=instance, cursor=first.cursor, definitions=d,
+                                     resources=sensor_resources()) as ctx:
+            second = sensor.evaluate_tick(ctx)
     assert sorted(r.partition_key for r in second.run_requests) == sorted(LOGS)
     assert all(r.tags["dagster/retry_on_asset_or_op_failure"] == "false" for r in second.run_requests)
     when = dt.datetime(2024, 3, 15, 0, 30, tzinfo=dt.timezone.utc)

@@ -11,14 +11,15 @@ import pytest
 from dagster_aws.s3 import S3Resource
 from moto import mock_aws
 
+from analytics_ingest import metadata_keys as keys
 from analytics_ingest.cli.main import main as cli_main
 from analytics_ingest.cloudwatch import make_logs_client
 from analytics_ingest.cloudwatch.pipeline import CloudwatchConfig
 from analytics_ingest.cloudwatch.window import to_ms
 from analytics_ingest.defs.archive.assets import build_archive_assets
 from analytics_ingest.defs.cloudwatch.assets import build_cloudwatch_assets, replay_key
-from analytics_ingest.defs.resources import IngestResource
 from analytics_ingest.sites import load_sites
+from analytics_ingest_tests.dagster_resources import dagster_resources
 from analytics_ingest_tests.fake_matomo import FakeMatomo
 from analytics_ingest_tests.helpers import SITES, TOKEN
 from analytics_ingest_tests.test_cloudwatch import GROUP, STREAM, nginx_line
@@ -109,7 +110,7 @@ def test_daily_assets_fetch_replay_and_archive_without_double_counting(world, st
 
     def run():
         result = dg.materialize(assets + upstream, partition_key=day,
-                                resources={"ingest": IngestResource(), "s3": S3Resource(region_name="eu-west-2")},
+                                resources=dagster_resources(s3=S3Resource(region_name="eu-west-2")),
                                 selection=[a.key for a in assets], raise_on_error=False)
         assert result.success
         return {e.materialization.asset_key.path[-1]: {k: v.value for k, v in e.materialization.metadata.items()}
@@ -117,7 +118,7 @@ def test_daily_assets_fetch_replay_and_archive_without_double_counting(world, st
 
     first = run()
     assert first["cloudwatch_missed_events"]["new_events"] == 5
-    assert first["matomo_replay"]["imported"] == 5
+    assert first["matomo_replay"][keys.DELIVERED] == 5
     assert first["matomo_archive"]["archived"] is True
     stored = first["cloudwatch_missed_events"]["location"]
     if store == "s3":
@@ -134,10 +135,10 @@ def test_daily_assets_fetch_replay_and_archive_without_double_counting(world, st
     put_missed(logs, 5, 3)  # more failures turn up later the same day
     second = run()
     assert second["cloudwatch_missed_events"]["new_events"] == 3
-    assert second["matomo_replay"]["imported"] == 3 and second["matomo_replay"]["already_in_journal"] == 5
+    assert second["matomo_replay"][keys.DELIVERED] == 3 and second["matomo_replay"]["already_in_journal"] == 5
     assert second["matomo_archive"]["archived"] is True
     third = run()
-    assert third["matomo_replay"]["imported"] == 0 and third["matomo_archive"]["archived"] is False
+    assert third["matomo_replay"][keys.DELIVERED] == 0 and third["matomo_archive"]["archived"] is False
     assert len(fake.hits(1)) == 8 and fake.duplicates() == {}
 
 
@@ -147,11 +148,11 @@ def test_the_window_job_does_what_the_command_does(world, monkeypatch):
     logs, fake = world
     monkeypatch.setenv("CLOUDWATCH_API", "filter")
     times = put_missed(logs, 0, 4)
-    job = build_replay_window_job(load_sites()[0], CloudwatchConfig.from_env())
+    job = build_replay_window_job(load_sites()[0])
     op = "verify_replay_window_op"
     config = {"ops": {op: {"config": {"start": (BASE - dt.timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%SZ"),
                                       "end": (times[-1] + dt.timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%SZ")}}}}
-    resources = {"ingest": IngestResource()}
+    resources = dagster_resources()
     assert job.execute_in_process(run_config=config, resources=resources).success
     assert job.execute_in_process(run_config=config, resources=resources).success  # again: nothing new
     assert len(fake.hits(1)) == 4 and fake.duplicates() == {} and len(fake.invalidations) == 1
