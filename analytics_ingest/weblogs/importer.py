@@ -4,14 +4,13 @@ The steps, each explained where it happens:
 1. identify the file by its content (:mod:`analytics_ingest.weblogs.file_identity`): a renamed, rotated,
    recompressed or re-spelled file is the content the ledger already knows;
 2. take the file's lease (with a fencing token) so no other import sends its hits at the same time;
-3. stream it: read → parse → classify → render requests → lanes → Matomo (or the outbox);
+3. stream it: read → parse → classify → render requests → lanes (:mod:`.feeding`) → Matomo (or the outbox);
 4. skip what the ledger says was delivered, settle what was in flight when a run stopped;
 5. record an import summary and the file's and day's status.
 """
 
 from __future__ import annotations
 
-import bisect
 import datetime as dt
 import json
 import multiprocessing
@@ -29,7 +28,6 @@ from ..logs import open_log, scan
 from ..logs.formats import JOURNAL_FORMAT_NAMES
 from ..logs.probe import check_usable
 from ..logs.reader import part_line_count
-from ..matomo.batches import Batch, LaneBuffer
 from ..matomo.pageview_ids import PageviewIds
 from ..matomo.tracking import RequestBuilder
 from ..site_writer import site_writer
@@ -39,7 +37,6 @@ from ..vocabulary import (
     FILE_LOADED,
     FILE_LOADING,
     FILE_PARTIAL,
-    FILE_QUEUE,
     IGNORED_CATEGORIES,
     INVALID,
     KIND_JOURNAL,
@@ -48,7 +45,7 @@ from ..vocabulary import (
 )
 from . import file_identity
 from .classify import ClassifyOptions
-from .lanes import DayGate, DeliveryStats, LaneWorker, lane_of
+from .feeding import LaneFeed, Stopped
 from .parallel import JOB_LINES, MIN_PARALLEL_BYTES, init_worker, parallel_scan, worker_count
 
 LEASE_TTL = 120.0  # seconds; renewed every LEASE_TTL / 4 while the import runs
@@ -366,133 +363,24 @@ class Importer:
 
     def _run(self, record, path: str, requested: ImportOptions, stop: threading.Event, note: str,
              lease: _LeaseKeeper) -> ImportResult:
-        ledger = self.ledger
+        """Steps 3 and 4: stream the file into its lanes, resuming where the ledger says."""
         messages = [note] if note else []
-        if record.plan:
-            plan = json.loads(record.plan)
-            options = options_from_plan(plan, requested.batch_size)
-            shape = lambda o: (o.lanes, o.classify, o.format_name, o.regex)  # noqa: E731
-            if shape(options) != shape(requested):
-                messages.append("resumed with the lanes, format and filters of its first import")
-        else:
-            plan = requested.plan(identity=f"{self.site.idsite}:{record.fingerprint}")
-            options = requested
-            ledger.update_file(record.id, plan=json.dumps(plan, sort_keys=True))
-        lanes_state = ledger.lane_states(record.id)
-        n_lanes = options.lanes
-        delivered = [lanes_state.get(i, (0, None, None))[0] or 0 for i in range(n_lanes)]
-        in_flight = [lanes_state.get(i, (0, None, None))[1] or 0 for i in range(n_lanes)]
-        # When each in-flight batch was about to be sent: Matomo may still be committing it.
-        flight_sent = [at.timestamp() if (at := lanes_state.get(i, (0, None, None))[2]) else None
-                       for i in range(n_lanes)]
-
-        stats = DeliveryStats()
-        gate = DayGate(self.site.timezone)
-        workers = [LaneWorker(i, self.sink, ledger, record.id, stop, stats, gate, fence=lease.fence)
-                   for i in range(n_lanes)]
-        for worker in workers:
-            worker.start()
+        options, plan = self._plan(record, requested, messages)
         builder = RequestBuilder(self.site.idsite, self.site.main_url, PageviewIds(plan["identity"]),
                                  enable_bots=options.classify.enable_bots)
-        render = builder.render
-        buffers: list[list] = [[] for _ in range(n_lanes)]
-        recovery: list[list] = [[] for _ in range(n_lanes)]
-        batch_size = options.batch_size
-        lane_cache: dict[str, int] = {}
-        skipped = [0]
-        progress = self.progress
-
-        def on_tracked(hit, category, is_bot):
-            key = hit.user_id or hit.ip
-            lane = lane_cache.get(key)
-            if lane is None:
-                lane = lane_of(key, n_lanes)
-                if len(lane_cache) > 200_000:
-                    lane_cache.clear()
-                lane_cache[key] = lane
-            line_no = hit.line_no
-            if line_no <= delivered[lane]:
-                skipped[0] += 1
-                return
-            pv_id, request = render(hit, category, is_bot)
-            item = (line_no, pv_id, hit.ip, hit.cdt, request)
-            if line_no <= in_flight[lane]:
-                recovery[lane].append(item)
-                if line_no == in_flight[lane]:
-                    self._put(workers[lane], Batch.from_items(lane, recovery[lane], recovery=True,
-                                                              sent_at=flight_sent[lane]), stop)
-                    recovery[lane] = []
-                return
-            buf = buffers[lane]
-            buf.append(item)
-            if len(buf) >= batch_size:
-                self._put(workers[lane], Batch.from_items(lane, buf), stop)
-                buffers[lane] = []
-
-        lane_buffers = [LaneBuffer() for _ in range(n_lanes)]
-
-        def on_lane_items(lane_results):
-            # The parallel path's equivalent of on_tracked: one job's hits per lane at a time,
-            # as (line numbers, days, joined request text, end offsets).
-            for lane, (lines, days, text, ends) in enumerate(lane_results):
-                if not lines:
-                    continue
-                last_in_flight = in_flight[lane]
-                if last_in_flight and lines[0] <= last_in_flight:
-                    cut = bisect.bisect_right(lines, last_in_flight)
-                    head = Batch(lane, lines[:cut], text[: ends[cut - 1]], ends[:cut])
-                    recovery[lane].extend(head.items)
-                    if recovery[lane][-1][0] == last_in_flight:
-                        self._put(workers[lane], Batch.from_items(lane, recovery[lane], recovery=True,
-                                                                  sent_at=flight_sent[lane]), stop)
-                        recovery[lane] = []
-                    start = ends[cut - 1] + 1 if cut else 0
-                    lines, days, text = lines[cut:], days[cut:], text[start:]
-                    ends = [e - start for e in ends[cut:]]
-                buffer = lane_buffers[lane]
-                buffer.add(lines, days, text, ends)
-                while len(buffer) >= batch_size:
-                    self._put(workers[lane], buffer.take(batch_size, lane), stop)
-
-        def on_skipped(n):
-            skipped[0] += n
-
+        feed = LaneFeed(lanes=options.lanes, batch_size=options.batch_size,
+                        lane_states=self.ledger.lane_states(record.id), render=builder.render,
+                        sink=self.sink, ledger=self.ledger, file_id=record.id, stop=stop, fence=lease.fence,
+                        timezone=self.site.timezone)
+        feed.start()
         error: BaseException | None = None
         stats_scan = None
         interrupted = False
-        counted_lines = _Counted(None, progress)
+        counted_lines = _Counted(None, self.progress)
         try:
-            with open_log(path) as source:
-                counted = counted_lines.wrap(source)
-                if self._pool is not None:
-                    config = {
-                        "key": (record.id, plan["identity"], n_lanes, tuple(delivered), time.monotonic()),
-                        "format_name": options.format_name, "regex": options.regex,
-                        "date_format": options.date_format, "classify": options.classify,
-                        "idsite": self.site.idsite, "main_url": self.site.main_url,
-                        "identity": plan["identity"], "lanes": n_lanes, "delivered": delivered,
-                        "job_lines": self.job_lines, "timezone": self.site.timezone,
-                    }
-                    stats_scan = parallel_scan(counted, config=config, on_lane_items=on_lane_items,
-                                               on_skipped=on_skipped, pool=self._pool, fallback_on_tracked=on_tracked)
-                else:
-                    stats_scan = scan(
-                        counted,
-                        format_name=options.format_name,
-                        regex=options.regex,
-                        date_format=options.date_format,
-                        options=options.classify,
-                        on_tracked=on_tracked,
-                    )
-            for lane in range(n_lanes):
-                if recovery[lane]:  # the in-flight line was not reached (a shorter copy of the content)
-                    self._put(workers[lane], Batch.from_items(lane, recovery[lane], recovery=True,
-                                                              sent_at=flight_sent[lane]), stop)
-                if buffers[lane]:
-                    self._put(workers[lane], Batch.from_items(lane, buffers[lane]), stop)
-                if len(lane_buffers[lane]):
-                    self._put(workers[lane], lane_buffers[lane].take(len(lane_buffers[lane]), lane), stop)
-        except _Stopped:
+            stats_scan = self._scan(path, record, plan, options, feed, counted_lines)
+            feed.flush()
+        except Stopped:
             pass
         except KeyboardInterrupt:
             # Ctrl-C: stop reading, let the lanes finish the batch each is sending (so the ledger
@@ -508,16 +396,51 @@ class Importer:
             error = exc
             stop.set()
         finally:
-            for worker in workers:
-                worker.put(None)
-            for worker in workers:
-                worker.join()
-        lane_errors = [w.error for w in workers if w.error is not None]
+            feed.close()
+        lane_errors = feed.errors
         if error is None and lane_errors:
             error = lane_errors[0]
         if any(isinstance(e, LeaseLost) for e in [error, *lane_errors]):
             lease.lost = True  # a fenced checkpoint write found the lease taken over
+        return self._result(record, path, stats_scan, counted_lines, feed, messages, error, interrupted)
 
+    def _plan(self, record, requested: ImportOptions, messages: list[str]) -> tuple[ImportOptions, dict]:
+        """The file's plan: the one of its first import (a resume regenerates the same lanes and
+        pv_ids), or the requested options, recorded now."""
+        if record.plan:
+            plan = json.loads(record.plan)
+            options = options_from_plan(plan, requested.batch_size)
+            shape = lambda o: (o.lanes, o.classify, o.format_name, o.regex)  # noqa: E731
+            if shape(options) != shape(requested):
+                messages.append("resumed with the lanes, format and filters of its first import")
+            return options, plan
+        plan = requested.plan(identity=f"{self.site.idsite}:{record.fingerprint}")
+        self.ledger.update_file(record.id, plan=json.dumps(plan, sort_keys=True))
+        return requested, plan
+
+    def _scan(self, path: str, record, plan: dict, options: ImportOptions, feed: LaneFeed, counted_lines):
+        """Read, parse and classify the file, feeding its tracked hits to the lanes: in worker
+        processes for a big file (:func:`parallel_scan`), else in this thread."""
+        with open_log(path) as source:
+            counted = counted_lines.wrap(source)
+            if self._pool is None:
+                return scan(counted, format_name=options.format_name, regex=options.regex,
+                            date_format=options.date_format, options=options.classify, on_tracked=feed.on_tracked)
+            config = {
+                "key": (record.id, plan["identity"], feed.lanes, tuple(feed.delivered), time.monotonic()),
+                "format_name": options.format_name, "regex": options.regex,
+                "date_format": options.date_format, "classify": options.classify,
+                "idsite": self.site.idsite, "main_url": self.site.main_url,
+                "identity": plan["identity"], "lanes": feed.lanes, "delivered": feed.delivered,
+                "job_lines": self.job_lines, "timezone": self.site.timezone,
+            }
+            return parallel_scan(counted, config=config, on_lane_items=feed.on_lane_items,
+                                 on_skipped=feed.on_skipped, pool=self._pool, fallback_on_tracked=feed.on_tracked)
+
+    def _result(self, record, path: str, stats_scan, counted_lines, feed: LaneFeed, messages: list[str],
+                error: BaseException | None, interrupted: bool) -> ImportResult:
+        """What this run read and delivered, and the file's status after it."""
+        ledger = self.ledger
         result = ImportResult(path=path, site_id=self.site.idsite, status=FILE_LOADED, sink=self.sink.name)
         if stats_scan is None:
             result.lines_total = counted_lines.lines  # stopped early: at least say what was read
@@ -536,10 +459,11 @@ class Importer:
             result.days = stats_scan.local_days(self.site.timezone)
             if stats_scan.incomplete:
                 messages.append(stats_scan.incomplete_reason or "file is incomplete")
+        stats = feed.stats
         result.delivered = stats.accepted
         result.already_present = stats.already_present
         result.rejected = stats.rejected
-        result.already_delivered = skipped[0]
+        result.already_delivered = feed.skipped
         if result.already_present:
             messages.append(f"{result.already_present} hits of an interrupted batch were already in Matomo")
         if result.rejected:
@@ -558,11 +482,6 @@ class Importer:
             result.status = FILE_PARTIAL
         result.message = "; ".join(m for m in messages if m)
         return result
-
-    @staticmethod
-    def _put(worker: LaneWorker, batch: Batch, stop: threading.Event) -> None:
-        if not worker.put(batch):
-            raise _Stopped()
 
     # -- 5. record ---------------------------------------------------------------------------
     def _record(self, record, result: ImportResult, started: dt.datetime) -> None:
@@ -649,10 +568,6 @@ class _Counted:
             if progress is not None:
                 progress.advance(n, self._source)
             yield part
-
-
-class _Stopped(Exception):
-    """A lane stopped (error or lost lease): stop reading."""
 
 
 __all__ = ["Importer", "ImportOptions", "ImportResult", "DeliveryError"]
