@@ -12,7 +12,8 @@ RUN apt-get update \
 
 COPY pyproject.toml README.md ./
 COPY analytics_ingest ./analytics_ingest
-RUN pip install --upgrade pip && pip install .
+# Editable: Dagster's defs autoloader finds the project by the pyproject.toml beside the package.
+RUN pip install --upgrade pip && pip install -e .
 
 COPY deploy/dagster.yaml deploy/workspace.yaml ${DAGSTER_HOME}/
 

@@ -10,9 +10,19 @@ from pathlib import Path
 import dagster as dg
 
 from .defs.location import loading, read_location
+from .errors import ConfigError
+
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 @dg.definitions
 def defs() -> dg.Definitions:
+    # The autoloader finds the project by its pyproject.toml ([tool.dg]), so the package must be
+    # loaded from the source tree (an editable install, as scripts/bootstrap.sh and the Dockerfile
+    # do); a copy in site-packages has no pyproject.toml beside it.
+    if not (PROJECT_ROOT / "pyproject.toml").is_file():
+        raise ConfigError(f"analytics_ingest is loaded from {PROJECT_ROOT}, which has no pyproject.toml: install the "
+                          "project editable from its source tree (pip install -e .) so Dagster can find its defs")
     with loading(read_location()):
         return dg.load_from_defs_folder(path_within_project=Path(__file__).parent)

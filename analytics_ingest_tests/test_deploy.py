@@ -119,6 +119,8 @@ def test_docker_compose_is_consistent_with_its_files_and_env():
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert "deploy/dagster.yaml deploy/workspace.yaml ${DAGSTER_HOME}/" in dockerfile
     assert "--location-name\", \"analytics_ingest\"" in dockerfile
+    # the defs autoloader finds the project by the pyproject.toml beside the package: editable install
+    assert "COPY pyproject.toml" in dockerfile and "pip install -e ." in dockerfile
     # every ${VAR} compose reads is documented in .env.example
     example = {line.split("=", 1)[0].lstrip("# ").strip() for line in (ROOT / ".env.example").read_text().splitlines()
                if "=" in line}
@@ -190,3 +192,19 @@ def test_production_topology_takes_a_dropped_log_to_loaded(pg_db, tmp_path):
         wait_for(loaded, 480, "the day did not become Loaded", outputs)
         sent = (home / "outbox" / "site-1.jsonl").read_text().splitlines()
         assert len(sent) == manifest["tracked"]
+
+
+def test_a_copy_of_the_package_without_its_project_says_how_to_install_it(tmp_path):
+    """A non-editable install (site-packages) has no pyproject.toml beside the package, which the
+    defs autoloader needs: one line that says what to do, not Dagster's internal error."""
+    import subprocess
+
+    shutil.copytree(ROOT / "analytics_ingest", tmp_path / "site" / "analytics_ingest",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    code = "from analytics_ingest.definitions import defs\ndefs()"
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(tmp_path / "site")})
+    assert done.returncode != 0
+    assert done.stderr.strip().splitlines()[-1].endswith(
+        "has no pyproject.toml: install the project editable from its source tree (pip install -e .) so Dagster can "
+        "find its defs")
