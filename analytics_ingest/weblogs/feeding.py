@@ -84,13 +84,14 @@ class LaneFeed:
         buffers, recovery, skipped = self._buffers, self._recovery, self._skipped
         send_recovery = self._send_recovery
         lane_cache: dict[str, int] = {}
+        cache_max = LANE_CACHE_MAX
 
         def on_tracked(hit, category, is_bot):
             key = hit.user_id or hit.ip
             lane = lane_cache.get(key)
             if lane is None:
                 lane = lane_of(key, n_lanes)
-                if len(lane_cache) > LANE_CACHE_MAX:
+                if len(lane_cache) > cache_max:
                     lane_cache.clear()
                 lane_cache[key] = lane
             line_no = hit.line_no
