@@ -45,7 +45,7 @@ class ArchiveDayResult:
     runner: str = ""
     command: str = ""
     output_tail: str = ""
-    duration_s: float = 0.0
+    seconds: float = 0.0
     last_delivery: str | None = None
     detail: dict = field(default_factory=dict)
 
@@ -91,7 +91,7 @@ def archive_day(settings, ledger, site, day: dt.date, *, runner=None, api=None, 
                               message=(run.output_tail or "")[-500:] or None)
     result.archived, result.reason = True, reason
     result.runner, result.command, result.output_tail = run.runner, run.command, run.output_tail
-    result.duration_s, result.detail = run.duration_s, dict(run.detail)
+    result.seconds, result.detail = run.seconds, dict(run.detail)
     return result
 
 

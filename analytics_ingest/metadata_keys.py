@@ -3,8 +3,8 @@ and the ledger's day records say the same thing the same way.
 
 One word per quantity, chosen where the shells disagreed:
 
-* ``seconds`` (not ``duration_s``): wall time of a step;
-* ``robots_excluded`` (not ``bots_excluded``): rows dropped as robots, COUNTER's word;
+* ``seconds`` (not ``seconds``): wall time of a step;
+* ``robots_excluded`` (not ``robots_excluded``): rows dropped as robots, COUNTER's word;
 * ``lines_total`` (not ``lines``): lines read, every category included;
 * ``found`` (not ``present_files``): files on disk for a day;
 * ``delivered`` (not ``imported``): hits Matomo acknowledged, exactly once.
@@ -24,7 +24,3 @@ DAY_STATUS = "day_status"
 # Dagster's standard keys (TableMetadataSet's, written as strings: the set is not exported).
 ROW_COUNT = "dagster/row_count"
 COLUMN_SCHEMA = "dagster/column_schema"
-
-# The words replaced above, old → new: the CLI and docs translate with it, tests grep it.
-RENAMED = {"duration_s": SECONDS, "bots_excluded": ROBOTS_EXCLUDED, "lines": LINES_TOTAL,
-           "present_files": FOUND, "imported": DELIVERED}

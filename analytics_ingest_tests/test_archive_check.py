@@ -58,7 +58,7 @@ class InProcessArchiver:
     def run(self, idsite, first, last) -> RunnerResult:
         record = self.fake.archive(idsite, first, last)
         return RunnerResult(runner="local", command="fake core:archive", exit_status=0,
-                            output_tail=f"recomputed {record['recomputed']}", duration_s=0.0)
+                            output_tail=f"recomputed {record['recomputed']}", seconds=0.0)
 
 
 def setup(tmp_path: Path, fake: FakeMatomo, *, classify: str = "", batch: str = ""):

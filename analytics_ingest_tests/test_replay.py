@@ -59,14 +59,14 @@ def test_replay_sends_every_event_once_with_original_params_through_reruns_and_o
     events = [tracker_event(n, status=("502", "503", "404")[n % 3]) for n in range(12)]
     events[4] = tracker_event(4, extra="&token_auth=leaked0token&uid=user-4")  # token never forwarded
     first = run(settings, events[:6])
-    assert (first.appended, first.imported, first.already_present, first.invalid) == (6, 6, 0, 0)
+    assert (first.appended, first.delivered, first.already_present, first.invalid) == (6, 6, 0, 0)
     assert first.status == FILE_LOADED
     posts = fake.bulk_posts
     rerun = run(settings, events[:6])
-    assert (rerun.appended, rerun.imported, rerun.already_present) == (0, 0, 6)
+    assert (rerun.appended, rerun.delivered, rerun.already_present) == (0, 0, 6)
     assert fake.bulk_posts == posts  # "already imported": nothing sent
     overlap = run(settings, events[3:12])  # an overlapping window: 3 old, 6 new
-    assert (overlap.appended, overlap.imported, overlap.already_present) == (6, 6, 3)
+    assert (overlap.appended, overlap.delivered, overlap.already_present) == (6, 6, 3)
 
     assert fake.duplicates() == {}
     hits = {h["_id"]: h for h in fake.hits(1)}
@@ -93,7 +93,7 @@ def test_other_sites_and_non_tracker_lines_are_invalid_not_sent(settings, fake):
               tracker_event(4, path="/matomo.php?rec=1"), CloudEvent.make(to_ms(BASE), "garbage"),
               CloudEvent.make(to_ms(BASE), '{"a": 1}\n{"b": 2}')]
     result = run(settings, events)
-    assert result.imported == 1 and result.appended == 4
+    assert result.delivered == 1 and result.appended == 4
     assert result.invalid_reasons == {"other_site": 1, "multiline": 1, NOT_TRACKER: 2, "unparseable": 1}
     assert result.invalid == 5
     assert [h["_id"] for h in fake.hits()] == [original_params(events[0])["_id"]]

@@ -73,7 +73,7 @@ def test_the_window_command_replays_exactly_once_and_archives_the_day(world, cap
     end = (times[-1] + dt.timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
     assert cli_main(["replay", start, end]) == 0
     out = capsys.readouterr().out
-    assert "8 missed requests fetched" in out and "imported 8" in out and "archived (none)" in out
+    assert "8 missed requests fetched" in out and "delivered 8" in out and "archived (none)" in out
     hits = fake.hits(1)
     assert len(hits) == 8 and fake.duplicates() == {}
     assert {h["cip"] for h in hits} == {f"198.51.100.{n + 1}" for n in range(8)}
@@ -82,7 +82,7 @@ def test_the_window_command_replays_exactly_once_and_archives_the_day(world, cap
 
     assert cli_main(["replay", start, end]) == 0  # the same window again: nothing new
     again = capsys.readouterr().out
-    assert "imported 0" in again and "skipped: no new hits" in again
+    assert "delivered 0" in again and "skipped: no new hits" in again
     assert len(fake.hits(1)) == 8 and len(fake.invalidations) == 1
 
     assert cli_main(["replay", end, start]) == 2  # reversed: one line, no traceback

@@ -178,7 +178,7 @@ class _RecordingRunner:
 
     def run(self, idsite, first_day, last_day) -> RunnerResult:
         self.calls.append(time.monotonic())
-        return RunnerResult(runner="recording", command="archive", exit_status=0, output_tail="ok", duration_s=0.0)
+        return RunnerResult(runner="recording", command="archive", exit_status=0, output_tail="ok", seconds=0.0)
 
 
 def test_archiving_waits_for_an_import_of_the_same_site(tmp_path, fake, settings):

@@ -141,14 +141,14 @@ class WindowReplay:
     fetched: int = 0
     failed_windows: int = 0
     truncated_windows: int = 0
-    days: dict = field(default_factory=dict)  # day -> {"stored", "appended", "imported", "invalid", "archive"}
+    days: dict = field(default_factory=dict)  # day -> {"stored", "appended", "delivered", "invalid", "archive"}
 
     def lines(self) -> list[str]:
         out = [f"window {self.start} → {self.end}: {self.fetched} missed requests fetched"
                + (f", {self.failed_windows} query window(s) FAILED" if self.failed_windows else "")
                + (f", {self.truncated_windows} window(s) TRUNCATED" if self.truncated_windows else "")]
         for day, info in sorted(self.days.items()):
-            out.append(f"  {day}: appended {info['appended']}, imported {info['imported']}, "
+            out.append(f"  {day}: appended {info['appended']}, delivered {info['delivered']}, "
                        f"invalid {info['invalid']}; archive: {info['archive']}")
         return out
 
@@ -164,8 +164,8 @@ def replay_window(settings, ledger, config: CloudwatchConfig, site, start: dt.da
     for day, events in sorted(events_by_day(result.events, site.timezone).items()):
         store.save(site.key, day, events)
         replayed = replay_day(settings, ledger, site, day, events)
-        info = {"appended": replayed.appended, "imported": replayed.imported, "invalid": replayed.invalid}
-        if replayed.imported:
+        info = {"appended": replayed.appended, "delivered": replayed.delivered, "invalid": replayed.invalid}
+        if replayed.delivered:
             try:
                 archived = archive_day(settings, ledger, site, day, runner=runner, api=api)
                 info["archive"] = archived.reason if not archived.archived else f"archived ({archived.runner})"

@@ -130,7 +130,7 @@ class ReplayResult:
     journal: str
     appended: int  # new journal lines this run
     already_present: int  # events already in the journal (sent by an earlier run, or being sent)
-    imported: int  # hits Matomo confirmed in this run
+    delivered: int  # hits Matomo confirmed in this run
     invalid: int  # events not journaled (other site, multi-line) + invalid journal lines
     invalid_reasons: dict = field(default_factory=dict)
     status: str = ""  # the journal's import status (loaded, partial, failed)
@@ -178,7 +178,7 @@ def replay_day(settings, ledger, site, day, events: Iterable[CloudEvent], *, pol
         journal=str(path),
         appended=appended.appended,
         already_present=appended.already_present,
-        imported=result.delivered,
+        delivered=result.delivered,
         invalid=sum(reasons.values()),
         invalid_reasons=reasons,
         status=result.status,

@@ -89,7 +89,7 @@ class RunnerResult:
     command: str
     exit_status: int | None  # None when nothing ran (NoRunner) or the remote gave no code
     output_tail: str
-    duration_s: float
+    seconds: float
     detail: dict[str, Any] = field(default_factory=dict)
 
 
@@ -127,7 +127,7 @@ class NoRunner:
         return RunnerResult(
             runner=self.name, command="", exit_status=None,
             output_tail="not archived here: Matomo's own core:archive cron computes the reports",
-            duration_s=0.0, detail={"idsite": idsite, "first_day": first, "last_day": last},
+            seconds=0.0, detail={"idsite": idsite, "first_day": first, "last_day": last},
         )
 
 
@@ -186,7 +186,7 @@ class LocalRunner:
         return RunnerResult(
             runner=self.name, command=shown, exit_status=done.returncode,
             output_tail=_tail(done.stdout + ("\n" + done.stderr if done.stderr.strip() else "")),
-            duration_s=duration,
+            seconds=duration,
             detail={"idsite": idsite, "first_day": first, "last_day": last, "cwd": self.cwd},
         )
 
@@ -283,7 +283,7 @@ class SsmRunner:
         output = _redact((invocation.get("StandardOutputContent") or "")
                          + "\n" + (invocation.get("StandardErrorContent") or ""))
         return RunnerResult(runner=self.name, command=shown, exit_status=code,
-                            output_tail=_tail(output), duration_s=time.monotonic() - started,
+                            output_tail=_tail(output), seconds=time.monotonic() - started,
                             detail=detail)
 
     def find_instance(self) -> dict[str, str]:

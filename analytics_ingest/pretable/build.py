@@ -35,7 +35,7 @@ class PretableResult:
     tsv: str
     parquet: str
     rows: int = 0
-    bots_excluded: int = 0
+    robots_excluded: int = 0
     files_read: list[str] = field(default_factory=list)
     missing_files: list[str] = field(default_factory=list)
     geolocated: bool = False
@@ -106,7 +106,7 @@ def build_pretable(settings, ledger, site, day: dt.date, *, environ=None) -> Pre
             finally:
                 if geo is not None:
                     geo.close()
-            result.bots_excluded = bots[0]
+            result.robots_excluded = bots[0]
             result.files_read, result.missing_files = stats.files, stats.missing_files
             if stats.missing_files:
                 # Their hits are in Matomo; a pretable without them would under-count silently.

@@ -91,7 +91,7 @@ def build_archive_assets(site, extra_deps=()) -> list[dg.AssetsDefinition]:
             metadata.update({
                 "runner": archived.runner,
                 "command": dg.MetadataValue.text(archived.command or "(none)"),
-                keys.SECONDS: round(archived.duration_s, 1),
+                keys.SECONDS: round(archived.seconds, 1),
                 "output_tail": dg.MetadataValue.md(f"```\n{archived.output_tail[-3000:]}\n```"
                                                    if archived.output_tail else "_no output_"),
             })

@@ -89,7 +89,7 @@ def build_cloudwatch_assets(site, config: CloudwatchConfig) -> list[dg.AssetsDef
         return result({
             "appended": replayed.appended,
             "already_in_journal": replayed.already_present,
-            keys.DELIVERED: replayed.imported,
+            keys.DELIVERED: replayed.delivered,
             "invalid": replayed.invalid,
             "invalid_reasons": dg.MetadataValue.json(replayed.invalid_reasons),
             "journal": dg.MetadataValue.path(replayed.journal),

@@ -64,7 +64,7 @@ def build_counter_assets(site) -> list[dg.AssetsDefinition]:
             keys.DAY_STATUS: built.day_status,
             "source": built.source,
             "rows": built.rows,
-            keys.ROBOTS_EXCLUDED: built.bots_excluded,
+            keys.ROBOTS_EXCLUDED: built.robots_excluded,
             "geolocated": built.geolocated,
             "files_read": len(built.files_read),
             "tsv": dg.MetadataValue.path(built.tsv),

@@ -38,7 +38,7 @@ def _import_metadata(report) -> dict:
     metadata = {
         keys.DAY_STATUS: report.status,
         "files": dg.MetadataValue.md(
-            _md_table(["file", "status", "lines", "tracked", "delivered", "invalid", "note"], rows)
+            _md_table(["file", "status", "lines_total", "tracked", "delivered", "invalid", "note"], rows)
             if rows else "_nothing to import_"),
         keys.LINES_TOTAL: totals["lines_total"],
         "tracked": totals["tracked"],
