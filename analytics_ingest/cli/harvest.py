@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import logging
+import os
 import sys
 import time
 
@@ -84,7 +85,7 @@ def run_harvest(args, *, session=None, sqs_client=None, s3_client=None, redis_cl
             raise InputError("--interval repeats from the cursor; do not combine it with --start/--end")
         interval = _positive_number("--interval", args.interval, float)
         batch_size = _positive_number("--batch-size", args.batch_size)
-        settings = OpencastSettings.from_env(env, home=args.home, cursor=args.cursor)
+        settings = OpencastSettings.from_env(os.environ if env is None else env, home=args.home, cursor=args.cursor)
         output = args.output or (f"sqs://{settings.queue}" if settings.queue else None)
         if not output:
             raise ConfigError(f"no output: pass --output sqs://QUEUE, a file path or -, or set {ENV_QUEUE}")

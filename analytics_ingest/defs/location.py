@@ -22,9 +22,10 @@ from pathlib import Path
 
 from ..cloudwatch.pipeline import CloudwatchConfig
 from ..demo import cloudwatch_environ, is_offline_demo, opencast_environ
-from ..opencast.daily import matomo_site
+from ..opencast.settings import ENV_MATOMO_SITE as ENV_OPENCAST_MATOMO_SITE
 from ..opencast.settings import ENV_TIMEZONE as ENV_OPENCAST_TIMEZONE
 from ..opencast.settings import ENV_URL as ENV_OPENCAST_URL
+from ..opencast.settings import parse_matomo_site
 from ..sites import ENV_SITES, SiteConfig, demo_sites_path, load_sites
 from ..usage.partition import configured_windows
 from ..weblogs.rsync import ENV_CRON as ENV_RSYNC_CRON
@@ -101,7 +102,7 @@ def _opencast(env: Mapping[str, str], demo: bool) -> OpencastPlan | None:
         demo=recorded,
         timezone=settings.get(ENV_OPENCAST_TIMEZONE) or "UTC",
         start_date=dt.date.fromisoformat(settings.get(ENV_OPENCAST_START) or "2024-01-01"),
-        matomo_site=matomo_site(settings),
+        matomo_site=parse_matomo_site(settings.get(ENV_OPENCAST_MATOMO_SITE)),
         harvest_cron=env.get(ENV_HARVEST_CRON) or DEFAULT_HARVEST_CRON,
     )
 

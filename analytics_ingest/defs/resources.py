@@ -176,13 +176,13 @@ class OpencastResource(dg.ConfigurableResource):
             values[name] = dg.EnvVar(var) if secret else settings[var]
         return cls(**values)
 
-    def environ(self) -> Mapping[str, str]:
+    def _environ(self) -> Mapping[str, str]:
         fields = {var: getattr(self, name) for name, var in OPENCAST_FIELDS.items()}
         base = {} if self.url else dict(os.environ)
         return {**base, **{k: v for k, v in fields.items() if v is not None}}
 
     def settings(self, ingest: IngestResource, **overrides) -> OpencastSettings:
-        return OpencastSettings.from_env(self.environ(), home=str(ingest.settings().home), **overrides)
+        return OpencastSettings.from_env(self._environ(), home=str(ingest.settings().home), **overrides)
 
 
 class RsyncResource(dg.ConfigurableResource):

@@ -8,7 +8,6 @@ incremental cursor, so a backfill of old days never moves the live harvester.
 from __future__ import annotations
 
 import datetime as dt
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,10 +19,7 @@ from ..errors import ConfigError, InputError
 from .enrich import episode_document
 from .harvest import MemoryCursorStore
 from .run import HarvestSummary, build, harvest_once
-from .settings import OpencastSettings
-
-ENV_OUTPUT = "OPENCAST_OUTPUT"  # sqs://queue, a queue URL, or a file path ({day} is replaced)
-ENV_MATOMO_SITE = "OPENCAST_MATOMO_SITE"  # optional: Matomo idsite that receives the actions as events
+from .settings import ENV_OUTPUT, OpencastSettings
 
 
 def day_window(settings: OpencastSettings, day: dt.date) -> tuple[dt.datetime, dt.datetime]:
@@ -31,9 +27,8 @@ def day_window(settings: OpencastSettings, day: dt.date) -> tuple[dt.datetime, d
     return start, start + dt.timedelta(days=1)
 
 
-def day_output(settings: OpencastSettings, day: dt.date, environ=None) -> str:
-    env = os.environ if environ is None else environ
-    template = env.get(ENV_OUTPUT) or str(Path(settings.home) / "opencast" / "useractions" / "{day}.jsonl")
+def day_output(settings: OpencastSettings, day: dt.date) -> str:
+    template = settings.output or str(Path(settings.home) / "opencast" / "useractions" / "{day}.jsonl")
     return template.replace("{day}", day.isoformat())
 
 
@@ -41,22 +36,13 @@ def journal_path(settings: OpencastSettings, day: dt.date) -> Path:
     return Path(settings.home) / "opencast" / "matomo" / f"{day.isoformat()}.jsonl"
 
 
-def matomo_site(environ=None) -> int | None:
-    text = (os.environ if environ is None else environ).get(ENV_MATOMO_SITE, "").strip()
-    if not text:
-        return None
-    if not text.isdigit() or int(text) < 1:
-        raise ConfigError(f"{ENV_MATOMO_SITE} must be a Matomo site id (a whole number), got {text!r}")
-    return int(text)
-
-
-def harvest_day(settings: OpencastSettings, day: dt.date, *, environ=None, **clients) -> tuple[HarvestSummary, str, str | None]:
+def harvest_day(settings: OpencastSettings, day: dt.date, **clients) -> tuple[HarvestSummary, str, str | None]:
     """Harvest the day's actions into the configured output (and the Matomo journal when a site
     is configured). Returns (summary, output, journal path or None)."""
-    output = day_output(settings, day, environ)
+    output = day_output(settings, day)
     if output == "-":
         raise ConfigError(f"{ENV_OUTPUT}=- (stdout) is for the CLI; give sqs://QUEUE or a file path")
-    journal = str(journal_path(settings, day)) if matomo_site(environ) else None
+    journal = str(journal_path(settings, day)) if settings.matomo_site else None
     if journal:
         Path(journal).parent.mkdir(parents=True, exist_ok=True)
     if not output.startswith(("sqs://", "https://sqs.")):

@@ -27,10 +27,10 @@ from typing import Any, Protocol
 from ..atomic import write_text
 from ..errors import ConfigError
 from .client import UTC, LiveInfo, OpencastClient, as_int, as_list, parse_created
+from .settings import DEFAULT_CACHE_EXPIRE  # noqa: F401 - re-exported: the setting's default lives with the settings
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CACHE_EXPIRE = 1800  # seconds; the original's code default (its README said 15m)
 _MISSING = "null"  # what a cached "no such episode" looks like
 
 

@@ -25,10 +25,10 @@ from typing import Protocol
 from ..atomic import write_text
 from ..errors import ConfigError, InputError
 from .client import UTC, OpencastClient
+from .settings import DEFAULT_MAX_SPAN
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MAX_SPAN = 3 * 3600  # seconds; the cron ran every 2 minutes, so 3 h means "fell far behind"
 DEFAULT_LOOKBACK = dt.timedelta(minutes=2)  # the original's DEFAULT_INTERVAL for a first run
 LEGACY_FORMAT = "%Y%m%d%H%M%S"
 

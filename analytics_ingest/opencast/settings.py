@@ -1,13 +1,14 @@
 """The harvester's environment variables, read and checked in one place.
 
-Numbers are parsed here, once: the original compared an int with the env *string* and its span
-guard never fired.
+:meth:`OpencastSettings.from_env` is the only reader of the ``OPENCAST_*`` variables; the shells
+(the CLI, the Dagster resources) call it and the engine takes the typed settings. Numbers are
+parsed here, once: the original compared an int with the env *string* and its span guard never
+fired. No import of the harvester or the enricher here, so the CLI's parser stays fast.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,8 +16,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ..config import DEFAULT_HOME, ENV_HOME
 from ..errors import ConfigError
-from .enrich import DEFAULT_CACHE_EXPIRE
-from .harvest import DEFAULT_MAX_SPAN
 
 ENV_URL = "OPENCAST_URL"  # the engage node, or file:<folder> of recorded answers (opencast.recorded)
 ENV_USER = "OPENCAST_USER"
@@ -28,6 +27,12 @@ ENV_CACHE_EXPIRE = "EPISODE_CACHE_EXPIRE"
 ENV_REDIS_URL = "REDIS_URL"
 ENV_MAX_SPAN = "MAX_START_END_SPAN"
 ENV_QUEUE = "SQS_QUEUE_NAME"  # the original's default destination
+ENV_OUTPUT = "OPENCAST_OUTPUT"  # sqs://queue, a queue URL, or a file path ({day} is replaced)
+ENV_MATOMO_SITE = "OPENCAST_MATOMO_SITE"  # optional: Matomo idsite that receives the actions as events
+
+# Defaults of the enricher and the harvester, here so that reading the settings imports neither.
+DEFAULT_CACHE_EXPIRE = 1800  # seconds; the original's code default (its README said 15m)
+DEFAULT_MAX_SPAN = 3 * 3600  # seconds; the cron ran every 2 minutes, so 3 h means "fell far behind"
 
 
 def parse_seconds(name: str, value: str | None, default: float | None) -> float | None:
@@ -43,6 +48,16 @@ def parse_seconds(name: str, value: str | None, default: float | None) -> float 
     return number
 
 
+def parse_matomo_site(text: str | None) -> int | None:
+    """``OPENCAST_MATOMO_SITE``: a Matomo site id, or None when unset."""
+    text = (text or "").strip()
+    if not text:
+        return None
+    if not text.isdigit() or int(text) < 1:
+        raise ConfigError(f"{ENV_MATOMO_SITE} must be a Matomo site id (a whole number), got {text!r}")
+    return int(text)
+
+
 @dataclass(frozen=True)
 class OpencastSettings:
     url: str
@@ -56,15 +71,16 @@ class OpencastSettings:
     admin_url: str | None = None
     server_tz: dt.tzinfo = dt.timezone.utc
     queue: str | None = None
+    output: str | None = None  # OPENCAST_OUTPUT as set (None: a JSON-lines file per day under home)
+    matomo_site: int | None = None  # OPENCAST_MATOMO_SITE
 
     @property
     def episode_cache_path(self) -> Path:
         return self.home / "opencast" / "episodes-cache.json"
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, *, home: str | None = None,
+    def from_env(cls, env: Mapping[str, str], *, home: str | None = None,
                  cursor: str | None = None) -> OpencastSettings:
-        env = os.environ if env is None else env
         recorded = str(env.get(ENV_URL) or "").startswith("file:")  # recorded answers: no user needed
         missing = [n for n in ((ENV_URL,) if recorded else (ENV_URL, ENV_USER, ENV_PASSWORD)) if not env.get(n)]
         if missing:
@@ -88,4 +104,6 @@ class OpencastSettings:
             admin_url=env.get(ENV_ADMIN_URL) or None,
             server_tz=server_tz,
             queue=env.get(ENV_QUEUE) or None,
+            output=env.get(ENV_OUTPUT) or None,
+            matomo_site=parse_matomo_site(env.get(ENV_MATOMO_SITE)),
         )

@@ -45,7 +45,7 @@ def build_opencast_assets(plan: OpencastPlan | None = None) -> list[dg.AssetsDef
     def useractions(context: dg.AssetExecutionContext, ingest: IngestResource,
                     opencast: OpencastResource) -> dg.MaterializeResult:
         with engine_step():
-            summary, output, journal = harvest_day(opencast.settings(ingest), day_of(context), environ=opencast.environ())
+            summary, output, journal = harvest_day(opencast.settings(ingest), day_of(context))
         metadata = {
             "fetched": summary.fetched, "duplicates_dropped": summary.duplicates, keys.DELIVERED: summary.delivered,
             "episodes_without_attachments": summary.without_attachments,

@@ -18,7 +18,7 @@ from ..site_day import engine_step
 def opencast_harvest_op(context: dg.OpExecutionContext, ingest: IngestResource, opencast: OpencastResource) -> None:
     with engine_step():
         settings = opencast.settings(ingest)
-        output = day_output(settings, dt.datetime.now(dt.timezone.utc).date(), opencast.environ())
+        output = day_output(settings, dt.datetime.now(dt.timezone.utc).date())
         harvester, enricher, sink = build(settings, output=output)
         summary = harvest_once(harvester, enricher, sink)
     context.log.info(summary.line())
