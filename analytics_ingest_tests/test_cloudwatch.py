@@ -29,6 +29,7 @@ from analytics_ingest.cloudwatch import (
     make_logs_client,
     parse_window,
 )
+from analytics_ingest.cloudwatch.pipeline import CloudwatchConfig
 from analytics_ingest.cloudwatch.window import to_ms
 from analytics_ingest.config import load_settings
 from analytics_ingest.errors import ConfigError, InputError
@@ -332,7 +333,7 @@ def _events(numbers) -> list[CloudEvent]:
 
 def test_local_store_merges_without_losing_or_doubling(tmp_path):
     settings = load_settings(home=tmp_path / "home", environ={})
-    store = EventStore.from_settings(settings, environ={})
+    store = EventStore.from_settings(settings)
     day = BASE.date()
     first = store.save("demo", day, _events(range(0, 10)))
     assert (first.added, first.total) == (10, 10)
@@ -351,8 +352,8 @@ def test_s3_store_merges(aws_env, tmp_path):
         s3 = boto3.client("s3", region_name="eu-west-2")
         s3.create_bucket(Bucket="replays", CreateBucketConfiguration={"LocationConstraint": "eu-west-2"})
         settings = load_settings(home=tmp_path / "home", environ={})
-        store = EventStore.from_settings(settings, environ={"ANALYTICS_INGEST_CLOUDWATCH_S3": "s3://replays/cw"},
-                                         s3_client=s3)
+        config = CloudwatchConfig.from_env({"ANALYTICS_INGEST_CLOUDWATCH_S3": "s3://replays/cw"})
+        store = EventStore.from_settings(settings, s3_url=config.events_s3, s3_client=s3)
         assert store.load("demo", "2024-05-01") == []
         store.save("demo", "2024-05-01", _events(range(4)))
         result = store.save("demo", "2024-05-01", _events(range(2, 6)))
@@ -381,17 +382,17 @@ def test_parse_window_accepts_iso_forms_and_sub_day_windows():
 ])
 def test_parse_window_errors_are_one_line(start, end, expected):
     with pytest.raises(InputError) as err:
-        parse_window(start, end, environ={})
+        parse_window(start, end, max_span=CloudwatchConfig.from_env({}).max_span)
     assert expected in str(err.value) and "\n" not in str(err.value)
 
 
 def test_max_span_from_env_and_days_touched():
     with pytest.raises(InputError, match="more than the 2 h"):
         parse_window("2020-09-28T00:00:00Z", "2020-09-28T03:00:00Z",
-                     environ={"ANALYTICS_INGEST_REPLAY_MAX_SPAN_HOURS": "2"})
+                     max_span=CloudwatchConfig.from_env({"ANALYTICS_INGEST_REPLAY_MAX_SPAN_HOURS": "2"}).max_span)
     with pytest.raises(ConfigError, match="positive number"):
         parse_window("2020-09-28T00:00:00Z", "2020-09-28T03:00:00Z",
-                     environ={"ANALYTICS_INGEST_REPLAY_MAX_SPAN_HOURS": "lots"})
+                     max_span=CloudwatchConfig.from_env({"ANALYTICS_INGEST_REPLAY_MAX_SPAN_HOURS": "lots"}).max_span)
     start, end = parse_window("2020-09-28T22:30:00Z", "2020-09-29T00:00:00Z")
     assert days_touched(start, end, "UTC") == [dt.date(2020, 9, 28)]
     assert days_touched(start, end, "Europe/Paris") == [dt.date(2020, 9, 29)]

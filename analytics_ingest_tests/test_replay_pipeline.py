@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 
 import dagster as dg
 import pytest
@@ -101,7 +102,7 @@ def test_daily_assets_fetch_replay_and_archive_without_double_counting(world, st
         monkeypatch.setenv("ANALYTICS_INGEST_CLOUDWATCH_S3", "s3://replay-events/verify")
     put_missed(logs, 0, 5)
     site = load_sites()[0]
-    config = CloudwatchConfig.from_env()
+    config = CloudwatchConfig.from_env(os.environ)
     assets = build_cloudwatch_assets(site, config) + build_archive_assets(site, [replay_key(site)])
     from analytics_ingest.defs.weblogs.assets import build_site_assets
 

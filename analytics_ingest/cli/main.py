@@ -304,14 +304,15 @@ def cmd_demo(args) -> int:
 
 def cmd_replay(args) -> int:
     from ..cloudwatch.pipeline import CloudwatchConfig, replay_window
-    from ..cloudwatch.window import parse_window
+    from ..cloudwatch.window import check_span, parse_window
     from ..engine import open_ledger
     from ..sites import pick_site
 
-    start, end = parse_window(args.start, args.end)  # argument errors first, before any setting
+    start, end = parse_window(args.start, args.end, max_span=None)  # argument errors first, before any setting
+    config = CloudwatchConfig.from_env(os.environ)
+    check_span(start, end, config.max_span)
     settings = _settings(args)
     site = pick_site(args.site)
-    config = CloudwatchConfig.from_env()
     with open_ledger(settings) as ledger:
         report = replay_window(settings, ledger, config, site, start, end)
     if args.json:

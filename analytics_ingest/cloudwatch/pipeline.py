@@ -4,26 +4,32 @@ Shared by the Dagster assets (one site-day at a time), the ad hoc Dagster job an
 ``analytics-ingest replay START END`` (any window), so all three do the same thing. Settings come
 from environment variables, with GDS Verify's values as defaults:
 
-==================================  =====================================================
-``CLOUDWATCH_SITES``                site keys (or ids) to replay, comma-separated, or ``all``;
-                                    unset: no CloudWatch assets (the embedded default is offline)
-``CLOUDWATCH_LOG_GROUP``            ``matomo``
-``CLOUDWATCH_STREAM_PATTERN``       ``matomo-nginx`` (regex on the log stream name)
-``CLOUDWATCH_MIN_STATUS``           ``500`` (compared as a number)
-``CLOUDWATCH_EXCLUDED_AGENTS``      ``ELB-HealthChecker/2.0,Smokey Test``
-``CLOUDWATCH_API``                  ``insights`` (Logs Insights), ``filter`` (``filter_log_events``), or
-                                    ``recorded:<file.json>``: a recorded log group answering
-                                    ``filter_log_events`` (:mod:`.recorded`; no AWS)
-``NUM_THREADS``                     ``8`` parallel Insights queries
-``PERIOD_WIDTH_IN_SECONDS``         ``300`` seconds per Insights window (split further at the row cap)
-``CLOUDWATCH_ENDPOINT_URL``         unset (AWS); for a local emulator
-==================================  =====================================================
+==========================================  =====================================================
+``CLOUDWATCH_SITES``                        site keys (or ids) to replay, comma-separated, or ``all``;
+                                            unset: no CloudWatch assets (the embedded default is offline)
+``CLOUDWATCH_LOG_GROUP``                    ``matomo``
+``CLOUDWATCH_STREAM_PATTERN``               ``matomo-nginx`` (regex on the log stream name)
+``CLOUDWATCH_MIN_STATUS``                   ``500`` (compared as a number)
+``CLOUDWATCH_EXCLUDED_AGENTS``              ``ELB-HealthChecker/2.0,Smokey Test``
+``CLOUDWATCH_API``                          ``insights`` (Logs Insights), ``filter`` (``filter_log_events``), or
+                                            ``recorded:<file.json>``: a recorded log group answering
+                                            ``filter_log_events`` (:mod:`.recorded`; no AWS)
+``NUM_THREADS``                             ``8`` parallel Insights queries
+``PERIOD_WIDTH_IN_SECONDS``                 ``300`` seconds per Insights window (split further at the row cap)
+``CLOUDWATCH_ENDPOINT_URL``                 unset (AWS); for a local emulator
+``ANALYTICS_INGEST_CLOUDWATCH_S3``          unset (under the home); ``s3://bucket/prefix`` keeps the events in S3
+``ANALYTICS_INGEST_REPLAY_MAX_SPAN_HOURS``  ``168`` hours: the longest ad hoc replay window
+==========================================  =====================================================
+
+:meth:`CloudwatchConfig.from_env` is the only reader of these variables: the
+shells (the CLI, the Dagster resources) call it, the functions below take the typed
+:class:`CloudwatchConfig`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from ..archiving import archive_day
@@ -39,7 +45,8 @@ from .query import (
 )
 from .recorded import RecordedLogsClient, recording_path
 from .replay import events_by_day, replay_day
-from .store import EventStore
+from .store import ENV_S3, EventStore
+from .window import DEFAULT_MAX_SPAN, ENV_MAX_SPAN_HOURS, parse_max_span
 
 APIS = ("insights", "filter")
 
@@ -56,10 +63,11 @@ class CloudwatchConfig:
     window_seconds: int = 300
     endpoint_url: str | None = None
     recording: str | None = None  # api "recorded": the recorded log group's JSON file
+    events_s3: str | None = None  # s3://bucket/prefix keeping the fetched events; None: under the home
+    max_span: dt.timedelta = DEFAULT_MAX_SPAN  # the longest ad hoc replay window
 
     @classmethod
-    def from_env(cls, environ=None) -> "CloudwatchConfig":
-        env = os.environ if environ is None else environ
+    def from_env(cls, env: Mapping[str, str]) -> "CloudwatchConfig":
         sites = tuple(s.strip() for s in env.get("CLOUDWATCH_SITES", "").split(",") if s.strip())
         api = env.get("CLOUDWATCH_API", "insights").strip()
         recording = recording_path(api)
@@ -78,6 +86,8 @@ class CloudwatchConfig:
             window_seconds=_whole(env, "PERIOD_WIDTH_IN_SECONDS", 300, 1),
             endpoint_url=env.get("CLOUDWATCH_ENDPOINT_URL") or None,
             recording=str(recording) if recording is not None else None,
+            events_s3=env.get(ENV_S3) or None,
+            max_span=parse_max_span(env.get(ENV_MAX_SPAN_HOURS)),
         )
 
     def covers(self, site) -> bool:
@@ -124,13 +134,14 @@ def fetch_day(settings, config: CloudwatchConfig, site, day: dt.date, *, client=
     """Fetch the site-local day's missed requests and merge them into the day's stored events."""
     start, end = LocalDay(site.timezone).bounds_utc(day)
     result = fetch(config, site, start, end, client=client)
-    saved = EventStore.from_settings(settings, s3_client=s3_client).save(site.key, day, result.events)
+    saved = EventStore.from_settings(settings, s3_url=config.events_s3, s3_client=s3_client).save(
+        site.key, day, result.events)
     return DayFetch(day=day.isoformat(), result=result, location=saved.location, added=saved.added, total=saved.total)
 
 
-def replay_stored_day(settings, ledger, site, day: dt.date, *, s3_client=None, policy=None):
+def replay_stored_day(settings, ledger, config: CloudwatchConfig, site, day: dt.date, *, s3_client=None, policy=None):
     """Replay every stored event of the day (each reaches Matomo once, however often this runs)."""
-    events = EventStore.from_settings(settings, s3_client=s3_client).load(site.key, day)
+    events = EventStore.from_settings(settings, s3_url=config.events_s3, s3_client=s3_client).load(site.key, day)
     return replay_day(settings, ledger, site, day, events, policy=policy)
 
 
@@ -160,7 +171,7 @@ def replay_window(settings, ledger, config: CloudwatchConfig, site, start: dt.da
     result = fetch(config, site, start, end, client=client)
     report = WindowReplay(start=start.isoformat(), end=end.isoformat(), fetched=len(result.events),
                           failed_windows=len(result.failed), truncated_windows=len(result.truncated))
-    store = EventStore.from_settings(settings, s3_client=s3_client)
+    store = EventStore.from_settings(settings, s3_url=config.events_s3, s3_client=s3_client)
     for day, events in sorted(events_by_day(result.events, site.timezone).items()):
         store.save(site.key, day, events)
         replayed = replay_day(settings, ledger, site, day, events)

@@ -107,10 +107,9 @@ class EventStore:
             self.root = Path(text)
 
     @classmethod
-    def from_settings(cls, settings, *, s3_url: str | None = None, s3_client=None, environ=None) -> "EventStore":
-        env = os.environ if environ is None else environ
-        url = s3_url or env.get(ENV_S3) or None
-        return cls(url if url else Path(settings.home) / "cloudwatch", s3_client=s3_client)
+    def from_settings(cls, settings, *, s3_url: str | None = None, s3_client=None) -> "EventStore":
+        """``s3_url``: the CloudWatch settings' ``events_s3``; None keeps the events under the home."""
+        return cls(s3_url if s3_url else Path(settings.home) / "cloudwatch", s3_client=s3_client)
 
     # -- where -------------------------------------------------------------------------------------
     def _key(self, site_key: str, day) -> str:

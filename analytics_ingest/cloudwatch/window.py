@@ -9,7 +9,6 @@ thousands of CloudWatch queries.
 from __future__ import annotations
 
 import datetime as dt
-import os
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ..errors import ConfigError, InputError
@@ -18,10 +17,9 @@ ENV_MAX_SPAN_HOURS = "ANALYTICS_INGEST_REPLAY_MAX_SPAN_HOURS"
 DEFAULT_MAX_SPAN = dt.timedelta(days=7)
 
 
-def max_span_from_env(environ: dict | None = None) -> dt.timedelta:
-    """``ANALYTICS_INGEST_REPLAY_MAX_SPAN_HOURS`` (a positive number of hours), else 7 days."""
-    env = os.environ if environ is None else environ
-    raw = (env.get(ENV_MAX_SPAN_HOURS) or "").strip()
+def parse_max_span(text: str | None) -> dt.timedelta:
+    """``ANALYTICS_INGEST_REPLAY_MAX_SPAN_HOURS`` (a positive number of hours); unset: 7 days."""
+    raw = (text or "").strip()
     if not raw:
         return DEFAULT_MAX_SPAN
     try:
@@ -48,12 +46,13 @@ def parse_instant(text: str, what: str) -> dt.datetime:
 
 
 def parse_window(
-    start_text: str, end_text: str, *, max_span: dt.timedelta | None = None, environ: dict | None = None
+    start_text: str, end_text: str, *, max_span: dt.timedelta | None = DEFAULT_MAX_SPAN
 ) -> tuple[dt.datetime, dt.datetime]:
     """``[start, end)`` in UTC from two ISO 8601 texts.
 
-    ``max_span`` defaults to ``ANALYTICS_INGEST_REPLAY_MAX_SPAN_HOURS`` or 7 days. Raises a
-    one-line :class:`InputError` for a bad text, an empty or reversed window, or one too long.
+    ``max_span``: the longest window allowed (the CloudWatch settings' ``max_span``; default 7
+    days); None checks no length, for a caller that checks it later with :func:`check_span`.
+    Raises a one-line :class:`InputError` for a bad text, an empty or reversed window, or one too long.
     """
     start = parse_instant(start_text, "start")
     end = parse_instant(end_text, "end")
@@ -62,14 +61,19 @@ def parse_window(
             f"the window ends ({end:%Y-%m-%dT%H:%M:%SZ}) before it starts ({start:%Y-%m-%dT%H:%M:%SZ}); "
             "give the start first"
         )
-    limit = max_span if max_span is not None else max_span_from_env(environ)
+    if max_span is not None:
+        check_span(start, end, max_span)
+    return start, end
+
+
+def check_span(start: dt.datetime, end: dt.datetime, limit: dt.timedelta) -> None:
+    """One-line :class:`InputError` when ``[start, end)`` lasts longer than ``limit``."""
     if end - start > limit:
         hours = limit.total_seconds() / 3600
         raise InputError(
             f"the window lasts {(end - start).total_seconds() / 3600:g} h, more than the {hours:g} h allowed; "
             f"split it or raise {ENV_MAX_SPAN_HOURS}"
         )
-    return start, end
 
 
 def _zone(tz) -> dt.tzinfo:
@@ -106,5 +110,5 @@ def to_ms(value: dt.datetime) -> int:
     return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
 
 
-__all__ = ["DEFAULT_MAX_SPAN", "ENV_MAX_SPAN_HOURS", "days_touched", "local_day", "max_span_from_env",
+__all__ = ["DEFAULT_MAX_SPAN", "ENV_MAX_SPAN_HOURS", "days_touched", "check_span", "local_day", "parse_max_span",
            "parse_instant", "parse_window", "to_ms"]

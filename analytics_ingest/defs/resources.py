@@ -18,6 +18,7 @@ from dagster_aws.s3 import S3Resource
 
 from ..cloudwatch.pipeline import CloudwatchConfig
 from ..cloudwatch.store import ENV_S3
+from ..cloudwatch.window import ENV_MAX_SPAN_HOURS
 from ..config import (ENV_HOME, ENV_LEDGER_URL, ENV_MATOMO_DB_PREFIX, ENV_MATOMO_DB_URL, ENV_MATOMO_TOKEN,
                       ENV_MATOMO_URL, Settings, load_settings)
 from ..engine import open_ledger
@@ -111,6 +112,7 @@ class CloudWatchResource(dg.ConfigurableResource):
     window_seconds: int | None = None  # PERIOD_WIDTH_IN_SECONDS
     endpoint_url: str | None = None  # CLOUDWATCH_ENDPOINT_URL (a local emulator)
     events_s3: str | None = None  # ANALYTICS_INGEST_CLOUDWATCH_S3: keep fetched events in s3://bucket/prefix
+    max_span_hours: str | None = None  # ANALYTICS_INGEST_REPLAY_MAX_SPAN_HOURS: the longest ad hoc window
 
     @classmethod
     def from_config(cls, config: CloudwatchConfig, environ: Mapping[str, str]) -> CloudWatchResource:
@@ -118,7 +120,7 @@ class CloudWatchResource(dg.ConfigurableResource):
                    log_group=config.log_group, stream_pattern=config.stream_pattern, min_status=config.min_status,
                    excluded_agents=list(config.excluded_agents), threads=config.threads,
                    window_seconds=config.window_seconds, endpoint_url=config.endpoint_url,
-                   events_s3=_env(environ, ENV_S3))
+                   events_s3=_env(environ, ENV_S3), max_span_hours=_env(environ, ENV_MAX_SPAN_HOURS))
 
     def config(self, sites: tuple[str, ...] = ()) -> CloudwatchConfig:
         fields = {"CLOUDWATCH_API": self.api, "CLOUDWATCH_LOG_GROUP": self.log_group,
@@ -126,6 +128,7 @@ class CloudWatchResource(dg.ConfigurableResource):
                   "CLOUDWATCH_MIN_STATUS": _text(self.min_status), "NUM_THREADS": _text(self.threads),
                   "PERIOD_WIDTH_IN_SECONDS": _text(self.window_seconds),
                   "CLOUDWATCH_EXCLUDED_AGENTS": None if self.excluded_agents is None else ",".join(self.excluded_agents),
+                  ENV_S3: self.events_s3, ENV_MAX_SPAN_HOURS: self.max_span_hours,
                   "CLOUDWATCH_SITES": ",".join(sites)}
         # Left unconfigured (no api), the resource reads the process environment, as the CLI does.
         base = dict(os.environ) if self.api is None else {}
@@ -133,7 +136,7 @@ class CloudWatchResource(dg.ConfigurableResource):
 
     def s3_client(self, s3: S3Resource):
         """dagster-aws's S3 client when the events are kept in S3; None keeps them under the home."""
-        return s3.get_client() if (self.events_s3 or os.environ.get(ENV_S3)) else None
+        return s3.get_client() if self.config().events_s3 else None
 
 
 # The Opencast variables a resource carries; the secrets among them arrive as dg.EnvVar.

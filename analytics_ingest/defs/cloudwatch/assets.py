@@ -84,8 +84,8 @@ def build_cloudwatch_assets(site, config: CloudwatchConfig) -> list[dg.AssetsDef
     def matomo_replay(context: dg.AssetExecutionContext, ingest: IngestResource, cloudwatch: CloudWatchResource,
                       s3: S3Resource) -> dg.MaterializeResult:
         with ingest.ledger() as ledger, engine_step():
-            replayed = replay_stored_day(ingest.settings(), ledger, site, day_of(context),
-                                         s3_client=cloudwatch.s3_client(s3))
+            replayed = replay_stored_day(ingest.settings(), ledger, cloudwatch.config((site.key,)), site,
+                                         day_of(context), s3_client=cloudwatch.s3_client(s3))
         return result({
             "appended": replayed.appended,
             "already_in_journal": replayed.already_present,

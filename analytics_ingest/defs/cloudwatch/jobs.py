@@ -21,9 +21,10 @@ def build_replay_window_job(site) -> dg.JobDefinition:
     def replay_window_op(context: dg.OpExecutionContext, config: ReplayWindowConfig, ingest: IngestResource,
                          cloudwatch: CloudWatchResource) -> None:
         with engine_step():
-            start, end = parse_window(config.start, config.end)
+            settings = cloudwatch.config((site.key,))
+            start, end = parse_window(config.start, config.end, max_span=settings.max_span)
             with ingest.ledger() as ledger:
-                report = replay_window(ingest.settings(), ledger, cloudwatch.config((site.key,)), site, start, end)
+                report = replay_window(ingest.settings(), ledger, settings, site, start, end)
         for line in report.lines():
             context.log.info(line)
         if report.failed_windows or report.truncated_windows:
