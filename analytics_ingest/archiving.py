@@ -25,7 +25,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from .matomo.api import MatomoApi
-from .matomo.archive import invalidate_days, runner_from_env
+from .matomo.archive import NoRunner, invalidate_days
 from .matomo.device_bots import DeviceBots
 from .matomo.exclusions import REASONS, MatomoExclusions
 from .matomo.reports import compare_with_ledger, day_totals
@@ -69,7 +69,8 @@ def archive_needed(ledger, site, day: dt.date) -> tuple[bool, str, dt.datetime |
 def archive_day(settings, ledger, site, day: dt.date, *, runner=None, api=None, force: bool = False,
                 wait: float | None = None) -> ArchiveDayResult:
     """Invalidate the day's reports and run the archiver, if new hits arrived (or ``force``), as the
-    site's one Matomo writer (``wait``: seconds to wait for another; None: as long as it takes)."""
+    site's one Matomo writer (``wait``: seconds to wait for another; None: as long as it takes).
+    ``runner``: the configured one (:class:`~.matomo.archive.ArchiveSettings`); None: Matomo's own cron."""
     needed, reason, last = archive_needed(ledger, site, day)
     result = ArchiveDayResult(site_id=site.id, day=day.isoformat(), archived=False, reason=reason,
                               last_delivery=last.isoformat() if last else None)
@@ -81,7 +82,7 @@ def archive_day(settings, ledger, site, day: dt.date, *, runner=None, api=None, 
         result.reason = "skipped: offline (MATOMO_URL unset): the outbox has no reports to archive"
         return result
     api = api or MatomoApi(settings.matomo_url, settings.matomo_token)
-    runner = runner or runner_from_env()
+    runner = runner or NoRunner()
     # A writer of the site: archiving while an import still sends would archive half a day.
     with site_writer(ledger, site.id, f"archive of {day.isoformat()}", wait=wait):
         last = ledger.last_delivery(site.id, day) or last  # what an import that ran meanwhile added

@@ -20,8 +20,8 @@ from moto import mock_aws
 from analytics_ingest.errors import ConfigError, IngestError
 from analytics_ingest.matomo.api import MatomoApi
 from analytics_ingest.matomo.archive import (
-    DEFAULT_LOCAL_COMMAND, ArchiveError, LocalRunner, NoRunner, RunnerResult, SsmRunner,
-    invalidate_days, runner_from_env,
+    DEFAULT_LOCAL_COMMAND, ArchiveError, ArchiveSettings, LocalRunner, NoRunner, RunnerResult, SsmRunner,
+    invalidate_days,
 )
 from analytics_ingest.matomo.reports import DayTotals, compare_with_ledger, day_totals
 from analytics_ingest_tests.fake_matomo import FakeMatomo
@@ -352,21 +352,25 @@ def test_ssm_runner_without_a_matomo_container_is_one_line(aws):
 # --- configuration ---------------------------------------------------------------------------------
 
 def test_runner_from_env_defaults_and_choices(tmp_path):
-    assert isinstance(runner_from_env({}), NoRunner)
-    none = runner_from_env({"MATOMO_ARCHIVE_RUNNER": " None "}).run(1, DAY, DAY)
+    assert isinstance(ArchiveSettings.from_env({}).runner(), NoRunner)
+    none = ArchiveSettings.from_env({"MATOMO_ARCHIVE_RUNNER": " None "}).runner().run(1, DAY, DAY)
     assert none.runner == "none" and none.exit_status is None and "cron" in none.output_tail
 
-    local = runner_from_env({"MATOMO_ARCHIVE_RUNNER": "local", "MATOMO_ARCHIVE_CWD": str(tmp_path),
-                             "MATOMO_ARCHIVE_TIMEOUT": "90", "MATOMO_ARCHIVE_COMMAND": "./archive.sh {idsite}"})
+    local = ArchiveSettings.from_env({"MATOMO_ARCHIVE_RUNNER": "local", "MATOMO_ARCHIVE_CWD": str(tmp_path),
+                                      "MATOMO_ARCHIVE_TIMEOUT": "90",
+                                      "MATOMO_ARCHIVE_COMMAND": "./archive.sh {idsite}"}).runner()
     assert isinstance(local, LocalRunner)
     assert (local.argv_template, local.cwd, local.timeout_s) == (["./archive.sh", "{idsite}"], str(tmp_path), 90)
 
-    ssm = runner_from_env({"MATOMO_ARCHIVE_RUNNER": "ssm", "MATOMO_ECS_CLUSTER": "web", "AWS_REGION": "eu-west-2",
-                           "MATOMO_ECS_CONTAINER": "analytics", "MATOMO_SSM_COMMAND": "echo {container} {idsite}"})
+    ssm = ArchiveSettings.from_env({"MATOMO_ARCHIVE_RUNNER": "ssm", "MATOMO_ECS_CLUSTER": "web", "AWS_REGION": "eu-west-2",
+                                    "MATOMO_ECS_CONTAINER": "analytics",
+                                    "MATOMO_SSM_COMMAND": "echo {container} {idsite}"}).runner()
     assert isinstance(ssm, SsmRunner)
     assert (ssm.cluster, ssm.container, ssm.region, ssm.command_lines, ssm.execution_timeout_s) == (
         "web", "analytics", "eu-west-2", ["echo {container} {idsite}"], 3600)
-    assert runner_from_env({"MATOMO_ARCHIVE_RUNNER": "ssm", "AWS_DEFAULT_REGION": "us-east-1"}).region == "us-east-1"
+    ssm_default_region = ArchiveSettings.from_env({"MATOMO_ARCHIVE_RUNNER": "ssm", "AWS_DEFAULT_REGION": "us-east-1"})
+    assert ssm_default_region.runner().region == "us-east-1"
+    assert ssm_default_region.archives_itself and not ArchiveSettings.from_env({}).archives_itself
 
 
 @pytest.mark.parametrize("env, names", [
@@ -379,7 +383,7 @@ def test_runner_from_env_defaults_and_choices(tmp_path):
 ])
 def test_runner_from_env_rejects_bad_values_in_one_line(env, names):
     with pytest.raises(ConfigError) as exc:
-        runner_from_env(env)
+        ArchiveSettings.from_env(env).runner()
     text = one_line(exc)
     assert all(name in text for name in names)
 

@@ -306,6 +306,7 @@ def cmd_replay(args) -> int:
     from ..cloudwatch.pipeline import CloudwatchConfig, replay_window
     from ..cloudwatch.window import check_span, parse_window
     from ..engine import open_ledger
+    from ..matomo.archive import ArchiveSettings, LazyRunner
     from ..sites import pick_site
 
     start, end = parse_window(args.start, args.end, max_span=None)  # argument errors first, before any setting
@@ -314,7 +315,8 @@ def cmd_replay(args) -> int:
     settings = _settings(args)
     site = pick_site(args.site)
     with open_ledger(settings) as ledger:
-        report = replay_window(settings, ledger, config, site, start, end)
+        runner = LazyRunner(lambda: ArchiveSettings.from_env(os.environ).runner())  # read when a day is archived
+        report = replay_window(settings, ledger, config, site, start, end, runner=runner)
     if args.json:
         print(json.dumps(report.__dict__, sort_keys=True, default=str))
     else:

@@ -78,25 +78,18 @@ class ArchiveRunnerResource(dg.ConfigurableResource):
                   archive_runners.ENV_CWD: self.cwd, archive_runners.ENV_TIMEOUT: self.timeout_s}
         return {**os.environ, **{k: v for k, v in fields.items() if v is not None}}
 
+    def settings(self) -> archive_runners.ArchiveSettings:
+        return archive_runners.ArchiveSettings.from_env(self._environ())
+
     def runner(self):
         """The configured runner, built when first used: a day that needs no archive never reads
         (nor rejects) the runner's settings."""
-        return _LazyRunner(lambda: archive_runners.runner_from_env(self._environ()))
+        return archive_runners.LazyRunner(lambda: self.settings().runner())
 
     @property
     def archives_itself(self) -> bool:
         """False with ``none``: Matomo's own cron archives later, so a short report is only a warning."""
         return (self._environ().get(archive_runners.ENV_RUNNER) or "none").strip().lower() not in ("", "none")
-
-
-class _LazyRunner:
-    def __init__(self, build):
-        self._build, self._runner = build, None
-
-    def run(self, *args, **kwargs):
-        if self._runner is None:
-            self._runner = self._build()
-        return self._runner.run(*args, **kwargs)
 
 
 class CloudWatchResource(dg.ConfigurableResource):

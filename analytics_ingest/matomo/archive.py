@@ -12,7 +12,8 @@ this project replaces shape this module:
 Here invalidation is explicit (:func:`invalidate_days`), and archiving is done by one of three
 interchangeable runners with the same ``run(idsite, first_day, last_day) -> RunnerResult``:
 :class:`LocalRunner` (a local command), :class:`SsmRunner` (AWS ECS + SSM) and :class:`NoRunner`
-(Matomo's own cron archives). :func:`runner_from_env` picks one from environment variables.
+(Matomo's own cron archives). :class:`ArchiveSettings` (read from environment variables by its ``from_env``, in the shells)
+picks and builds one.
 Every failure is a one-line :class:`ArchiveError`; no message or result carries a secret.
 """
 
@@ -378,33 +379,75 @@ class SsmRunner:
 
 # --- configuration ---------------------------------------------------------------------------------
 
-def runner_from_env(environ: Mapping[str, str] | None = None):
-    """The runner chosen by ``MATOMO_ARCHIVE_RUNNER`` (``none`` by default); see the module docs."""
-    env = os.environ if environ is None else environ
-    kind = (env.get(ENV_RUNNER) or "none").strip().lower()
-    if kind not in RUNNERS:
-        raise ConfigError(f"{ENV_RUNNER}={env.get(ENV_RUNNER)!r} is not known; use one of: {', '.join(RUNNERS)}")
-    if kind == "none":
+@dataclass(frozen=True)
+class ArchiveSettings:
+    """Which runner archives, and its settings (``MATOMO_ARCHIVE_*``, ``MATOMO_ECS_*``, ``MATOMO_SSM_COMMAND``)."""
+
+    kind: str = "none"  # one of RUNNERS
+    timeout_s: float = DEFAULT_TIMEOUT_S
+    command: str = DEFAULT_LOCAL_COMMAND  # local
+    cwd: str | None = None  # local: Matomo's directory
+    cluster: str = DEFAULT_CLUSTER  # ssm
+    container: str = DEFAULT_CONTAINER  # ssm
+    ssm_command: str = DEFAULT_SSM_COMMAND  # ssm
+    region: str | None = None  # ssm: AWS_REGION, else AWS_DEFAULT_REGION
+
+    @property
+    def archives_itself(self) -> bool:
+        """False with ``none``: Matomo's own cron archives later."""
+        return self.kind != "none"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> ArchiveSettings:
+        """The settings chosen by ``MATOMO_ARCHIVE_RUNNER`` (``none`` by default); see the module docs.
+        With ``none`` the other variables are not read (nor rejected)."""
+        kind = (env.get(ENV_RUNNER) or "none").strip().lower()
+        if kind not in RUNNERS:
+            raise ConfigError(f"{ENV_RUNNER}={env.get(ENV_RUNNER)!r} is not known; use one of: {', '.join(RUNNERS)}")
+        if kind == "none":
+            return cls()
+        raw_timeout = (env.get(ENV_TIMEOUT) or "").strip()
+        try:
+            timeout = float(raw_timeout) if raw_timeout else DEFAULT_TIMEOUT_S
+        except ValueError:
+            timeout = -1.0
+        if not (0 < timeout < float("inf")):
+            raise ConfigError(f"{ENV_TIMEOUT}={raw_timeout!r} is not a positive number of seconds; e.g. {DEFAULT_TIMEOUT_S:g}")
+        if kind == "local":
+            cwd = (env.get(ENV_CWD) or "").strip() or None
+            if cwd is not None and not os.path.isdir(cwd):
+                raise ConfigError(f"{ENV_CWD}={cwd} is not a directory; set it to Matomo's directory (the one holding ./console)")
+            return cls(kind=kind, timeout_s=timeout, command=env.get(ENV_COMMAND) or DEFAULT_LOCAL_COMMAND, cwd=cwd)
+        return cls(
+            kind=kind,
+            timeout_s=timeout,
+            cluster=(env.get(ENV_CLUSTER) or DEFAULT_CLUSTER).strip(),
+            container=(env.get(ENV_CONTAINER) or DEFAULT_CONTAINER).strip(),
+            ssm_command=env.get(ENV_SSM_COMMAND) or DEFAULT_SSM_COMMAND,
+            region=(env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "").strip() or None,
+        )
+
+    def runner(self):
+        """The runner these settings describe (a bad command or container name: one-line ConfigError)."""
+        if self.kind == "local":
+            return LocalRunner(self.command, cwd=self.cwd, timeout_s=self.timeout_s)
+        if self.kind == "ssm":
+            return SsmRunner(cluster=self.cluster, container=self.container, command_template=self.ssm_command,
+                             region=self.region, execution_timeout_s=self.timeout_s)
         return NoRunner()
-    raw_timeout = (env.get(ENV_TIMEOUT) or "").strip()
-    try:
-        timeout = float(raw_timeout) if raw_timeout else DEFAULT_TIMEOUT_S
-    except ValueError:
-        timeout = -1.0
-    if not (0 < timeout < float("inf")):
-        raise ConfigError(f"{ENV_TIMEOUT}={raw_timeout!r} is not a positive number of seconds; e.g. {DEFAULT_TIMEOUT_S:g}")
-    if kind == "local":
-        cwd = (env.get(ENV_CWD) or "").strip() or None
-        if cwd is not None and not os.path.isdir(cwd):
-            raise ConfigError(f"{ENV_CWD}={cwd} is not a directory; set it to Matomo's directory (the one holding ./console)")
-        return LocalRunner(env.get(ENV_COMMAND) or DEFAULT_LOCAL_COMMAND, cwd=cwd, timeout_s=timeout)
-    return SsmRunner(
-        cluster=(env.get(ENV_CLUSTER) or DEFAULT_CLUSTER).strip(),
-        container=(env.get(ENV_CONTAINER) or DEFAULT_CONTAINER).strip(),
-        command_template=env.get(ENV_SSM_COMMAND) or DEFAULT_SSM_COMMAND,
-        region=(env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "").strip() or None,
-        execution_timeout_s=timeout,
-    )
+
+
+class LazyRunner:
+    """A runner built when first used, so that a day needing no archive never reads (nor rejects) the
+    runner's settings: ``LazyRunner(lambda: ArchiveSettings.from_env(environ).runner())``."""
+
+    def __init__(self, build: Callable[[], Any]) -> None:
+        self._build, self._runner = build, None
+
+    def run(self, *args, **kwargs):
+        if self._runner is None:
+            self._runner = self._build()
+        return self._runner.run(*args, **kwargs)
 
 
 # --- helpers ---------------------------------------------------------------------------------------
@@ -494,5 +537,5 @@ def _aws_error(what: str, exc: Exception) -> ArchiveError:
 
 __all__ = [
     "ArchiveError", "RunnerResult", "NoRunner", "LocalRunner", "SsmRunner", "invalidate_days",
-    "runner_from_env", "DEFAULT_LOCAL_COMMAND", "DEFAULT_SSM_COMMAND", "RUNNERS",
+    "ArchiveSettings", "LazyRunner", "DEFAULT_LOCAL_COMMAND", "DEFAULT_SSM_COMMAND", "RUNNERS",
 ]

@@ -6,7 +6,7 @@ import dagster as dg
 
 from ...cloudwatch.pipeline import replay_window
 from ...cloudwatch.window import parse_window
-from ..resources import CloudWatchResource, IngestResource
+from ..resources import ArchiveRunnerResource, CloudWatchResource, IngestResource
 from ..site_day import engine_step
 
 
@@ -19,12 +19,13 @@ def build_replay_window_job(site) -> dg.JobDefinition:
     @dg.op(name=f"{site.key}_replay_window_op",
            description="Fetch exactly [start, end) from CloudWatch, replay each request once, archive the touched days.")
     def replay_window_op(context: dg.OpExecutionContext, config: ReplayWindowConfig, ingest: IngestResource,
-                         cloudwatch: CloudWatchResource) -> None:
+                         cloudwatch: CloudWatchResource, archive_runner: ArchiveRunnerResource) -> None:
         with engine_step():
             settings = cloudwatch.config((site.key,))
             start, end = parse_window(config.start, config.end, max_span=settings.max_span)
             with ingest.ledger() as ledger:
-                report = replay_window(ingest.settings(), ledger, settings, site, start, end)
+                report = replay_window(ingest.settings(), ledger, settings, site, start, end,
+                                       runner=archive_runner.runner())
         for line in report.lines():
             context.log.info(line)
         if report.failed_windows or report.truncated_windows:
