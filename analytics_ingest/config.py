@@ -28,6 +28,7 @@ ENV_MATOMO_URL = "MATOMO_URL"
 ENV_MATOMO_TOKEN = "MATOMO_API_TOKEN"
 ENV_MATOMO_DB_URL = "MATOMO_DB_URL"  # optional: Matomo's MySQL, for fast pv_id look-ups
 ENV_MATOMO_DB_PREFIX = "MATOMO_DB_TABLE_PREFIX"
+ENV_GEOIP_DB = "ANALYTICS_INGEST_GEOIP_DB"  # optional: a MaxMind-format database, for the pretables' coordinates
 
 DEFAULT_HOME = ".analytics_ingest"  # relative to the working directory
 OUTBOX_URL = "outbox:"  # MATOMO_URL value that asks for the offline outbox explicitly
@@ -42,6 +43,7 @@ class Settings:
     matomo_token: str | None = field(default=None, repr=False)
     matomo_db_url: str | None = field(default=None, repr=False)
     matomo_db_prefix: str = "matomo_"
+    geoip_db: str | None = None  # the pretables' geolocation database; None: no coordinates
 
     @property
     def offline(self) -> bool:
@@ -119,4 +121,5 @@ def load_settings(
         matomo_token=token,
         matomo_db_url=env.get(ENV_MATOMO_DB_URL) or None,
         matomo_db_prefix=env.get(ENV_MATOMO_DB_PREFIX, "matomo_"),
+        geoip_db=env.get(ENV_GEOIP_DB) or None,
     )

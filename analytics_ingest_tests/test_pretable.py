@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -69,7 +70,7 @@ def test_pretable_from_hits_has_every_delivered_hit_of_the_day(tmp_path, fake):
     site, settings, logs = _setup(tmp_path, fake)
     manifest = _import(settings, site, logs, DAY, 3000, seed=11)
     with open_ledger(settings) as ledger:
-        result = build_pretable(settings, ledger, site, DAY, environ={})
+        result = build_pretable(settings, ledger, site, DAY)
         assert ledger.day_status(site.id, DAY) == "pretable"
     rows = list(read_pretable_tsv(result.tsv))
     assert result.rows == len(rows) == manifest["tracked"]
@@ -96,7 +97,7 @@ def test_geolocation_comes_from_a_maxmind_format_database(tmp_path, fake):
     mmdb = tmp_path / "city.mmdb"
     writer.to_db_file(str(mmdb))
     with open_ledger(settings) as ledger:
-        result = build_pretable(settings, ledger, site, DAY, environ={"ANALYTICS_INGEST_GEOIP_DB": str(mmdb)})
+        result = build_pretable(replace(settings, geoip_db=str(mmdb)), ledger, site, DAY)
     rows = list(read_pretable_tsv(result.tsv))
     low = [r for r in rows if "." in r[3] and int(r[3].split(".")[0]) < 128]
     high = [r for r in rows if "." in r[3] and int(r[3].split(".")[0]) >= 128]
@@ -104,7 +105,7 @@ def test_geolocation_comes_from_a_maxmind_format_database(tmp_path, fake):
     assert all((r[4], r[5]) == (48.8566, 2.3522) for r in low)
     assert all((r[4], r[5]) == (None, None) for r in high)
     with open_ledger(settings) as ledger, pytest.raises(ConfigError, match="ANALYTICS_INGEST_GEOIP_DB"):
-        build_pretable(settings, ledger, site, DAY, environ={"ANALYTICS_INGEST_GEOIP_DB": str(tmp_path / "nope.mmdb")})
+        build_pretable(replace(settings, geoip_db=str(tmp_path / "nope.mmdb")), ledger, site, DAY)
 
 
 def test_a_day_waits_for_its_neighbours_then_steps_back_when_new_hits_arrive(tmp_path, fake):
@@ -112,15 +113,15 @@ def test_a_day_waits_for_its_neighbours_then_steps_back_when_new_hits_arrive(tmp
     _import(settings, site, logs, DAY, 300, seed=1)
     with open_ledger(settings) as ledger:
         with pytest.raises(NotReady, match=r"neighbour 2024-03-13 is .*neighbour 2024-03-15"):
-            build_pretable(settings, ledger, site, DAY, environ={})
+            build_pretable(settings, ledger, site, DAY)
     before = DAY - dt.timedelta(days=1)
     after = DAY + dt.timedelta(days=1)
     _import(settings, site, logs, before, 200, seed=2)
     with open_ledger(settings) as ledger, pytest.raises(NotReady, match="neighbour 2024-03-15 is"):
-        build_pretable(settings, ledger, site, DAY, environ={})
+        build_pretable(settings, ledger, site, DAY)
     _import(settings, site, logs, after, 200, seed=3)
     with open_ledger(settings) as ledger:
-        first = build_pretable(settings, ledger, site, DAY, environ={})
+        first = build_pretable(settings, ledger, site, DAY)
         assert ledger.day_status(site.id, DAY) == "pretable"
     # rsync appends a late line: the day is imported again and its pretable is stale
     with open(logs / f"access.log.{DAY}", "a") as fh:
@@ -128,7 +129,7 @@ def test_a_day_waits_for_its_neighbours_then_steps_back_when_new_hits_arrive(tmp
     with open_ledger(settings) as ledger:
         pipeline.queue_day(ledger, site, DAY)
         assert pipeline.import_day(settings, ledger, site, DAY).status == "loaded"
-        second = build_pretable(settings, ledger, site, DAY, environ={})
+        second = build_pretable(settings, ledger, site, DAY)
         assert ledger.day_status(site.id, DAY) == "pretable"
     assert second.rows == first.rows + 1
     assert fake.duplicates() == {}
@@ -138,7 +139,7 @@ def test_matomo_db_source_needs_its_url(tmp_path, fake):
     site, settings, logs = _setup(tmp_path, fake, source="matomo_db")
     _import(settings, site, logs, DAY, 100, seed=1)
     with open_ledger(settings) as ledger, pytest.raises(ConfigError, match="MATOMO_DB_URL is not set"):
-        build_pretable(settings, ledger, site, DAY, environ={})
+        build_pretable(settings, ledger, site, DAY)
 
 
 def test_decode_ip_handles_ipv4_ipv6_and_mapped():
@@ -197,7 +198,7 @@ def test_pretable_from_matomo_tables_takes_the_local_day_with_ipv6(tmp_path, mat
     settings = load_settings(home=tmp_path / "home", environ={"MATOMO_DB_URL": matomo_db})
     with open_ledger(settings) as ledger:
         put_day_at(ledger, site.id, DAY, "loaded")
-        result = build_pretable(settings, ledger, site, DAY, environ={})
+        result = build_pretable(settings, ledger, site, DAY)
         assert ledger.day_status(site.id, DAY) == "pretable"
     rows = sorted(read_pretable_tsv(result.tsv))
     assert rows == [
@@ -208,7 +209,7 @@ def test_pretable_from_matomo_tables_takes_the_local_day_with_ipv6(tmp_path, mat
     bad = load_settings(home=tmp_path / "home",
                         environ={"MATOMO_DB_URL": matomo_db, "MATOMO_DB_TABLE_PREFIX": "piwik_"})
     with open_ledger(bad) as ledger, pytest.raises(ConfigError, match="MATOMO_DB_TABLE_PREFIX"):
-        build_pretable(bad, ledger, site, DAY, environ={})
+        build_pretable(bad, ledger, site, DAY)
 
 
 def test_a_neighbour_with_no_files_expected_does_not_block(tmp_path, fake):
@@ -217,5 +218,5 @@ def test_a_neighbour_with_no_files_expected_does_not_block(tmp_path, fake):
     with open_ledger(settings) as ledger:
         ledger.set_expected_files(site.id, DAY - dt.timedelta(days=1), DAY - dt.timedelta(days=1), 0)  # a planned outage
         ledger.set_expected_files(site.id, DAY + dt.timedelta(days=1), DAY + dt.timedelta(days=1), 0)
-        assert build_pretable(settings, ledger, site, DAY, environ={}).rows > 0
+        assert build_pretable(settings, ledger, site, DAY).rows > 0
         assert ledger.day_status(site.id, DAY - dt.timedelta(days=1)) == "loaded"

@@ -63,7 +63,7 @@ def main() -> None:
         took = time.perf_counter() - clock
         print(f"import (offline)     {took:6.1f} s  {args.lines / took:9,.0f} lines/s  day {report.status}")
         clock = time.perf_counter()
-        pretable = build_pretable(settings, ledger, site, day, environ={})
+        pretable = build_pretable(settings, ledger, site, day)
         took = time.perf_counter() - clock
         print(f"pretable (hits)      {took:6.1f} s  {pretable.rows / took:9,.0f} rows/s   peak {_peak_mb():.0f} MB")
         clock = time.perf_counter()

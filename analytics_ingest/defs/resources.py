@@ -19,7 +19,7 @@ from dagster_aws.s3 import S3Resource
 from ..cloudwatch.pipeline import CloudwatchConfig
 from ..cloudwatch.store import ENV_S3
 from ..cloudwatch.window import ENV_MAX_SPAN_HOURS
-from ..config import (ENV_HOME, ENV_LEDGER_URL, ENV_MATOMO_DB_PREFIX, ENV_MATOMO_DB_URL, ENV_MATOMO_TOKEN,
+from ..config import (ENV_GEOIP_DB, ENV_HOME, ENV_LEDGER_URL, ENV_MATOMO_DB_PREFIX, ENV_MATOMO_DB_URL, ENV_MATOMO_TOKEN,
                       ENV_MATOMO_URL, Settings, load_settings)
 from ..engine import open_ledger
 from ..matomo import archive as archive_runners
@@ -46,9 +46,11 @@ class IngestResource(dg.ConfigurableResource):
     home: str | None = None  # ANALYTICS_INGEST_HOME
     ledger_url: str | None = None  # ANALYTICS_INGEST_LEDGER_URL (may carry a password: pass a dg.EnvVar)
     sites_file: str | None = None  # ANALYTICS_INGEST_SITES; the location's file, so both read the same
+    geoip_db: str | None = None  # ANALYTICS_INGEST_GEOIP_DB: the pretables' geolocation database
 
     def settings(self) -> Settings:
-        overrides = {ENV_MATOMO_DB_URL: self.matomo.db_url, ENV_MATOMO_DB_PREFIX: self.matomo.db_table_prefix}
+        overrides = {ENV_MATOMO_DB_URL: self.matomo.db_url, ENV_MATOMO_DB_PREFIX: self.matomo.db_table_prefix,
+                     ENV_GEOIP_DB: self.geoip_db}
         environ = {**os.environ, **{k: v for k, v in overrides.items() if v is not None}}
         return load_settings(home=self.home, ledger_url=self.ledger_url, matomo_url=self.matomo.url,
                              matomo_token=self.matomo.token, environ=environ)
@@ -206,7 +208,7 @@ def build_resources(location: Location) -> dict:
     resources = {
         "matomo": matomo,
         "ingest": IngestResource(matomo=matomo, home=_env(env, ENV_HOME), ledger_url=_env(env, ENV_LEDGER_URL),
-                                 sites_file=str(location.sites_file)),
+                                 sites_file=str(location.sites_file), geoip_db=_env(env, ENV_GEOIP_DB)),
         "archive_runner": ArchiveRunnerResource(
             kind=_env(env, archive_runners.ENV_RUNNER), command=_env(env, archive_runners.ENV_COMMAND),
             cwd=_env(env, archive_runners.ENV_CWD), timeout_s=_env(env, archive_runners.ENV_TIMEOUT)),

@@ -16,7 +16,7 @@ from pathlib import Path
 from ..errors import ConfigError, IngestError, InputError
 from ..vocabulary import DAY_CALCULATED, DAY_DONE, DAY_LOADED, DAY_PRETABLE, DAY_STATUSES
 from ..weblogs.day_hits import LocalDay, scan_day
-from .from_hits import geolocator_from_env, row_maker
+from .from_hits import open_geolocator, row_maker
 from .from_matomo import matomo_rows
 from .table import PretableWriter
 
@@ -68,10 +68,11 @@ def neighbours_ready(ledger, site, day: dt.date) -> list[str]:
     return waiting
 
 
-def build_pretable(settings, ledger, site, day: dt.date, *, environ=None) -> PretableResult:
+def build_pretable(settings, ledger, site, day: dt.date) -> PretableResult:
     """Write ``pretables/<site>/<day>.tsv`` and ``.parquet``; the day becomes Pretable.
 
-    Raises :class:`NotReady` (one line) when the day or a neighbour is not Loaded.
+    Coordinates come from ``settings.geoip_db`` when set. Raises :class:`NotReady` (one line) when
+    the day or a neighbour is not Loaded.
     """
     waiting = neighbours_ready(ledger, site, day)
     if waiting:
@@ -88,7 +89,7 @@ def build_pretable(settings, ledger, site, day: dt.date, *, environ=None) -> Pre
             start, end = LocalDay(site.timezone).bounds_utc(day)
             writer.write_many(matomo_rows(settings.matomo_db_url, settings.matomo_db_prefix, site.id, start, end))
         else:
-            geo = geolocator_from_env(environ)
+            geo = open_geolocator(settings.geoip_db)
             result.geolocated = geo is not None
             make = row_maker(_host_of(site.main_url), geo)
             write = writer.write

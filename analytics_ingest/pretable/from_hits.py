@@ -14,13 +14,12 @@
 
 from __future__ import annotations
 
-import os
 from typing import Callable
 
+from ..config import ENV_GEOIP_DB
 from ..errors import ConfigError
 from ..hits import Hit
 
-ENV_GEOIP_DB = "ANALYTICS_INGEST_GEOIP_DB"
 CACHE_LIMIT = 100_000
 
 
@@ -82,8 +81,8 @@ class GeoLocator:
         self._reader.close()
 
 
-def geolocator_from_env(environ=None) -> GeoLocator | None:
-    path = (environ if environ is not None else os.environ).get(ENV_GEOIP_DB) or None
+def open_geolocator(path: str | None) -> GeoLocator | None:
+    """The settings' ``geoip_db`` opened, or None when there is none."""
     return GeoLocator(path) if path else None
 
 
