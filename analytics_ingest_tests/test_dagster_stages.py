@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib.metadata
+import os
 
 import dagster as dg
 import pandas as pd
@@ -18,6 +19,7 @@ from analytics_ingest.defs.usage.assets import build_usage_assets
 from analytics_ingest.defs.weblogs.assets import build_site_assets
 from analytics_ingest.engine import open_ledger
 from analytics_ingest.sites import load_sites
+from analytics_ingest.usage.settings import UsageSettings
 from analytics_ingest_tests.dagster_resources import dagster_resources, sensor_resources
 from analytics_ingest_tests.fake_matomo import FakeMatomo
 from analytics_ingest_tests.helpers import SITES, TOKEN, make_log
@@ -59,7 +61,8 @@ def env(tmp_path, monkeypatch):
 
 def _all_assets():
     site = load_sites()[0]
-    return build_site_assets(site) + build_counter_assets(site) + build_archive_assets(site) + build_usage_assets(site)
+    return build_site_assets(site) + build_counter_assets(site) + build_archive_assets(site) + build_usage_assets(
+        site, usage=UsageSettings.from_env(os.environ))
 
 
 def _materialize(partition: str, selection=None):

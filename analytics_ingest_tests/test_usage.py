@@ -313,7 +313,7 @@ def test_counter_tables_and_opencast_actions_are_summed_where_present(tmp_path):
     msgs = [{"action_id": 1, "action": {"type": "PLAY"}}, {"action_id": 1, "action": {"type": "PLAY"}},
             {"action_id": 2, "action": {"type": "HEARTBEAT"}}]
     (actions / f"{other}.jsonl").write_text("".join(json.dumps(m) + "\n" for m in msgs) + '{"torn')
-    report = compute_report(settings, site, window_ending("2D", other), environ={})
+    report = compute_report(settings, site, window_ending("2D", other))
     v = report.as_dict()
     assert (v["counter_total_item_investigations"], v["counter_unique_item_requests"]) == (7, 2)
     assert report.top_counter_items[0] == ("i1", "T1", 5, 3, 4, 2) and report.counter_missing_days == [other]
@@ -322,4 +322,4 @@ def test_counter_tables_and_opencast_actions_are_summed_where_present(tmp_path):
     # cached counts follow the file when it grows
     with open(actions / f"{other}.jsonl", "a") as fh:
         fh.write('\n{"action_id": 3, "action": {"type": "PLAY"}}\n')
-    assert compute_report(settings, site, window_ending("2D", other), environ={}).value("opencast_actions") == 3
+    assert compute_report(settings, site, window_ending("2D", other)).value("opencast_actions") == 3

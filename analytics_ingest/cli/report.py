@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 import sys
 
 from ..errors import IngestError, InputError
@@ -68,6 +69,7 @@ def run_report(args, *, stdout=None, stderr=None) -> int:
     from ..config import load_settings
     from ..usage.output import render, write_report
     from ..usage.report import compute_report
+    from ..usage.settings import UsageSettings
 
     out = stdout or sys.stdout
     err = stderr or sys.stderr
@@ -77,9 +79,10 @@ def run_report(args, *, stdout=None, stderr=None) -> int:
         window = resolve_window(args.range_name, args.start, args.end, tz=site.timezone, today=today,
                                 first_day=site.start_date)
         settings = load_settings(home=args.home, ledger_url=args.ledger_url)
+        usage = UsageSettings.from_env(os.environ)
         if not args.no_build:
             _build_missing(settings, site, window, err)
-        report = compute_report(settings, site, window, top=top)
+        report = compute_report(settings, site, window, top=top, usage=usage)
         if args.output:
             write_report(report, args.output, fmt)
         else:

@@ -27,7 +27,7 @@ from ..opencast.settings import ENV_TIMEZONE as ENV_OPENCAST_TIMEZONE
 from ..opencast.settings import ENV_URL as ENV_OPENCAST_URL
 from ..opencast.settings import parse_matomo_site
 from ..sites import ENV_SITES, SiteConfig, demo_sites_path, load_sites
-from ..usage.partition import configured_windows
+from ..usage.settings import UsageSettings
 from ..weblogs.rsync import ENV_CRON as ENV_RSYNC_CRON
 
 ENV_HARVEST_CRON = "OPENCAST_HARVEST_CRON"
@@ -58,7 +58,7 @@ class Location:
     sites: tuple[SiteConfig, ...]
     cloudwatch: CloudwatchConfig | None  # None: no site is replayed from CloudWatch
     opencast: OpencastPlan | None  # None: no Opencast assets
-    report_windows: tuple[str, ...]
+    usage: UsageSettings  # the report windows, where Opencast's actions are
     rsync_cron: str
 
     def replayed(self, site: SiteConfig) -> bool:
@@ -85,7 +85,7 @@ def read_location(environ: Mapping[str, str] | None = None) -> Location:
         sites=sites,
         cloudwatch=cloudwatch if any(cloudwatch.covers(s) for s in sites) else None,
         opencast=_opencast(env, demo),
-        report_windows=configured_windows(env),
+        usage=UsageSettings.from_env(env),
         rsync_cron=env.get(ENV_RSYNC_CRON) or DEFAULT_RSYNC_CRON,
     )
 

@@ -26,6 +26,7 @@ import numpy as np
 from ..errors import InputError
 from ..vocabulary import DAY_QUEUE, DAY_PARTIAL
 from .first_seen import day_number, load_first_seen
+from .settings import UsageSettings
 from .sources import COUNTER_METRICS, counter_items_path, opencast_day_counts, read_counter_items
 from .store import day_path, read_day, usage_dir
 from .windows import Window
@@ -104,8 +105,9 @@ def _existing_days(settings, site) -> set[str]:
         return set()
 
 
-def compute_report(settings, site, window: Window, *, top: int = 100, environ=None) -> UsageReport:
-    """Sum the window's day aggregates (and COUNTER / Opencast outputs) into a :class:`UsageReport`."""
+def compute_report(settings, site, window: Window, *, top: int = 100, usage: UsageSettings | None = None) -> UsageReport:
+    """Sum the window's day aggregates (and COUNTER / Opencast outputs) into a :class:`UsageReport`;
+    ``usage``: where the Opencast actions are (default :class:`UsageSettings`: the harvester's default)."""
     report = UsageReport(site.id, site.key, site.timezone, window)
     days = [d for d in window.days() if d >= site.start_date]
     totals: Counter = Counter()
@@ -165,7 +167,7 @@ def compute_report(settings, site, window: Window, *, top: int = 100, environ=No
         "invalid_lines": totals.get("ignored_invalid", 0),
     }
     _add_counter(settings, site, days, report, values, top)
-    _add_opencast(settings, days, report, values, environ)
+    _add_opencast(settings, days, report, values, (usage or UsageSettings()).opencast_output)
     report.metrics = [Metric(name, int(count), DESCRIPTIONS[name]) for name, count in values.items()]
     report.top_pages = _top(pages, top)
     report.top_downloads = _top(downloads, top)
@@ -199,11 +201,11 @@ def _add_counter(settings, site, days, report: UsageReport, values: dict, top: i
     report.top_counter_items = [(item, row[0], *row[1:]) for item, row in ranked]
 
 
-def _add_opencast(settings, days, report: UsageReport, values: dict, environ) -> None:
+def _add_opencast(settings, days, report: UsageReport, values: dict, output: str | None) -> None:
     types: Counter = Counter()
     present = 0
     for day in days:
-        counts = opencast_day_counts(settings, day, environ)
+        counts = opencast_day_counts(settings, day, output)
         if counts is None:
             report.opencast_missing_days.append(day)
             continue

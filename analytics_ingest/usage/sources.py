@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 from collections import Counter
 from pathlib import Path
 
@@ -22,7 +21,6 @@ from ..errors import InputError
 # report does not depend on the COUNTER engine's internals).
 COUNTER_METRICS = ("Total_Item_Investigations", "Unique_Item_Investigations", "Total_Item_Requests",
                    "Unique_Item_Requests")
-ENV_OPENCAST_OUTPUT = "OPENCAST_OUTPUT"  # the harvester's output ({day} replaced), when a file
 
 
 def counter_items_path(settings, site, day: dt.date) -> Path:
@@ -42,23 +40,23 @@ def read_counter_items(path: Path) -> list[tuple[str, str, tuple[int, ...]]]:
 
 
 # -- Opencast ------------------------------------------------------------------------------------
-def opencast_actions_path(settings, day: dt.date, environ=None) -> Path | None:
-    """Where the harvester wrote ``day``'s actions (None when it writes to a queue)."""
-    env = os.environ if environ is None else environ
-    template = env.get(ENV_OPENCAST_OUTPUT) or str(Path(settings.home) / "opencast" / "useractions" / "{day}.jsonl")
+def opencast_actions_path(settings, day: dt.date, output: str | None = None) -> Path | None:
+    """Where the harvester wrote ``day``'s actions (None when it writes to a queue); ``output``: the
+    usage settings' ``opencast_output`` (None: the harvester's default file under the home)."""
+    template = output or str(Path(settings.home) / "opencast" / "useractions" / "{day}.jsonl")
     if template.startswith(("sqs://", "https://sqs.")) or template == "-":
         return None
     return Path(template.replace("{day}", day.isoformat()))
 
 
-def opencast_day_counts(settings, day: dt.date, environ=None) -> dict | None:
+def opencast_day_counts(settings, day: dt.date, output: str | None = None) -> dict | None:
     """``{"actions": n, "types": {type: n}}`` for ``day`` (distinct ``action_id``s; a line without
     one counts once), or None when the day has no actions file.
 
     Counts are cached beside the usage aggregates, keyed by the file's size and mtime, so a long
     window does not re-parse every day's JSON lines each time.
     """
-    path = opencast_actions_path(settings, day, environ)
+    path = opencast_actions_path(settings, day, output)
     if path is None:
         return None
     try:

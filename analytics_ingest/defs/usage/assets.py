@@ -1,11 +1,13 @@
 """``<site>/usage_reports``: the configured windows (``ANALYTICS_INGEST_REPORT_WINDOWS``, default
-TODAY, 7D, 30D) ending on the partition day, as CSV and TSV files and a Markdown table."""
+TODAY, 7D, 30D; the location's :class:`~analytics_ingest.usage.settings.UsageSettings`) ending on the
+partition day, as CSV and TSV files and a Markdown table."""
 
 
 import dagster as dg
 
 from ...usage.output import to_markdown
-from ...usage.partition import configured_windows, reports_for_day
+from ...usage.partition import reports_for_day
+from ...usage.settings import UsageSettings
 from ..counter.assets import counter_key
 from ..resources import IngestResource
 from ..site_day import day_of, engine_step, result, site_day_asset, stage_key
@@ -16,11 +18,12 @@ def usage_key(site) -> dg.AssetKey:
     return stage_key(site, "usage_reports")
 
 
-def build_usage_assets(site, extra_deps=(), windows: tuple[str, ...] | None = None) -> list[dg.AssetsDefinition]:
+def build_usage_assets(site, extra_deps=(), usage: UsageSettings | None = None) -> list[dg.AssetsDefinition]:
     """``extra_deps``: other assets that deliver hits counted in the reports (replay, Opencast events);
-    ``windows``: the location's report windows (default: ``ANALYTICS_INGEST_REPORT_WINDOWS``)."""
+    ``usage``: the location's usage settings (default: TODAY, 7D, 30D and Opencast's default output)."""
     deps = [import_key(site)] + ([counter_key(site)] if site.counter.items is not None else []) + list(extra_deps)
-    windows = windows or configured_windows()
+    usage = usage or UsageSettings()
+    windows = usage.windows
 
     @site_day_asset(
         site, "usage_reports",
@@ -36,7 +39,7 @@ def build_usage_assets(site, extra_deps=(), windows: tuple[str, ...] | None = No
     def usage_reports(context: dg.AssetExecutionContext, ingest: IngestResource) -> dg.MaterializeResult:
         day = day_of(context)
         with ingest.ledger() as ledger, engine_step():
-            reports = reports_for_day(ingest.settings(), ledger, site, day, windows)
+            reports = reports_for_day(ingest.settings(), ledger, site, day, usage)
         metadata = {"day_aggregates_built": reports.built_days}
         for report, paths in reports.reports:
             label = report.window.label

@@ -15,7 +15,7 @@ def usage() -> dg.Definitions:
     assets, jobs, schedules = [], [], []
     for site in location.sites:
         # The reports count every hit delivered to the day: replayed tracker requests and Opencast events too.
-        assets += build_usage_assets(site, hit_sources(location, site), location.report_windows)
+        assets += build_usage_assets(site, hit_sources(location, site), location.usage)
         job = dg.define_asset_job(name=f"{site.key}_usage_reports", selection=dg.AssetSelection.assets(usage_key(site)),
                                   description=f"Usage reports of {site.name} for a day.")
         jobs.append(job)
