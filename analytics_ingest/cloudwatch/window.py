@@ -110,5 +110,5 @@ def to_ms(value: dt.datetime) -> int:
     return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
 
 
-__all__ = ["DEFAULT_MAX_SPAN", "ENV_MAX_SPAN_HOURS", "days_touched", "check_span", "local_day", "parse_max_span",
-           "parse_instant", "parse_window", "to_ms"]
+__all__ = ["DEFAULT_MAX_SPAN", "ENV_MAX_SPAN_HOURS", "check_span", "days_touched", "local_day", "parse_instant",
+           "parse_max_span", "parse_window", "to_ms"]

@@ -25,7 +25,8 @@ _EXPORTS = {
     "render": ".output", "to_markdown": ".output", "write_report": ".output",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = ["UsageReport", "UsageSettings", "Window", "build_day_aggregate", "compute_report", "ensure_day_aggregates",
+           "is_stale", "render", "resolve_window", "to_markdown", "window_ending", "write_report"]
 
 
 def __getattr__(name: str):
