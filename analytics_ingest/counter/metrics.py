@@ -5,8 +5,11 @@ Input: the rows of a pretable (SciELO's 7 columns, :data:`COLUMNS`), as
 * tuples or lists in column order: ``(serverTime, browserName, browserVersion, ip, latitude,
   longitude, actionName)``,
 * dicts keyed by the column names (a missing key is a missing value),
-* a pandas DataFrame with those columns (NaN/NaT are missing values), or
-* any iterable of the above, e.g. :func:`analytics_ingest.counter.output.read_pretable_tsv`.
+* a pandas DataFrame with those columns (NaN/NaT are missing values),
+* a pyarrow Table or RecordBatch with those columns (latitude and longitude may be left out), e.g.
+  the pretable's Parquet form,
+* a :class:`PretableColumns` (what all of the above become first), or
+* any iterable of rows, e.g. :func:`analytics_ingest.counter.output.read_pretable_tsv`.
 
 ``serverTime`` is ``"YYYY-MM-DD HH:MM:SS"`` in UTC (``T`` instead of the space, fractions of a
 second and a ``Z``/``±HH:MM`` suffix are accepted) or a ``datetime`` (naive = UTC). Missing
@@ -82,10 +85,15 @@ Deviations, on purpose:
   serverTime too; since sessions never cross a date, the daily rows add up exactly to a month.
 
 Order and memory: the input may come in any order (SciELO's pretables are ordered by ip,
-ours by time). The matched hits, in a compact form, are sorted by (user, time); up to
-``spill_hits`` of them are held in memory, beyond that sorted runs go to temporary files and are
-merged. The counting pass then holds only the current user's pending clicks (for double clicks)
-and sessions (for uniques), plus one row per item and title.
+ours by time). It is first turned into columns (:class:`PretableColumns`): serverTime as seconds
+since 1970 (int64), and each text column factorised, i.e. one code per row (int32) plus its
+distinct texts, so a day of 750,000 rows is 18 MB however long its URLs. Everything that depends
+on a text is then decided once per distinct value: the robot decision per distinct
+(browserName, browserVersion), the item per distinct actionName, the canonical ip per distinct ip.
+Double clicks, sessions and the counts are numpy operations on the codes (one sort by user, click
+key and time for the double clicks; sorts, diffs and ``bincount`` for the distinct counts), whose
+temporaries are a few arrays of the matched hits. No Python object is made per row, except when
+the input is itself Python rows (tuples, dicts): those are read in batches of 65,536.
 
 A pretable covers one UTC day, but a double click can straddle midnight. To count day D
 exactly, pass D's rows plus the first minute of D+1 and ``dates=D``: rows of other dates still
@@ -95,18 +103,16 @@ take part in double-click filtering but are not counted (``hits_outside_dates``)
 from __future__ import annotations
 
 import datetime as dt
-import heapq
 import ipaddress
 import math
 import os
-import pickle
 import re
-import sys
-import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from importlib import metadata, resources
+
+import numpy as np
 
 from ..errors import ConfigError, InputError
 from .items import ItemRules, load_rules
@@ -220,7 +226,7 @@ class CounterStats:
     sessions: int = 0  # sessions with at least one counted hit
     items: int = 0  # rows of the item table
     titles: int = 0  # rows of the title table
-    sorted_runs_spilled: int = 0  # temporary files used by the sort (0: all in memory)
+    sorted_runs_spilled: int = 0  # always 0 since the count is columnar (no temporary files); kept for readers
     unknown_examples: list[str] = field(default_factory=list)  # the first distinct unknown actionNames
 
     def as_dict(self) -> dict:
@@ -372,100 +378,30 @@ def compute(
     machines: Iterable[str] = MACHINES,
     dates=None,
     double_click_seconds: int = DOUBLE_CLICK_SECONDS,
-    spill_hits: int = 500_000,
+    spill_hits: int | None = None,
     tmp_dir: str | os.PathLike | None = None,
 ) -> CounterResult:
     """COUNTER item and title metrics of ``rows`` (see the module docstring for the rules).
 
     ``rules``: an :class:`ItemRules` or the path of a rules YAML file. ``robots`` / ``machines``:
     the robot and machine patterns (default COUNTER's, see rule 2); ``extra_robots``: more robot
-    patterns. ``dates``: a date (or
-    ``YYYY-MM-DD``) or a collection of them to count; other dates only serve as double-click
-    context. ``spill_hits``: matched hits held in memory before sorted runs go to temporary files
-    (in ``tmp_dir``, default the system's).
+    patterns. ``dates``: a date (or ``YYYY-MM-DD``) or a collection of them to count; other dates
+    only serve as double-click context. ``spill_hits`` and ``tmp_dir`` are accepted and ignored:
+    they sized the on-disk sort of the row-by-row version, and the columnar one sorts codes in
+    memory (``stats.sorted_runs_spilled`` stays 0).
     """
+    del spill_hits, tmp_dir  # see the docstring
     if not isinstance(rules, ItemRules):
         rules = load_rules(rules)
     robots, machines, extra_robots = tuple(robots), tuple(machines), tuple(extra_robots)
     classify = AgentClassifier(robots + extra_robots, machines)
     wanted = _wanted_dates(dates)
-    stats = CounterStats()
-    with _Sorter(spill_hits, tmp_dir) as hits:
-        _collect(_iter_rows(rows), rules, classify, hits, stats)
-        stats.sorted_runs_spilled = hits.spilled
-        result = _count(hits, wanted, double_click_seconds, stats)
+    result = _count(PretableColumns.of(rows), rules, classify, wanted, double_click_seconds)
     result.robots_list = describe_robot_lists(robots, machines, extra_robots)
     return result
 
 
-# -- pass 1: rows -> compact matched hits -------------------------------------------------------
-def _iter_rows(rows) -> Iterator:
-    if hasattr(rows, "itertuples") and hasattr(rows, "columns"):  # a pandas DataFrame
-        missing = [c for c in COLUMNS if c not in rows.columns]
-        if missing:
-            raise InputError(f"the pretable DataFrame lacks column{'s' if len(missing) > 1 else ''} "
-                             f"{', '.join(missing)}; it needs {', '.join(COLUMNS)}")
-        return rows[list(COLUMNS)].itertuples(index=False, name=None)
-    return iter(rows)
-
-
-def _collect(rows, rules: ItemRules, classify: AgentClassifier, hits: _Sorter, stats: CounterStats) -> None:
-    match = rules.match
-    names: dict[str, str] = {}  # interned browser names and versions (they repeat a lot)
-    unknown_seen: set[str] = set()
-    for row in rows:
-        stats.rows_read += 1
-        if isinstance(row, dict):
-            server_time, bname, bver, ip = (row.get("serverTime"), row.get("browserName"),
-                                             row.get("browserVersion"), row.get("ip"))
-            action = row.get("actionName")
-        elif isinstance(row, (tuple, list)) and len(row) == 7:
-            server_time, bname, bver, ip, _lat, _lon, action = row
-        else:
-            stats.rows_invalid += 1
-            stats.invalid_shape += 1
-            continue
-        action = _text(action)
-        if not action:
-            stats.rows_invalid += 1
-            stats.invalid_no_action += 1
-            continue
-        t = _epoch(server_time)
-        if t is None:
-            stats.rows_invalid += 1
-            stats.invalid_time += 1
-            continue
-        ip = _text(ip)
-        if ip is None:
-            stats.rows_invalid += 1
-            stats.invalid_no_ip += 1
-            continue
-        bname = _text(bname) or ""
-        bver = _text(bver) or ""
-        if bname:
-            kind = classify(bname, bver)
-            if kind is not None:
-                stats.rows_robot += 1
-                if kind == "machine":
-                    stats.rows_machine += 1
-                continue
-        hit = match(action)
-        if hit is None:
-            stats.rows_unknown_item += 1
-            if len(unknown_seen) < _MAX_EXAMPLES and action not in unknown_seen:
-                unknown_seen.add(action)
-                stats.unknown_examples.append(action)
-            continue
-        stats.rows_matched += 1
-        if ":" in ip:
-            ip = _ip(ip)  # IPv6 (or IPv4-mapped): canonical form; IPv4 text is taken as it is
-        bname = names.setdefault(bname, sys.intern(bname))
-        bver = names.setdefault(bver, sys.intern(bver))
-        # (user..., time, item, content type, format, title, request): sortable, no None
-        hits.add((ip, bname, bver, t, hit.item, hit.content_type or "", hit.format or "", hit.title or "",
-                  hit.is_request))
-
-
+# -- cells ---------------------------------------------------------------------------------------
 def _text(value) -> str | None:
     """A cell as text: None, NaN, NaT and blank are missing."""
     if value is None:
@@ -557,150 +493,633 @@ def _wanted_dates(dates) -> frozenset[str] | None:
     return frozenset(out)
 
 
-# -- sort: in memory, or sorted runs on disk merged ----------------------------------------------
-class _Sorter:
-    """Collects tuples and gives them back sorted, holding at most ``limit`` in memory."""
+# -- columns -------------------------------------------------------------------------------------
+NO_TIME = int(np.iinfo(np.int64).min)  # serverTime missing or not a time
+_FIRST_SECOND = (dt.date(1, 1, 1).toordinal() - _EPOCH_ORDINAL) * 86400  # datetime's range: a time
+_LAST_SECOND = (dt.date(9999, 12, 31).toordinal() - _EPOCH_ORDINAL) * 86400 + 86399  # outside is not a time
+_BATCH_ROWS = 1 << 16  # Python rows turned into columns at a time
+_TIME_UNITS = {"s": 1, "ms": 1000, "us": 1_000_000, "ns": 1_000_000_000}
+_TEXT_COLUMNS = ("browserName", "browserVersion", "ip", "actionName")
+_CODE = np.int32  # a text column's codes: fewer than 2**31 distinct texts in a pretable
+_INDEX = np.int32  # row numbers, user numbers, hit numbers: fewer than 2**31 rows
 
-    _BATCH = 10_000
 
-    def __init__(self, limit: int, tmp_dir) -> None:
-        self.limit = max(1, int(limit))
-        self.tmp_dir = tmp_dir
-        self.buffer: list[tuple] = []
-        self.runs: list[str] = []
-        self._dir: tempfile.TemporaryDirectory | None = None
+class _Factorizer:
+    """Codes for cells of one text column: each distinct raw text is normalised once (:func:`_text`),
+    equal normalised texts share a code, a missing value is -1. ``values``: the texts by code."""
+
+    def __init__(self, values: Iterable[str] = ()) -> None:
+        self.index: dict[str, int] = {v: i for i, v in enumerate(values)}
+        self._raw: dict[str, int] = {}
+
+    def code(self, value) -> int:
+        if value.__class__ is str:
+            code = self._raw.get(value)
+            if code is None:
+                code = self._raw[value] = self._code(_text(value))
+            return code
+        return self._code(_text(value))
+
+    def _code(self, text: str | None) -> int:
+        if text is None:
+            return -1
+        code = self.index.get(text)
+        if code is None:
+            code = self.index[text] = len(self.index)
+        return code
+
+    def codes(self, values) -> np.ndarray:
+        return np.fromiter(map(self.code, values), dtype=_CODE, count=len(values))
 
     @property
-    def spilled(self) -> int:
-        return len(self.runs)
-
-    def __enter__(self) -> _Sorter:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.buffer = []
-        if self._dir is not None:
-            self._dir.cleanup()
-            self._dir = None
-
-    def add(self, record: tuple) -> None:
-        self.buffer.append(record)
-        if len(self.buffer) >= self.limit:
-            self._spill()
-
-    def _spill(self) -> None:
-        self.buffer.sort()
-        if self._dir is None:
-            self._dir = tempfile.TemporaryDirectory(prefix="counter-sort-", dir=self.tmp_dir)
-        path = os.path.join(self._dir.name, f"run-{len(self.runs):05d}.pickle")
-        with open(path, "wb") as out:
-            for i in range(0, len(self.buffer), self._BATCH):
-                pickle.dump(self.buffer[i:i + self._BATCH], out, protocol=pickle.HIGHEST_PROTOCOL)
-        self.runs.append(path)
-        self.buffer = []
-
-    def __iter__(self) -> Iterator[tuple]:
-        if not self.runs:
-            self.buffer.sort()
-            return iter(self.buffer)
-        if self.buffer:
-            self._spill()
-        return heapq.merge(*(self._read(p) for p in self.runs))
-
-    @staticmethod
-    def _read(path: str) -> Iterator[tuple]:
-        with open(path, "rb") as src:
-            while True:
-                try:
-                    batch = pickle.load(src)
-                except EOFError:
-                    return
-                yield from batch
+    def values(self) -> list[str]:
+        return list(self.index)
 
 
-# -- pass 2: sorted hits -> metrics -------------------------------------------------------------
-def _count(hits: Iterable[tuple], wanted: frozenset[str] | None, window: int, stats: CounterStats) -> CounterResult:
-    items: dict[tuple[str, str], ItemMetrics] = {}
-    titles: dict[tuple[str, str], TitleMetrics] = {}
-    pending: dict[tuple[str, str, str], tuple] = {}  # (item, content type, format) -> last click
-    sessions: dict[tuple[int, int], tuple[set, set]] = {}  # (day, hour) -> ({(item, title)}, same for requests)
+@dataclass(frozen=True, eq=False)  # arrays: no element-wise ==
+class TextColumn:
+    """A factorised text column: ``values[codes[i]]`` is row i's text (stripped, non-empty), -1 a
+    missing value."""
 
-    def keep(rec: tuple) -> None:
-        _ip_, _bn, _bv, t, item, _ct, _fmt, title, request = rec
-        day, seconds = divmod(t, 86400)
-        date = _date_text(day)
-        if wanted is not None and date not in wanted:
-            stats.hits_outside_dates += 1
-            return
-        stats.hits_counted += 1
-        row = items.get((date, item))
-        if row is None:
-            row = items[(date, item)] = ItemMetrics(date, item, title or None)
-        elif row.title is None and title:
-            row.title = title
-        row.total_item_investigations += 1
-        if request:
-            row.total_item_requests += 1
-        if title:
-            trow = titles.get((date, title))
-            if trow is None:
-                trow = titles[(date, title)] = TitleMetrics(date, title)
-            trow.total_item_investigations += 1
-            if request:
-                trow.total_item_requests += 1
-        session = sessions.get((day, seconds // 3600))
-        if session is None:
-            session = sessions[(day, seconds // 3600)] = (set(), set())
-        session[0].add((item, title))
-        if request:
-            session[1].add((item, title))
+    codes: np.ndarray  # int32, one per row
+    values: list[str]
 
-    def drop(rec: tuple) -> None:
-        if wanted is not None and _date_text(rec[3] // 86400) not in wanted:
-            stats.hits_outside_dates += 1
+    @classmethod
+    def of_values(cls, values) -> TextColumn:
+        f = _Factorizer()
+        return cls(f.codes(values), f.values)
+
+    @classmethod
+    def of_arrow(cls, array) -> TextColumn:
+        """From a pyarrow (chunked) array of strings or dictionary-encoded strings; other types
+        through their Python values, as :func:`_text` reads them."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        if isinstance(array, pa.Array):
+            array = pa.chunked_array([array], type=array.type)
+        kind = array.type
+        if pa.types.is_dictionary(kind) and not _is_text(kind.value_type):
+            array, kind = array.cast(kind.value_type), kind.value_type
+        if pa.types.is_null(kind) or len(array) == 0:
+            return cls(np.full(len(array), -1, dtype=_CODE), [])
+        if _is_text(kind):
+            array = pc.dictionary_encode(array)  # one hash pass; the chunks share one dictionary
+        elif not pa.types.is_dictionary(kind):
+            return cls.of_values(array.to_pylist())
+        array = array.unify_dictionaries()
+        dictionary = array.chunks[0].dictionary
+        f = _Factorizer()
+        remap = np.append(f.codes(dictionary.to_pylist()), _CODE(-1))  # a null index -> -1
+        indices = pa.chunked_array([c.indices for c in array.chunks]).fill_null(len(dictionary))
+        return cls(remap[indices.to_numpy()], f.values)
+
+    def take(self, rows: np.ndarray) -> TextColumn:
+        return TextColumn(self.codes[rows], self.values)
+
+    def concat(self, other: TextColumn) -> TextColumn:
+        f = _Factorizer(self.values)
+        remap = np.append(f.codes(other.values), _CODE(-1))
+        return TextColumn(np.concatenate([self.codes, remap[other.codes]]), f.values)
+
+
+def _is_text(kind) -> bool:
+    import pyarrow as pa
+
+    return pa.types.is_string(kind) or pa.types.is_large_string(kind) or (
+        hasattr(pa.types, "is_string_view") and pa.types.is_string_view(kind))
+
+
+def _checked(t: int | None) -> int:
+    return NO_TIME if t is None or not _FIRST_SECOND <= t <= _LAST_SECOND else t
+
+
+def _times_of_values(values, memo: dict[str, int] | None = None) -> np.ndarray:
+    """serverTime cells (text, datetime, anything) as seconds since 1970, :data:`NO_TIME` when not
+    a time; a text is parsed once (``memo``)."""
+    memo = {} if memo is None else memo
+    out = []
+    for value in values:
+        if value.__class__ is str:
+            t = memo.get(value)
+            if t is None:
+                t = memo[value] = _checked(_epoch(value))
         else:
-            stats.double_clicks_removed += 1
+            t = _checked(_epoch(value))
+        out.append(t)
+    return np.array(out, dtype=np.int64)
 
-    def end_user() -> None:
-        for rec in pending.values():
-            keep(rec)
-        pending.clear()
-        for (day, _hour), (investigated, requested) in sessions.items():
-            stats.sessions += 1
-            date = _date_text(day)
-            for pairs, item_attr, title_item_attr, title_attr in (
-                (investigated, "unique_item_investigations", "unique_item_investigations",
-                 "unique_title_investigations"),
-                (requested, "unique_item_requests", "unique_item_requests", "unique_title_requests"),
-            ):
-                for item in {item for item, _title in pairs}:
-                    row = items[(date, item)]
-                    setattr(row, item_attr, getattr(row, item_attr) + 1)
-                for _item, title in pairs:  # distinct (item, title) pairs of the session
-                    if title:
-                        trow = titles[(date, title)]
-                        setattr(trow, title_item_attr, getattr(trow, title_item_attr) + 1)
-                for title in {title for _item, title in pairs if title}:
-                    trow = titles[(date, title)]
-                    setattr(trow, title_attr, getattr(trow, title_attr) + 1)
-        sessions.clear()
 
-    user = None
-    for rec in hits:
-        if rec[:3] != user:
-            end_user()
-            user = rec[:3]
-        key = (rec[4], rec[5], rec[6])
-        previous = pending.get(key)
-        if previous is not None:
-            if rec[3] - previous[3] <= window:
-                drop(previous)  # a double click: the earlier click goes, the later one stays pending
+def _times_of_arrow(array) -> np.ndarray:
+    import pyarrow as pa
+
+    if isinstance(array, pa.Array):
+        array = pa.chunked_array([array], type=array.type)
+    kind = array.type
+    if pa.types.is_timestamp(kind):  # tz-aware: the values are UTC; naive: taken as UTC
+        raw = array.cast(pa.int64()).fill_null(NO_TIME).to_numpy()
+        seconds = np.floor_divide(raw, _TIME_UNITS[kind.unit])
+        seconds[(raw == NO_TIME) | (seconds < _FIRST_SECOND) | (seconds > _LAST_SECOND)] = NO_TIME
+        return seconds
+    if _is_text(kind) or (pa.types.is_dictionary(kind) and _is_text(kind.value_type)):
+        texts = TextColumn.of_arrow(array)  # parse each distinct text once
+        remap = np.append(_times_of_values(texts.values), NO_TIME)
+        return remap[texts.codes]
+    return _times_of_values(array.to_pylist())
+
+
+@dataclass(frozen=True, eq=False)  # arrays: no element-wise ==
+class PretableColumns:
+    """A pretable as columns, what :func:`compute` counts: ``server_time`` in seconds since
+    1970-01-01 (UTC, or the site's local time as the daily step passes it; :data:`NO_TIME` for a
+    missing value or one that is not a time), the four text columns factorised
+    (:class:`TextColumn`), and how many input rows were not rows at all (``invalid_shape``).
+    Latitude and longitude are not kept: no rule uses them."""
+
+    server_time: np.ndarray
+    browser_name: TextColumn
+    browser_version: TextColumn
+    ip: TextColumn
+    action_name: TextColumn
+    invalid_shape: int = 0
+
+    def __len__(self) -> int:
+        return len(self.server_time)
+
+    @classmethod
+    def of(cls, rows) -> PretableColumns:
+        """Whatever :func:`compute` accepts (see the module docstring), as columns."""
+        if isinstance(rows, PretableColumns):
+            return rows
+        if hasattr(rows, "itertuples") and hasattr(rows, "columns"):
+            return cls.of_frame(rows)
+        if hasattr(rows, "schema") and hasattr(rows, "column_names"):
+            return cls.of_arrow(rows)
+        return cls.of_rows(rows)
+
+    @classmethod
+    def of_rows(cls, rows: Iterable) -> PretableColumns:
+        """From tuples/lists in :data:`COLUMNS` order or dicts; anything else is a row of the wrong
+        shape (counted, not raised). Read in batches, so only a batch of Python rows is alive."""
+        texts = [_Factorizer() for _ in _TEXT_COLUMNS]
+        memo: dict[str, int] = {}
+        times: list[np.ndarray] = []
+        codes: list[list[np.ndarray]] = [[] for _ in _TEXT_COLUMNS]
+        batch: list[tuple] = []
+        bad = 0
+
+        def flush() -> None:
+            if batch:
+                columns = list(zip(*batch))
+                times.append(_times_of_values(columns[0], memo))
+                for j, f in enumerate(texts):
+                    codes[j].append(f.codes(columns[j + 1]))
+                batch.clear()
+
+        for row in rows:
+            if isinstance(row, dict):
+                get = row.get
+                batch.append((get("serverTime"), get("browserName"), get("browserVersion"), get("ip"),
+                              get("actionName")))
+            elif isinstance(row, (tuple, list)) and len(row) == 7:
+                batch.append((row[0], row[1], row[2], row[3], row[6]))
             else:
-                keep(previous)
-        pending[key] = rec
-    end_user()
+                bad += 1
+                continue
+            if len(batch) >= _BATCH_ROWS:
+                flush()
+        flush()
 
-    item_rows = [items[k] for k in sorted(items)]
-    title_rows = [titles[k] for k in sorted(titles)]
-    stats.items, stats.titles = len(item_rows), len(title_rows)
-    return CounterResult(item_rows, title_rows, stats)
+        def joined(parts: list[np.ndarray], dtype) -> np.ndarray:
+            return np.concatenate(parts) if parts else np.empty(0, dtype=dtype)
+
+        return cls(joined(times, np.int64), *(TextColumn(joined(c, _CODE), f.values) for c, f in zip(codes, texts)),
+                   invalid_shape=bad)
+
+    @classmethod
+    def of_frame(cls, frame) -> PretableColumns:
+        """From a pandas DataFrame with the :data:`COLUMNS` (more columns are ignored)."""
+        import pandas as pd
+
+        missing = [c for c in COLUMNS if c not in frame.columns]
+        if missing:
+            raise InputError(f"the pretable DataFrame lacks column{'s' if len(missing) > 1 else ''} "
+                             f"{', '.join(missing)}; it needs {', '.join(COLUMNS)}")
+        time = frame["serverTime"]
+        if pd.api.types.is_datetime64_any_dtype(time.dtype):
+            raw = np.asarray(time.array.asi8, dtype=np.int64)  # UTC when tz-aware; NaT is int64's minimum
+            unit = time.dtype.unit if isinstance(time.dtype, pd.DatetimeTZDtype) else np.datetime_data(time.dtype)[0]
+            seconds = np.floor_divide(raw, _TIME_UNITS[unit])
+            ok = (raw != NO_TIME) & (seconds >= _FIRST_SECOND) & (seconds <= _LAST_SECOND)
+            times = np.where(ok, seconds, NO_TIME)
+        else:
+            times = _times_of_values(list(time))
+        texts = []
+        for name in _TEXT_COLUMNS:
+            column = frame[name]
+            if pd.api.types.infer_dtype(column, skipna=True) in ("string", "empty"):
+                try:
+                    import pyarrow as pa
+
+                    texts.append(TextColumn.of_arrow(pa.array(column, type=pa.string(), from_pandas=True)))
+                    continue
+                except (ValueError, TypeError, UnicodeError, pa.ArrowException):  # e.g. a lone surrogate
+                    pass
+            texts.append(TextColumn.of_values(list(column)))  # the cells as itertuples gives them
+        return cls(times, *texts)
+
+    @classmethod
+    def of_arrow(cls, table) -> PretableColumns:
+        """From a pyarrow Table or RecordBatch with serverTime (a timestamp, or text) and the four
+        text columns (strings, dictionary-encoded or not)."""
+        names = table.column_names
+        missing = [c for c in ("serverTime",) + _TEXT_COLUMNS if c not in names]
+        if missing:
+            raise InputError(f"the pretable table lacks column{'s' if len(missing) > 1 else ''} "
+                             f"{', '.join(missing)}; it needs {', '.join(COLUMNS)}")
+        return cls(_times_of_arrow(table.column("serverTime")),
+                   *(TextColumn.of_arrow(table.column(name)) for name in _TEXT_COLUMNS))
+
+    @classmethod
+    def read_parquet(cls, path: str | os.PathLike, row_groups: Iterable[int] | None = None) -> PretableColumns:
+        """The pretable's Parquet form (``row_groups``: those only), read a column at a time and the
+        text columns as stored, dictionary-encoded: at most one column is held as arrow data, and
+        no string is made per row. Raises what pyarrow raises (OSError, ArrowException)."""
+        import pyarrow.parquet as pq
+
+        source = pq.ParquetFile(path, read_dictionary=list(_TEXT_COLUMNS), memory_map=True)
+        groups = list(range(source.num_row_groups) if row_groups is None else row_groups)
+
+        def column(name: str):
+            return source.read_row_groups(groups, columns=[name], use_threads=False).column(0)
+
+        return cls(_times_of_arrow(column("serverTime")), *(TextColumn.of_arrow(column(name)) for name in _TEXT_COLUMNS))
+
+    def take(self, rows: np.ndarray) -> PretableColumns:
+        """The rows selected by ``rows`` (a boolean mask or indices); ``invalid_shape`` becomes 0."""
+        return PretableColumns(self.server_time[rows], self.browser_name.take(rows),
+                               self.browser_version.take(rows), self.ip.take(rows), self.action_name.take(rows))
+
+    def concat(self, other: PretableColumns) -> PretableColumns:
+        return PretableColumns(np.concatenate([self.server_time, other.server_time]),
+                               self.browser_name.concat(other.browser_name),
+                               self.browser_version.concat(other.browser_version),
+                               self.ip.concat(other.ip), self.action_name.concat(other.action_name),
+                               self.invalid_shape + other.invalid_shape)
+
+    def with_times(self, server_time: np.ndarray) -> PretableColumns:
+        """The same rows with other serverTimes (e.g. moved into a timezone); a time outside the
+        datetime range becomes :data:`NO_TIME`."""
+        ok = (server_time != NO_TIME) & (server_time >= _FIRST_SECOND) & (server_time <= _LAST_SECOND)
+        return PretableColumns(np.where(ok, server_time, NO_TIME), self.browser_name, self.browser_version,
+                               self.ip, self.action_name, self.invalid_shape)
+
+
+# -- the count -----------------------------------------------------------------------------------
+def _count(cols: PretableColumns, rules: ItemRules, classify: AgentClassifier, wanted: frozenset[str] | None,
+           window: int) -> CounterResult:
+    """The rules of the module docstring on columns. The rows are narrowed step by step (``rows``:
+    indices into ``cols``): valid, human, matched; a matched hit is then counted unless it is a
+    removed double click or on a date not asked for. Arrays are dropped as soon as they are dead."""
+    stats = CounterStats(rows_read=len(cols) + cols.invalid_shape, invalid_shape=cols.invalid_shape)
+    rows = _valid_rows(cols, stats)
+    rows, agent, agents = _human_rows(cols, rows, classify, stats)
+    rows, agent, hit, distinct_hits = _matched_rows(cols, rows, agent, rules, stats)
+    stats.rows_matched = m = len(rows)
+    if m == 0:
+        return CounterResult([], [], stats)
+    t = cols.server_time[rows]
+    user, n_users = _users(cols.ip, rows, agent, agents)
+    del rows, agent
+    hits = _Hits(distinct_hits)
+    hit_rank = hits.rank[hit]
+    group = user * np.int64(hits.n_click_keys) + hits.click_key[hit]  # who clicked what (§7.2)
+    removed = _double_clicks(group, n_users * hits.n_click_keys, t, hit_rank, len(hits.hits), window)
+
+    if wanted is None:
+        inside = np.ones(m, dtype=bool)
+    else:
+        inside = np.isin(t // 86400, np.array(sorted(_day(d) for d in wanted), dtype=np.int64))
+    stats.hits_outside_dates = m - _nonzero(inside)
+    stats.double_clicks_removed = _nonzero(removed & inside)
+    counted = np.flatnonzero(~removed & inside)
+    del removed, inside
+    stats.hits_counted = len(counted)
+    if not len(counted):
+        return CounterResult([], [], stats)
+    # when each hit was counted, needed only for the title of an item seen under several titles
+    when = _count_order(user, t, hit_rank, group)[counted] if hits.several_titles else None
+    del hit_rank, group
+    result = _tables(hits, user[counted], n_users, hit[counted], t[counted], when, stats)
+    stats.items, stats.titles = len(result.items), len(result.titles)
+    return result
+
+
+def _tables(hits: _Hits, user: np.ndarray, n_users: int, hit: np.ndarray, t: np.ndarray, when: np.ndarray | None,
+            stats: CounterStats) -> CounterResult:
+    """Rules 6 and 7 on the counted hits: the item and title tables. A session (§7.3) is a user and
+    an hour since 1970, which fixes the date."""
+    item, title, request = hits.item[hit], hits.title[hit], hits.request[hit]
+    day, hour = t // 86400, t // 3600
+    del hit, t
+    first_day = int(day.min())
+    day = (day - first_day).astype(np.int32)
+    hour = (hour - hour.min()).astype(np.int32)
+    session = ((user, n_users), (hour, int(hour.max()) + 1))
+    stats.sessions = _n_distinct(_pack(*session))
+    n_items, n_titles, n_days = len(hits.items), max(len(hits.titles), 1), int(day.max()) + 1
+    item_, title_ = (item, n_items), (title, n_titles)
+
+    item_group, item_keys = _factorize(day * np.int64(n_items) + item, n_days * n_items)  # by date, then item
+    n_i = len(item_keys)
+    item_metrics = (
+        np.bincount(item_group, minlength=n_i),
+        _distinct_per_group(item_group, n_i, *session, item_),
+        np.bincount(item_group[request], minlength=n_i),
+        _distinct_per_group(item_group, n_i, *session, item_, where=request),
+    )
+    item_title = _first_titles(hits, item_group, n_i, item, title, when)
+    del item_group
+
+    titled = title >= 0
+    title_group = np.full(len(title), -1, dtype=np.int64)
+    title_group[titled], title_keys = _factorize(day[titled] * np.int64(n_titles) + title[titled], n_days * n_titles)
+    n_t = len(title_keys)
+    titled_request = titled & request
+    title_metrics = (
+        np.bincount(title_group[titled], minlength=n_t),
+        _distinct_per_group(title_group, n_t, *session, item_, title_, where=titled),
+        np.bincount(title_group[titled_request], minlength=n_t),
+        _distinct_per_group(title_group, n_t, *session, item_, title_, where=titled_request),
+        _distinct_per_group(title_group, n_t, *session, title_, where=titled),
+        _distinct_per_group(title_group, n_t, *session, title_, where=titled_request),
+    )
+
+    items = [ItemMetrics(_date_text(first_day + k // n_items), hits.items[k % n_items],
+                         hits.titles[ti] if ti >= 0 else None, *values)
+             for k, ti, *values in zip(item_keys.tolist(), item_title.tolist(), *(a.tolist() for a in item_metrics))]
+    titles = [TitleMetrics(_date_text(first_day + k // n_titles), hits.titles[k % n_titles], *values)
+              for k, *values in zip(title_keys.tolist(), *(a.tolist() for a in title_metrics))]
+    return CounterResult(items, titles, stats)
+
+
+def _valid_rows(cols: PretableColumns, stats: CounterStats) -> np.ndarray:
+    """Rule 1: the rows with an actionName, a time and an ip (checked in that order)."""
+    n = len(cols)
+    live = cols.action_name.codes >= 0
+    stats.invalid_no_action = n - _nonzero(live)
+    live &= cols.server_time != NO_TIME
+    stats.invalid_time = n - stats.invalid_no_action - _nonzero(live)
+    has_ip = cols.ip.codes >= 0
+    stats.invalid_no_ip = _nonzero(live & ~has_ip)
+    live &= has_ip
+    stats.rows_invalid = stats.invalid_no_action + stats.invalid_time + stats.invalid_no_ip + stats.invalid_shape
+    return np.flatnonzero(live).astype(_INDEX)
+
+
+def _human_rows(cols: PretableColumns, rows: np.ndarray, classify: AgentClassifier, stats: CounterStats):
+    """Rule 2: the rows that are not robots or machines, decided once per distinct (browserName,
+    browserVersion); with each row's agent (a number) and the agents' texts."""
+    names, versions = cols.browser_name.values, cols.browser_version.values
+    width = len(versions) + 1
+    key = (cols.browser_name.codes[rows].astype(np.int64) + 1) * width + cols.browser_version.codes[rows] + 1
+    agent, agent_keys = _factorize(key, bound=(len(names) + 1) * width)
+    agent = agent.astype(_INDEX)
+    del key
+    agents: list[tuple[str, str]] = []
+    kinds = np.zeros(len(agent_keys), dtype=np.int8)  # 0 human, 1 robot, 2 machine
+    for j, key in enumerate(agent_keys.tolist()):
+        name, version = divmod(key, width)
+        agents.append((names[name - 1] if name else "", versions[version - 1] if version else ""))
+        if name:
+            kind = classify(*agents[-1])
+            if kind is not None:
+                kinds[j] = 2 if kind == "machine" else 1
+    kind_of_row = kinds[agent]
+    stats.rows_robot = _nonzero(kind_of_row)
+    stats.rows_machine = _nonzero(kind_of_row == 2)
+    human = kind_of_row == 0
+    return rows[human], agent[human], agents
+
+
+def _matched_rows(cols: PretableColumns, rows: np.ndarray, agent: np.ndarray, rules: ItemRules,
+                  stats: CounterStats):
+    """Rule 3: the rows whose actionName is an item, matched once per distinct actionName; with
+    each row's hit (a number) and the distinct hits (item, content type, format, title, request)."""
+    actions = cols.action_name.values
+    action = cols.action_name.codes[rows]
+    hit_of_action = np.full(len(actions), -1, dtype=_INDEX)
+    hit_index: dict[tuple, int] = {}
+    for code in np.flatnonzero(np.bincount(action, minlength=len(actions))).tolist():
+        hit = rules.match(actions[code])
+        if hit is not None:
+            key = (hit.item, hit.content_type or "", hit.format or "", hit.title or "", hit.is_request)
+            hit_of_action[code] = hit_index.setdefault(key, len(hit_index))
+    hit = hit_of_action[action]
+    unknown = hit < 0
+    stats.rows_unknown_item = _nonzero(unknown)
+    stats.unknown_examples = [actions[c] for c in _first_distinct(action[unknown], _MAX_EXAMPLES)]
+    matched = ~unknown
+    return rows[matched], agent[matched], hit[matched], list(hit_index)
+
+
+class _Hits:
+    """The distinct hits (item, content type, format, title, request) and their parts by hit
+    number: ``item`` and ``title`` (-1: none) as ranks of the sorted texts ``items`` and
+    ``titles``, ``request``, ``click_key`` (item, content type, format: what a double click
+    repeats) and ``rank``, the hit's place when the hits sort as tuples; ``several_titles``: the
+    items with hits under more than one title."""
+
+    def __init__(self, hits: list[tuple]) -> None:
+        self.hits = hits
+        self.items = sorted({h[0] for h in hits})
+        self.titles = sorted({h[3] for h in hits if h[3]})
+        item_code = {v: i for i, v in enumerate(self.items)}
+        title_code = {v: i for i, v in enumerate(self.titles)}
+        self.item = np.array([item_code[h[0]] for h in hits], dtype=_INDEX)
+        self.title = np.array([title_code[h[3]] if h[3] else -1 for h in hits], dtype=_INDEX)
+        self.request = np.array([h[4] for h in hits], dtype=bool)
+        click_keys: dict[tuple, int] = {}
+        self.click_key = np.array([click_keys.setdefault(h[:3], len(click_keys)) for h in hits], dtype=np.int64)
+        self.n_click_keys = len(click_keys)
+        self.rank = np.empty(len(hits), dtype=_INDEX)
+        self.rank[sorted(range(len(hits)), key=hits.__getitem__)] = np.arange(len(hits))
+        titles_of_item: dict[int, set[str]] = {}
+        for h in hits:
+            if h[3]:
+                titles_of_item.setdefault(item_code[h[0]], set()).add(h[3])
+        # the items seen under more than one title (their title is the first one counted)
+        self.several_titles = sorted(i for i, titles in titles_of_item.items() if len(titles) > 1)
+
+
+def _double_clicks(group: np.ndarray, n_groups: int, t: np.ndarray, hit_rank: np.ndarray, n_hits: int,
+                   window: int) -> np.ndarray:
+    """Rule 5: which hits are removed. Per group (user, click key) in time order, a click is removed
+    when the group's next click is at most ``window`` seconds later. Ties of time are ordered as
+    the hits' texts sort, as the row-wise version met them."""
+    m = len(group)
+    order = _order((group, n_groups), (t - t.min(), int(t.max() - t.min()) + 1), (hit_rank, n_hits))
+    grouped = group[order]
+    removed_sorted = np.zeros(m, dtype=bool)
+    removed_sorted[:-1] = grouped[1:] == grouped[:-1]
+    del grouped
+    removed_sorted[:-1] &= np.diff(t[order]) <= window
+    removed = np.empty(m, dtype=bool)
+    removed[order] = removed_sorted
+    return removed
+
+
+def _nonzero(mask: np.ndarray) -> int:
+    return int(np.count_nonzero(mask))
+
+
+def _factorize(keys: np.ndarray, bound: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(code of each key, the distinct keys ascending): code i means ``distinct[i]``, int64 both.
+
+    ``bound``: every key is in [0, bound); when that range is small (at most twice the keys), a
+    table of it gives the codes in one pass. Otherwise the keys are sorted and searched."""
+    if bound is not None and bound <= 2 * len(keys) + (1 << 16):
+        present = np.zeros(bound, dtype=bool)
+        present[keys] = True
+        code_of = np.cumsum(present, dtype=np.int64)
+        code_of -= 1
+        return code_of[keys], np.flatnonzero(present)
+    distinct = _sorted_distinct(np.sort(keys))
+    return np.searchsorted(distinct, keys), distinct
+
+
+def _sorted_distinct(ordered: np.ndarray) -> np.ndarray:
+    """The distinct values of an ascending array."""
+    return ordered[_starts(ordered)]
+
+
+def _starts(ordered: np.ndarray) -> np.ndarray:
+    """Where a new value starts in an ascending array (a mask)."""
+    new = np.empty(len(ordered), dtype=bool)
+    new[:1] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=new[1:])
+    return new
+
+
+_PACK_LIMIT = 1 << 62
+
+
+def _pack(*parts: tuple[np.ndarray, int]) -> np.ndarray:
+    """One int64 key per row that sorts and groups as the tuple of ``parts`` ((values in [0, size),
+    size) each). When the sizes' product would overflow, the parts packed so far are first replaced
+    by their rank (at most the number of rows)."""
+    key, size = parts[0][0].astype(np.int64), parts[0][1]
+    for values, bound in parts[1:]:
+        if size * bound >= _PACK_LIMIT:
+            key, size = _rank(key)
+            if size * bound >= _PACK_LIMIT:
+                values, bound = _rank(values)
+        key *= bound
+        key += values
+        size *= bound
+    return key
+
+
+def _rank(keys: np.ndarray) -> tuple[np.ndarray, int]:
+    """Each key's rank among the distinct keys (ascending), and their number."""
+    codes, distinct = _factorize(keys)
+    return codes, len(distinct)
+
+
+def _order(*parts: tuple[np.ndarray, int]) -> np.ndarray:
+    """Indices that sort the rows by the tuple of ``parts`` (see :func:`_pack`)."""
+    return np.argsort(_pack(*parts))
+
+
+def _distinct_per_group(group: np.ndarray, n_groups: int, *parts: tuple[np.ndarray, int],
+                        where: np.ndarray | None = None) -> np.ndarray:
+    """Per group, the number of distinct tuples of ``parts`` among the rows (``where``).
+
+    The keys (group, parts...) are sorted: the groups then come in ascending order, each as many
+    times as it has rows, and a key unlike the one before is a new distinct tuple of its group."""
+    if where is not None:
+        group, parts = group[where], tuple((values[where], size) for values, size in parts)
+    if not len(group):
+        return np.zeros(n_groups, dtype=np.int64)
+    key = _pack((group, n_groups), *parts)
+    key.sort()
+    sizes = np.bincount(group, minlength=n_groups)
+    return np.bincount(np.repeat(np.arange(n_groups), sizes)[_starts(key)], minlength=n_groups)
+
+
+def _n_distinct(keys: np.ndarray) -> int:
+    return _nonzero(_starts(np.sort(keys)))
+
+
+def _first_distinct(codes: np.ndarray, k: int) -> list[int]:
+    """The first ``k`` distinct values of ``codes``, in order of first appearance."""
+    size = 4 * k
+    while True:
+        head = codes[:size]
+        order = np.argsort(head, kind="stable")  # equal values: the first one first
+        firsts = order[_starts(head[order])]
+        if len(firsts) >= k or size >= len(codes):
+            return head[np.sort(firsts)[:k]].tolist()
+        size *= 8
+
+
+def _users(ip: TextColumn, rows: np.ndarray, agent: np.ndarray, agents: list[tuple[str, str]]):
+    """Rule 4: user numbers in the order of the texts (canonical ip, browserName, browserVersion),
+    as the row-wise version sorted them, and their count; the ip is made canonical once per
+    distinct ip."""
+    codes = ip.codes[rows]
+    seen = np.flatnonzero(np.bincount(codes, minlength=len(ip.values))).tolist()
+    canonical = [_ip(v) if ":" in v else v for v in (ip.values[c] for c in seen)]
+    rank = {v: i for i, v in enumerate(sorted(set(canonical)))}
+    ip_rank = np.zeros(len(ip.values), dtype=np.int64)
+    ip_rank[seen] = [rank[v] for v in canonical]
+    agent_rank = np.empty(len(agents), dtype=np.int64)
+    agent_rank[sorted(range(len(agents)), key=agents.__getitem__)] = np.arange(len(agents))
+    user, n_users = _rank(_pack((ip_rank[codes], len(rank)), (agent_rank[agent], len(agents))))
+    return user.astype(_INDEX), n_users
+
+
+def _first_titles(hits: _Hits, item_group: np.ndarray, n_groups: int, item: np.ndarray, title: np.ndarray,
+                  when: np.ndarray | None) -> np.ndarray:
+    """The title of each item row: the first title a counted hit of the item had, in the order the
+    row-wise version counted hits (``when``). Only an item with several titles needs that order."""
+    first = np.full(n_groups, -1, dtype=np.int64)
+    titled = title >= 0
+    first[item_group[titled]] = title[titled]  # right for every item with one title
+    if when is None:
+        return first
+    rows = titled & np.isin(item, np.array(hits.several_titles, dtype=item.dtype))
+    group, candidate, when = item_group[rows], title[rows], when[rows]
+    order = np.lexsort((when, group))
+    firsts = order[_starts(group[order])]
+    first[group[firsts]] = candidate[firsts]
+    return first
+
+
+def _count_order(user, t, hit_rank, group) -> np.ndarray:
+    """For each matched hit, when the row-wise version counted it (an int64 that sorts so).
+
+    That version met a user's hits in the order (time, hit texts) -- ``position`` here -- and held
+    the last click of each (item, content type, format): a held click was counted when the next
+    click of its key came (not a double click), and at the end of the user the clicks still held
+    were counted in the order their keys first came. So: (user, 0, position of the next click of
+    the key), or for a key's last click (user, 1, position of the key's first click).
+    """
+    m = len(user)
+    by_time = _order((user, int(user.max()) + 1), (t - t.min(), int(t.max() - t.min()) + 1),
+                     (hit_rank, int(hit_rank.max()) + 1))
+    position = np.empty(m, dtype=np.int64)
+    position[by_time] = np.arange(m)
+    by_group = _order((group, int(group.max()) + 1), (position, m))
+    group_sorted = group[by_group]
+    same_next = group_sorted[1:] == group_sorted[:-1]
+    starts = np.ones(m, dtype=bool)
+    starts[1:] = ~same_next
+    first_position = position[by_group[starts]]  # a group's rows are sorted by position
+    group_number = np.cumsum(starts) - 1
+    when_sorted = np.empty(m, dtype=np.int64)
+    when_sorted[:-1] = np.where(same_next, position[by_group[1:]], m + first_position[group_number[:-1]])
+    when_sorted[-1] = m + first_position[group_number[-1]]
+    when = np.empty(m, dtype=np.int64)
+    when[by_group] = user[by_group].astype(np.int64) * (2 * m) + when_sorted
+    return when
