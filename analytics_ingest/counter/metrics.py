@@ -226,7 +226,6 @@ class CounterStats:
     sessions: int = 0  # sessions with at least one counted hit
     items: int = 0  # rows of the item table
     titles: int = 0  # rows of the title table
-    sorted_runs_spilled: int = 0  # always 0 since the count is columnar (no temporary files); kept for readers
     unknown_examples: list[str] = field(default_factory=list)  # the first distinct unknown actionNames
 
     def as_dict(self) -> dict:
@@ -378,19 +377,15 @@ def compute(
     machines: Iterable[str] = MACHINES,
     dates=None,
     double_click_seconds: int = DOUBLE_CLICK_SECONDS,
-    spill_hits: int | None = None,
-    tmp_dir: str | os.PathLike | None = None,
 ) -> CounterResult:
     """COUNTER item and title metrics of ``rows`` (see the module docstring for the rules).
 
     ``rules``: an :class:`ItemRules` or the path of a rules YAML file. ``robots`` / ``machines``:
     the robot and machine patterns (default COUNTER's, see rule 2); ``extra_robots``: more robot
     patterns. ``dates``: a date (or ``YYYY-MM-DD``) or a collection of them to count; other dates
-    only serve as double-click context. ``spill_hits`` and ``tmp_dir`` are accepted and ignored:
-    they sized the on-disk sort of the row-by-row version, and the columnar one sorts codes in
-    memory (``stats.sorted_runs_spilled`` stays 0).
+    only serve as double-click context. The count is columnar: integer codes sorted in memory, no
+    Python object per row.
     """
-    del spill_hits, tmp_dir  # see the docstring
     if not isinstance(rules, ItemRules):
         rules = load_rules(rules)
     robots, machines, extra_robots = tuple(robots), tuple(machines), tuple(extra_robots)
