@@ -791,6 +791,25 @@ class _Handler(BaseHTTPRequestHandler):
         return data == b""
 
 
+# Matomo 4.12.3's raw log tables, the columns the pretable reads, with Matomo's types (for
+# FakeMatomo.write_log_tables; the prefix matomo_ is replaced by the one asked for).
+MATOMO_LOG_TABLES = (
+    "CREATE TABLE IF NOT EXISTS matomo_log_visit (idvisit BIGINT(10) UNSIGNED AUTO_INCREMENT PRIMARY KEY, "
+    "idsite INT(10) UNSIGNED NOT NULL, location_ip VARBINARY(16) NOT NULL, config_browser_name VARCHAR(40) NULL, "
+    "config_browser_version VARCHAR(20) NULL, location_latitude DECIMAL(9,6) NULL, "
+    "location_longitude DECIMAL(9,6) NULL)",
+    "CREATE TABLE IF NOT EXISTS matomo_log_action (idaction INT(10) UNSIGNED AUTO_INCREMENT PRIMARY KEY, "
+    "name VARCHAR(4096), hash INT(10) UNSIGNED NOT NULL, type TINYINT(3) UNSIGNED NULL, url_prefix TINYINT(2) NULL, "
+    "INDEX index_type_hash (type, hash))",
+    "CREATE TABLE IF NOT EXISTS matomo_log_link_visit_action (idlink_va BIGINT(10) UNSIGNED AUTO_INCREMENT "
+    "PRIMARY KEY, idsite INT(10) UNSIGNED NOT NULL, idvisit BIGINT(10) UNSIGNED NOT NULL, "
+    "idaction_name INT(10) UNSIGNED NULL, idaction_url INT(10) UNSIGNED NULL, idpageview CHAR(6) NULL, "
+    "server_time DATETIME NOT NULL, idaction_event_category INT(10) UNSIGNED NULL, "
+    "idaction_content_interaction INT(10) UNSIGNED NULL, search_cat VARCHAR(200) NULL, "
+    "INDEX index_idsite_servertime (idsite, server_time))",
+)
+
+
 class FakeMatomo:
     """The fake server. Starts listening on construction; use as a context manager or call
     :meth:`close`. See the module docstring for the protocol."""
@@ -1395,6 +1414,89 @@ class FakeMatomo:
         for i, visit in enumerate(visits, 1):
             visit.id = i
         return visits
+
+    def write_log_tables(self, db_url: str, idsite: int = 1, prefix: str = "matomo_") -> dict[str, int]:
+        """Opt-in: write the site's stored hits into Matomo's raw log tables at ``db_url`` (a
+        MySQL/MariaDB SQLAlchemy URL; tables from :data:`MATOMO_LOG_TABLES` created when missing),
+        the way Matomo 4.12.3's tracker would have: one ``log_visit`` per visit of the fake's visit
+        rules (browser code and major.minor version from DeviceDetector, ``location_ip`` binary),
+        ``log_action`` deduplicated by (name, type) with ``hash`` = CRC32 and ``url_prefix``, one
+        ``log_link_visit_action`` per action with ``server_time``: page views through
+        ``idaction_url`` (type 1), downloads (type 3, whole URL), site searches with
+        ``idaction_url`` NULL and the keyword in ``idaction_name`` (type 8), events with
+        ``idaction_event_category``. Hits Matomo drops as bots (DeviceDetector or bot IP ranges,
+        without ``bots=1``) are left out. The URL and browser rules are the pretable's
+        (``analytics_ingest.pretable.matomo_rules``); the real-Matomo check in
+        ``docs/real_matomo_checks.md`` is what validates them. Returns row counts per table."""
+        import zlib
+
+        from sqlalchemy import create_engine
+
+        from analytics_ingest.matomo.exclusions import MatomoExclusions
+        from analytics_ingest.pretable.matomo_rules import MatomoBrowsers, matomo_action
+
+        browsers, bot_ranges = MatomoBrowsers(), MatomoExclusions()
+        prefixes = (("http://www.", 1), ("http://", 0), ("https://www.", 3), ("https://", 2))
+        actions: dict[tuple[str, int], int] = {}
+        action_rows: list[tuple] = []
+
+        def idaction(name: str, kind: int, url_prefix: int | None = None) -> int:
+            key = (name, kind)
+            if key not in actions:
+                actions[key] = len(actions) + 1
+                action_rows.append((actions[key], name, zlib.crc32(name.encode("utf-8")), kind, url_prefix))
+            return actions[key]
+
+        visit_rows, link_rows = [], []
+        for visit in self._visits(int(idsite)):
+            kept = [h for h in visit.hits if h.params.get("bots") or not (
+                browsers.is_bot(h.params.get("ua", "")) or bot_ranges.reason(h.ip, h.params.get("ua", ""), False))]
+            if not kept:
+                continue
+            label, version = browsers(kept[0].params.get("ua", ""))
+            visit_rows.append((visit.id, int(idsite), ipaddress.ip_address(visit.location_ip).packed, label, version))
+            for hit in kept:
+                params = hit.params
+                server_time = _dt.datetime.fromtimestamp(hit.ts, _dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+                download = "download" in params
+                found = matomo_action(params.get("download") or params.get("url", ""), download=download)
+                url_id = name_id = event_id = None
+                if params.get("e_c"):
+                    event_id = idaction(params["e_c"], 10)
+                if found is not None:
+                    kind, name = found
+                    if kind == 8:
+                        name_id = idaction(name, 8)
+                    else:
+                        url_prefix = None
+                        if kind == 1:
+                            original = params.get("url", "")
+                            for text, number in prefixes:
+                                if original[:len(text)].lower() == text:
+                                    url_prefix = number
+                                    break
+                        url_id = idaction(name, kind, url_prefix)
+                link_rows.append((int(idsite), visit.id, url_id, name_id, event_id, server_time,
+                                  params.get("pv_id", "")[:6] or None))
+        engine = create_engine(db_url)
+        try:
+            with engine.begin() as conn:
+                for ddl in MATOMO_LOG_TABLES:
+                    conn.exec_driver_sql(ddl.replace("matomo_", prefix, 1))
+                if action_rows:
+                    conn.exec_driver_sql(f"INSERT INTO {prefix}log_action (idaction, name, hash, type, url_prefix) "
+                                         "VALUES (%s, %s, %s, %s, %s)", action_rows)
+                if visit_rows:
+                    conn.exec_driver_sql(f"INSERT INTO {prefix}log_visit (idvisit, idsite, location_ip, "
+                                         "config_browser_name, config_browser_version) VALUES (%s, %s, %s, %s, %s)",
+                                         visit_rows)
+                if link_rows:
+                    conn.exec_driver_sql(f"INSERT INTO {prefix}log_link_visit_action (idsite, idvisit, idaction_url, "
+                                         "idaction_name, idaction_event_category, server_time, idpageview) "
+                                         "VALUES (%s, %s, %s, %s, %s, %s, %s)", link_rows)
+        finally:
+            engine.dispose()
+        return {"log_visit": len(visit_rows), "log_action": len(action_rows), "log_link_visit_action": len(link_rows)}
 
     def _live(self, p: dict) -> list[dict]:
         idsite = self._site_id(p.get("idSite"))

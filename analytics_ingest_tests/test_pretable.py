@@ -19,9 +19,11 @@ from analytics_ingest.errors import ConfigError
 from analytics_ingest.pretable import COLUMNS, build_pretable, read_pretable_tsv
 from analytics_ingest.pretable.build import NotReady
 from analytics_ingest.pretable.from_matomo import decode_ip
+from analytics_ingest.pretable.matomo_rules import matomo_action, pretable_action_name
 from analytics_ingest.sites import load_sites
 from analytics_ingest.weblogs import pipeline
 from analytics_ingest_tests.db_fixtures import _mariadb_url
+from analytics_ingest_tests.fake_matomo import MATOMO_LOG_TABLES
 from analytics_ingest_tests.helpers import TOKEN, make_log, put_day_at
 
 DAY = dt.date(2024, 3, 14)
@@ -61,9 +63,10 @@ def _setup(tmp_path, fake, *, neighbours=False, source="hits"):
     return site, settings, logs
 
 
-def _without_scheme(url: str) -> str:
-    rest = url.split("://", 1)[1]
-    return rest[4:] if rest.startswith("www.") else rest
+def _stored_name(hit: dict) -> str:
+    """The actionName Matomo's rules give the request the fake stored."""
+    url = hit.get("download") or hit["url"]
+    return pretable_action_name(*matomo_action(url, download="download" in hit))
 
 
 def test_pretable_from_hits_has_every_delivered_hit_of_the_day(tmp_path, fake):
@@ -74,7 +77,7 @@ def test_pretable_from_hits_has_every_delivered_hit_of_the_day(tmp_path, fake):
         assert ledger.day_status(site.id, DAY) == "pretable"
     rows = list(read_pretable_tsv(result.tsv))
     assert result.rows == len(rows) == manifest["tracked"]
-    stored = Counter((h["cdt"], h["cip"], _without_scheme(h.get("download") or h["url"])) for h in fake.hits(1))
+    stored = Counter((h["cdt"], h["cip"], _stored_name(h)) for h in fake.hits(1))
     assert Counter((r[0], r[3], r[6]) for r in rows) == stored
     assert all(r[1] for r in rows)  # every generated agent is a known browser
     assert all(r[4] is None and r[5] is None for r in rows)  # no geolocation database configured
@@ -150,17 +153,7 @@ def test_decode_ip_handles_ipv4_ipv6_and_mapped():
 
 
 # -- Matomo's log tables on the real MariaDB ----------------------------------------------------
-MATOMO_TABLES = (
-    # The columns of Matomo 4.12.3's tables that the pretable reads, with their real types.
-    "CREATE TABLE matomo_log_visit (idvisit BIGINT UNSIGNED AUTO_INCREMENT PRIMARY KEY, idsite INT UNSIGNED NOT NULL, "
-    "location_ip VARBINARY(16) NOT NULL, config_browser_name VARCHAR(40) NULL, config_browser_version VARCHAR(20) NULL, "
-    "location_latitude DECIMAL(9,6) NULL, location_longitude DECIMAL(9,6) NULL)",
-    "CREATE TABLE matomo_log_action (idaction INT UNSIGNED AUTO_INCREMENT PRIMARY KEY, name VARCHAR(4096), "
-    "hash INT UNSIGNED NOT NULL, type TINYINT UNSIGNED NULL, url_prefix TINYINT(2) NULL)",
-    "CREATE TABLE matomo_log_link_visit_action (idlink_va BIGINT UNSIGNED AUTO_INCREMENT PRIMARY KEY, "
-    "idsite INT UNSIGNED NOT NULL, idvisit BIGINT UNSIGNED NOT NULL, idaction_url INT UNSIGNED NULL, "
-    "idpageview CHAR(6) NULL, server_time DATETIME NOT NULL, INDEX index_idsite_servertime (idsite, server_time))",
-)
+MATOMO_TABLES = MATOMO_LOG_TABLES  # Matomo 4.12.3's columns that the pretable reads, real types
 
 
 @pytest.fixture
@@ -172,13 +165,14 @@ def matomo_db():
         for ddl in MATOMO_TABLES:
             conn.exec_driver_sql(ddl)
         conn.exec_driver_sql(
-            "INSERT INTO matomo_log_visit VALUES "
+            "INSERT INTO matomo_log_visit (idvisit, idsite, location_ip, config_browser_name, config_browser_version, "
+            "location_latitude, location_longitude) VALUES "
             "(1, 1, UNHEX('5102450A'), 'CH', '122.0', 48.856600, 2.352200), "
             "(2, 1, UNHEX('20010DB8000000000000000000000001'), 'FF', '123.0', NULL, NULL), "
             "(3, 2, UNHEX('0A000001'), 'CH', '122.0', NULL, NULL)")
         conn.exec_driver_sql(
-            "INSERT INTO matomo_log_action VALUES (1, 'example.org/a', 1, 1, 2), (2, 'example.org/f.pdf', 2, 3, 2), "
-            "(3, 'event category', 3, 10, NULL)")
+            "INSERT INTO matomo_log_action VALUES (1, 'example.org/a', 1, 1, 2), "
+            "(2, 'https://www.example.org/f.pdf', 2, 3, NULL), (3, 'event category', 3, 10, NULL)")
         conn.exec_driver_sql(
             "INSERT INTO matomo_log_link_visit_action (idsite, idvisit, idaction_url, server_time) VALUES "
             # Paris day 2024-03-14 is 2024-03-13 23:00 to 2024-03-14 23:00 UTC
@@ -202,9 +196,9 @@ def test_pretable_from_matomo_tables_takes_the_local_day_with_ipv6(tmp_path, mat
         assert ledger.day_status(site.id, DAY) == "pretable"
     rows = sorted(read_pretable_tsv(result.tsv))
     assert rows == [
-        ("2024-03-13 23:00:00", "CH", "122.0", "81.2.69.10", 48.8566, 2.3522, "example.org/a"),
-        ("2024-03-14 12:00:00", "CH", "122.0", "81.2.69.10", 48.8566, 2.3522, "example.org/f.pdf"),
-        ("2024-03-14 22:59:59", "FF", "123.0", "2001:db8::1", None, None, "example.org/a"),
+        ("2024-03-13 23:00:00", "Chrome", "122.0", "81.2.69.10", 48.8566, 2.3522, "example.org/a"),
+        ("2024-03-14 12:00:00", "Chrome", "122.0", "81.2.69.10", 48.8566, 2.3522, "example.org/f.pdf"),
+        ("2024-03-14 22:59:59", "Firefox", "123.0", "2001:db8::1", None, None, "example.org/a"),
     ]
     bad = load_settings(home=tmp_path / "home",
                         environ={"MATOMO_DB_URL": matomo_db, "MATOMO_DB_TABLE_PREFIX": "piwik_"})

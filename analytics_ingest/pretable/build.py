@@ -91,16 +91,18 @@ def build_pretable(settings, ledger, site, day: dt.date) -> PretableResult:
         else:
             geo = open_geolocator(settings.geoip_db)
             result.geolocated = geo is not None
-            make = row_maker(_host_of(site.main_url), geo)
+            make = row_maker(site.main_url, geo, bots_sent=site.classify.enable_bots)
             write = writer.write
             bots = [0]
 
-            def on_hit(hit, _category, is_bot):
+            def on_hit(hit, category, is_bot):
                 # Bots tracked with enable_bots are in Matomo, but never in usage statistics.
                 if is_bot:
                     bots[0] += 1
-                else:
-                    write(make(hit))
+                    return
+                row = make(hit, category)
+                if row is not None:
+                    write(row)
 
             try:
                 stats = scan_day(ledger, site, day, on_hit)
@@ -118,9 +120,3 @@ def build_pretable(settings, ledger, site, day: dt.date) -> PretableResult:
     ledger.advance_day(site.id, day, DAY_PRETABLE, after=(DAY_LOADED, DAY_PRETABLE, DAY_CALCULATED, DAY_DONE))
     result.day_status = ledger.day_status(site.id, day) or ""
     return result
-
-
-def _host_of(url: str) -> str:
-    from urllib.parse import urlsplit
-
-    return urlsplit(url).netloc or "localhost"

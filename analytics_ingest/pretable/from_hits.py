@@ -1,24 +1,32 @@
 """Pretable rows from the hits this project delivered (no Matomo database needed).
 
-* browser: the ``ua-parser`` library (the maintained uap-core regexes), family and major.minor
-  version, cached per user agent because a day repeats a few thousand agents millions of times.
-  An agent ua-parser cannot name (family ``Other``: ``Turnitin (...)``, ``PHP/8.2``, ``gvfs/1.5``)
-  is written whole as browserName, with no version, so that COUNTER's robot and machine patterns,
-  which are written for user agents, still find it in ``counter_metrics`` (a NULL name would
-  count it as a human);
+Each row is what the ``matomo_db`` source reads for the same hit (the row definition is in
+:mod:`.schema`): the request we sent (``url`` or ``download``, as :mod:`..matomo.tracking`
+renders it) goes through Matomo's tracker rules (:mod:`.matomo_rules`: parameters stripped,
+site-search keyword, downloads kept whole) and the user agent through DeviceDetector's client
+parsers, then both through the same last step as Matomo's stored values. Hits Matomo drops
+although it counts them as tracked (a DeviceDetector bot or one of the built-in bot IP ranges,
+sent without ``bots=1``) are left out, as the hits our classifier called bots.
+
 * latitude/longitude: a MaxMind-format database (GeoLite2/GeoIP2 City, DB-IP, IPinfo...) when
-  ``ANALYTICS_INGEST_GEOIP_DB`` names one, else NULL -- as Matomo without a geolocation provider;
-* actionName: the URL without scheme and without a leading ``www.``, as Matomo's ``log_action``
-  stores it (the prefix lives in ``url_prefix``), so both sources give the same names.
+  ``ANALYTICS_INGEST_GEOIP_DB`` names one, else NULL -- as Matomo without a geolocation provider.
+
+:class:`BrowserNames` (ua-parser's family and version, or the agent itself) is the former browser
+column, kept for callers that want ua-parser's view of an agent; pretables no longer use it.
 """
 
 from __future__ import annotations
 
 from typing import Callable
+from urllib.parse import urlsplit
 
 from ..config import ENV_GEOIP_DB
 from ..errors import ConfigError
 from ..hits import Hit
+from ..matomo.exclusions import MatomoExclusions
+from ..matomo.tracking import MAX_URL_PATH
+from ..vocabulary import DOWNLOADS
+from .matomo_rules import MatomoBrowsers, matomo_action, pretable_action_name, pretable_browser
 
 CACHE_LIMIT = 100_000
 
@@ -86,25 +94,46 @@ def open_geolocator(path: str | None) -> GeoLocator | None:
     return GeoLocator(path) if path else None
 
 
-def action_name(hit: Hit, default_host: str) -> str:
-    host = (hit.host or default_host).lower()
-    if host.startswith("www."):
-        host = host[4:]
-    path = hit.path
-    if path[:1] not in ("/", ""):
-        # absolute request target (proxy logs): keep what follows the scheme
-        path = path.split("://", 1)[-1]
-        return path[4:] if path.lower().startswith("www.") else path
-    return host + path
+def sent_url(hit: Hit, scheme: str, default_host: str) -> str:
+    """The ``url`` (or ``download``) parameter :class:`~..matomo.tracking.RequestBuilder` sent."""
+    return f"{scheme}://{hit.host or default_host}" + hit.path[:MAX_URL_PATH]
 
 
-def row_maker(default_host: str, geo: GeoLocator | None) -> Callable[[Hit], tuple]:
-    """A function hit → pretable row, with every lookup cached."""
-    browsers = BrowserNames()
+def action_name(hit: Hit, default_host: str, *, download: bool = False, scheme: str = "https") -> str | None:
+    """The pretable's actionName of a delivered hit (None: Matomo stored no URL action for it)."""
+    action = matomo_action(sent_url(hit, scheme, default_host), download=download)
+    return None if action is None else pretable_action_name(*action)
 
-    def make(hit: Hit) -> tuple:
-        name, version = browsers(hit.user_agent)
+
+def row_maker(main_url: str, geo: GeoLocator | None, *, bots_sent: bool = False) -> Callable[[Hit, str], tuple | None]:
+    """A function (hit, category) -> pretable row, or None for a hit Matomo drops although it
+    answers it as tracked: a DeviceDetector bot or a bot IP range, unless every request carried
+    ``bots=1`` (``bots_sent``: the site's ``enable_bots``). Every lookup is cached."""
+    parts = urlsplit(main_url or "http://localhost")
+    scheme, default_host = parts.scheme or "http", parts.netloc or "localhost"
+    browsers = MatomoBrowsers()
+    is_bot = browsers.is_bot
+    dropped = MatomoExclusions()
+    actions: dict[tuple[str, bool], str | None] = {}
+
+    def make(hit: Hit, category: str) -> tuple | None:
+        agent = hit.user_agent
+        if not bots_sent and (is_bot(agent) or dropped.reason(hit.ip, agent, False) is not None):
+            return None
+        download = category == DOWNLOADS
+        url = sent_url(hit, scheme, default_host)
+        key = (url, download)
+        name = actions.get(key, False)
+        if name is False:
+            found = matomo_action(url, download=download)
+            name = None if found is None else pretable_action_name(*found)
+            if len(actions) >= CACHE_LIMIT:
+                actions.clear()
+            actions[key] = name
+        if name is None:
+            return None
+        browser, version = pretable_browser(*browsers(agent))
         lat, lon = geo(hit.ip) if geo is not None else (None, None)
-        return (hit.cdt, name, version, hit.ip, lat, lon, action_name(hit, default_host))
+        return (hit.cdt, browser, version, hit.ip, lat, lon, name)
 
     return make
