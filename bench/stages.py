@@ -4,7 +4,7 @@
     python bench/stages.py [--lines 1000000]
 
 Imports a generated day offline (outbox), then times each later stage on it in this process:
-the pretable from our hits (re-read of the day's log, ua-parser, TSV + Parquet), the COUNTER
+the pretable from our hits (re-read of the day's log, Matomo's rules, TSV + Parquet), the COUNTER
 metrics on that pretable (demo item rules), and the day's usage aggregate. Prints rows/s and the
 peak RSS after each stage (ru_maxrss: the process's high-water mark, so it only grows).
 """

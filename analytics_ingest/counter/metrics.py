@@ -39,7 +39,7 @@ Rules (COUNTER Code of Practice R5.1, section numbers of the CoP):
 
    What is matched: the pretable has no user-agent column, so the text is ``browserName`` --
    a raw user agent when the extractor wrote one there (then the patterns apply as COUNTER means
-   them), otherwise a parsed name (``ua-parser``'s family, Matomo's name or 2-letter code), as it
+   them), otherwise a parsed name (Matomo's DeviceDetector name or 2-letter code), as it
    is and joined to its version as SciELO builds the agent (``curl`` + ``8.4`` → ``curl/8.4``
    meets COUNTER's ``curl/`` pattern), and for a multi-word name also without its spaces
    (``Headless Chrome`` meets ``HeadlessChrome``). A parsed name in :data:`HUMAN_BROWSERS` is never a robot: those are
@@ -151,13 +151,22 @@ def _package_version() -> str:
 ROBOTS_LIST = (f"COUNTER-Robots {_package_version()} "
                f"({len(ROBOTS)} robot + {len(MACHINES)} machine patterns)")
 
-# Parsed browser names (ua-parser's families, Matomo's DeviceDetector names) of human browsers that
+# Parsed browser names (Matomo's DeviceDetector names; ua-parser's families of older pretables) of human browsers that
 # a COUNTER pattern matches, found by matching both name lists against the COUNTER lists: the
 # patterns aim at robots' user agents (YandexBot, SogouSpider, a bare "firefox"), not at these names.
 HUMAN_BROWSERS = frozenset({
     "Amiga Voyager", "Baidu Browser", "Baidu Explorer", "Baidu Spark", "Coc Coc", "Firefox", "Google",
     "Google Earth", "Google Earth Pro", "Mail.ru Chromium Browser", "Sailfish Browser", "Sogou Explorer",
     "Sogou Mobile Browser", "Sunrise", "Unknown", "Yahoo! Japan Browser", "Yandex Browser", "Yandex Browser Lite",
+    "Yandex Browser Corp",
+    # DeviceDetector's names of apps people browse with (the pretable's browserName is Matomo's name
+    # since both pretable sources agree): COUNTER's crawler patterns (google, yahoo, yandex, baidu...)
+    # meet the names, not their user agents
+    "Alexa", "Baidu Box App", "Baidu Box App Lite", "Baidu Input", "Cortana", "Daum", "General Motors",
+    "Google Drive", "Google Gemini", "Google Go", "Google Lens", "Google Maps", "Google News", "Google Photos",
+    "Google Play Newsstand", "Google Plus", "Google Podcasts", "Google Search App", "SogouSearch App", "Yahoo",
+    "Yahoo Hong Kong", "Yahoo Mail", "Yahoo OneSearch", "Yahoo Search", "Yahoo! Japan", "Yahoo! Mail", "Yandex",
+    "Yandex AI", "Yandex Music",
 })
 
 ITEM_METRICS = ("Total_Item_Investigations", "Unique_Item_Investigations", "Total_Item_Requests",

@@ -11,8 +11,6 @@ sent without ``bots=1``) are left out, as the hits our classifier called bots.
 * latitude/longitude: a MaxMind-format database (GeoLite2/GeoIP2 City, DB-IP, IPinfo...) when
   ``ANALYTICS_INGEST_GEOIP_DB`` names one, else NULL -- as Matomo without a geolocation provider.
 
-:class:`BrowserNames` (ua-parser's family and version, or the agent itself) is the former browser
-column, kept for callers that want ua-parser's view of an agent; pretables no longer use it.
 """
 
 from __future__ import annotations
@@ -29,30 +27,6 @@ from ..vocabulary import DOWNLOADS
 from .matomo_rules import MatomoBrowsers, matomo_action, pretable_action_name, pretable_browser
 
 CACHE_LIMIT = 100_000
-
-
-class BrowserNames:
-    """user agent → (browserName, browserVersion), cached."""
-
-    def __init__(self) -> None:
-        from ua_parser import parse_user_agent
-
-        self._parse = parse_user_agent
-        self._cache: dict[str, tuple[str | None, str | None]] = {}
-
-    def __call__(self, agent: str) -> tuple[str | None, str | None]:
-        found = self._cache.get(agent)
-        if found is None:
-            ua = self._parse(agent) if agent else None
-            if ua is None or not ua.family or ua.family == "Other":
-                found = (agent or None, None)  # the user agent itself: see the module docstring
-            else:
-                version = ".".join(p for p in (ua.major, ua.minor) if p) or None
-                found = (ua.family, version)
-            if len(self._cache) >= CACHE_LIMIT:
-                self._cache.clear()
-            self._cache[agent] = found
-        return found
 
 
 class GeoLocator:
