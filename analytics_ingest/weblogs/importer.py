@@ -310,8 +310,10 @@ class Importer:
             self.check_usable(path, options)
         self._ensure_pool(path)
         # One Matomo writer per site (Matomo's per-day salt race between two imports of a site).
+        # The site's lock expires like the file's lease: a writer silent that long (frozen, cut off)
+        # is presumed gone by both, and the file's fencing still stops it if it comes back.
         with site_writer(self.ledger, self.site.idsite, f"import of {os.path.basename(path)}",
-                         wait=self.site_wait, on_wait=self.on_site_wait):
+                         wait=self.site_wait, on_wait=self.on_site_wait, ttl=self.lease_ttl):
             return self._import_leased(record, ident, path, options)
 
     def _import_leased(self, record, ident: file_identity.Identified, path: str,
