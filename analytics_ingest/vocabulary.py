@@ -24,7 +24,7 @@ DAY_PARTIAL = "partial"
 DAY_LOADED = "loaded"
 DAY_PRETABLE = "pretable"
 DAY_CALCULATED = "calculated"
-DAY_DONE = "done"
+DAY_DONE = "done"  # calculated, and the day's usage reports exported (SciELO: metrics saved for SUSHI)
 DAY_STATUSES = (DAY_QUEUE, DAY_PARTIAL, DAY_LOADED, DAY_PRETABLE, DAY_CALCULATED, DAY_DONE)
 
 # --- line categories: every line lands in exactly one --------------------------------------

@@ -90,7 +90,9 @@ def test_one_run_takes_a_day_from_logs_to_counter_metrics_and_fresh_reports(env)
     meta = _metadata(result)
     assert meta["web/pretable"]["rows"] == manifest["tracked"]
     counter = meta["web/counter_metrics"]
-    assert counter["day_status"] == "calculated" and _day_status(DAY) == "calculated"
+    assert counter["day_status"] == "calculated"
+    # the run also wrote the day's usage reports: SciELO's Done (calculated and exported)
+    assert meta["web/usage_reports"]["day_status"] == "done" and _day_status(DAY) == "done"
     assert counter["rows_read"] == manifest["tracked"]
     assert counter["Total_Item_Investigations"] > 0 and counter["items"] > 0
     assert counter["robots_list"] == ROBOTS_LIST and importlib.metadata.version("counter-robots") in ROBOTS_LIST
@@ -210,3 +212,4 @@ def test_usage_reports_are_written_for_each_window_and_count_what_was_delivered(
     assert views(week, "visitors") == views(week, "new_visitors") + views(week, "returning_visitors")
     assert meta["7D_days_without_data"] == 5  # 2024-03-08..12 have no logs: listed, not zero
     assert "pageviews" in meta["report"]
+    assert meta["day_status"] == "loaded"  # reports of a day whose metrics are not calculated: not Done

@@ -11,6 +11,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..vocabulary import DAY_CALCULATED, DAY_DONE
 from .daily import ensure_day_aggregates
 from .output import write_report
 from .report import UsageReport, compute_report
@@ -23,6 +24,7 @@ class DayReports:
     day: str
     built_days: int = 0
     reports: list[tuple[UsageReport, dict[str, Path]]] = field(default_factory=list)
+    day_status: str = ""  # the ledger's, after the reports: done once the day was calculated
 
 
 def reports_for_day(settings, ledger, site, day: dt.date, usage: UsageSettings | None = None) -> DayReports:
@@ -40,4 +42,8 @@ def reports_for_day(settings, ledger, site, day: dt.date, usage: UsageSettings |
         for fmt in ("csv", "tsv"):
             paths.update({f"{k}.{fmt}": v for k, v in write_report(report, folder / f"{name}.{fmt}", fmt).items()})
         out.reports.append((report, paths))
+    # SciELO's Done: the day's COUNTER metrics are calculated and its reports exported. A day not
+    # yet Calculated keeps its status (its reports still count what Matomo received).
+    ledger.advance_day(site.id, day, DAY_DONE, after=(DAY_CALCULATED, DAY_DONE))
+    out.day_status = ledger.day_status(site.id, day) or ""
     return out

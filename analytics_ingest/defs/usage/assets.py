@@ -5,6 +5,7 @@ partition day, as CSV and TSV files and a Markdown table."""
 
 import dagster as dg
 
+from ... import metadata_keys as keys
 from ...usage.output import to_markdown
 from ...usage.partition import reports_for_day
 from ...usage.settings import UsageSettings
@@ -40,7 +41,7 @@ def build_usage_assets(site, extra_deps=(), usage: UsageSettings | None = None) 
         day = day_of(context)
         with ingest.ledger() as ledger, engine_step():
             reports = reports_for_day(ingest.settings(), ledger, site, day, usage)
-        metadata = {"day_aggregates_built": reports.built_days}
+        metadata = {"day_aggregates_built": reports.built_days, keys.DAY_STATUS: reports.day_status}
         for report, paths in reports.reports:
             label = report.window.label
             metadata[f"{label}_csv"] = dg.MetadataValue.path(str(paths["metrics.csv"]))
