@@ -3,7 +3,8 @@
 * :mod:`.items`: URL -> item rules from YAML (``scielo_items.yaml``, ``demo_items.yaml`` bundled);
 * :mod:`.metrics`: :func:`compute` -- robots and machines (COUNTER's lists), double clicks, sessions,
   Total/Unique item and title metrics, and the counts for the report;
-* :mod:`.output`: the pretable TSV reader and the atomic TSV/Parquet writers of the tables.
+* :mod:`.output`: the atomic TSV/Parquet writers of the tables (the pretable's columns and TSV reader
+  are :mod:`analytics_ingest.pretable`'s, re-exported here for callers of ``read_pretable_tsv``).
 
 No Dagster here; the assets call these functions.
 """

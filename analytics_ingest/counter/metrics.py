@@ -115,9 +115,9 @@ from importlib import metadata, resources
 import numpy as np
 
 from ..errors import ConfigError, InputError
+from ..pretable.schema import COLUMNS  # the pretable owns its columns
 from .items import ItemRules, load_rules
 
-COLUMNS = ("serverTime", "browserName", "browserVersion", "ip", "latitude", "longitude", "actionName")
 DOUBLE_CLICK_SECONDS = 30  # §7.2
 
 COUNTER_ROBOTS_PACKAGE = "counter-robots"
