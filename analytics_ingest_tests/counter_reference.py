@@ -5,7 +5,9 @@ A frozen copy of ``compute`` before the columnar rewrite: one Python pass over t
 (``_collect``), the matched hits sorted by (user, time) in memory or in sorted runs on disk
 (``_Sorter``), and a counting pass per user (``_count``). The parsing helpers (``_text``,
 ``_epoch``, ``_ip``), the robot matcher and the result types are shared with the module, so
-this pins the counting rules, not the cell parsing. Slow (about 140,000 rows/s); tests only.
+this pins the counting rules, not the cell parsing. One rule changed in both since: an item's
+title is its earliest counted titled hit's (rule 8), no longer the first hit in this count order
+(users by ip text, then when a held click was let go), which made it depend on who the users were. Slow (about 140,000 rows/s); tests only.
 Also the old day reader's timezone shift (``local_rows``), to compare whole days.
 """
 
@@ -208,6 +210,7 @@ class _Sorter:
 # -- pass 2: sorted hits -> metrics -------------------------------------------------------------
 def _count(hits: Iterable[tuple], wanted: frozenset[str] | None, window: int, stats: CounterStats) -> CounterResult:
     items: dict[tuple[str, str], ItemMetrics] = {}
+    item_titles: dict[tuple[str, str], tuple[int, str]] = {}  # (date, item) -> (time, title) of its title
     titles: dict[tuple[str, str], TitleMetrics] = {}
     pending: dict[tuple[str, str, str], tuple] = {}  # (item, content type, format) -> last click
     sessions: dict[tuple[int, int], tuple[set, set]] = {}  # (day, hour) -> ({(item, title)}, same for requests)
@@ -222,9 +225,11 @@ def _count(hits: Iterable[tuple], wanted: frozenset[str] | None, window: int, st
         stats.hits_counted += 1
         row = items.get((date, item))
         if row is None:
-            row = items[(date, item)] = ItemMetrics(date, item, title or None)
-        elif row.title is None and title:
-            row.title = title
+            row = items[(date, item)] = ItemMetrics(date, item, None)
+        if title:  # the item's title: its earliest titled hit, a tie of seconds to the smallest title
+            best = item_titles.get((date, item))
+            if best is None or (t, title) < best:
+                item_titles[(date, item)] = (t, title)
         row.total_item_investigations += 1
         if request:
             row.total_item_requests += 1
@@ -287,6 +292,8 @@ def _count(hits: Iterable[tuple], wanted: frozenset[str] | None, window: int, st
         pending[key] = rec
     end_user()
 
+    for key, (_t, title) in item_titles.items():
+        items[key].title = title
     item_rows = [items[k] for k in sorted(items)]
     title_rows = [titles[k] for k in sorted(titles)]
     stats.items, stats.titles = len(item_rows), len(title_rows)

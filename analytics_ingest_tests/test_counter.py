@@ -280,6 +280,44 @@ def test_unique_item_is_one_per_session_not_per_content_type_unlike_scielo():
     assert metrics(result, "S0102-311X2020000100001") == (1, 1, 1, 1)  # a PID v2 is another item
 
 
+# One item under several titles (an article moved to another journal): untitled rule first.
+MOVED = rules_from_yaml(r"""
+requests: [full]
+rules:
+  - {pattern: 'x\.org/none/(?P<item>i\d)$', content_type: full}
+  - {pattern: 'x\.org/(?P<title>[a-z]+)/(?P<item>i\d)\.pdf$', content_type: full, format: pdf}
+  - {pattern: 'x\.org/(?P<title>[a-z]+)/(?P<item>i\d)$', content_type: abstract}
+""", source="moved.yaml")
+
+
+def test_an_item_under_two_titles_takes_the_title_of_its_earliest_counted_titled_hit():
+    # Rule 8. The later hit's user sorts first (10.0.0.1 < 10.0.0.2): counting by user would pick "new".
+    rows = [row("09:00:00", "x.org/old/i1", ip="10.0.0.2"), row("15:00:00", "x.org/new/i1.pdf", ip="10.0.0.1")]
+    for rows_in in (rows, rows[::-1]):
+        for count in (compute, compute_reference):
+            result = count(rows_in, MOVED)
+            assert result.item("i1").title == "old"
+            # the title table still counts each hit under its own title
+            assert result.title("old").total_item_investigations == result.title("new").total_item_requests == 1
+    # an untitled earlier hit leaves the title to the earliest titled one
+    untitled_first = [row("08:00:00", "x.org/none/i1")] + rows
+    assert compute(untitled_first, MOVED).item("i1").title == "old"
+    assert compute(untitled_first[:1], MOVED).item("i1").title is None
+    # the same second: the title that sorts first, whatever the users and the input order
+    tie = [row("10:00:00", "x.org/zeta/i1", ip="10.0.0.1"), row("10:00:00", "x.org/alpha/i1.pdf", ip="10.0.0.2")]
+    for rows_in in (tie, tie[::-1]):
+        assert compute(rows_in, MOVED).item("i1").title == compute_reference(rows_in, MOVED).item("i1").title == "alpha"
+    # only counted hits: a removed double click (same item, content type and format) gives no title,
+    # and each date's row takes that date's earliest hit
+    clicks = [row("08:00:00", "x.org/old/i1.pdf"), row("08:00:10", "x.org/new/i1.pdf"),
+              row("2024-03-15 07:00:00", "x.org/other/i1"), row("2024-03-15 08:00:00", "x.org/old/i1")]
+    for count in (compute, compute_reference):
+        result = count(clicks, MOVED)
+        assert result.stats.double_clicks_removed == 1
+        assert [(r.date, r.title) for r in result.items] == [("2024-03-14", "new"), ("2024-03-15", "other")]
+        assert count(clicks, MOVED, dates="2024-03-15").item("i1").title == "other"
+
+
 # -- robots, unknown items, invalid rows ---------------------------------------------------------
 @pytest.mark.parametrize("name", ["Googlebot", "bingbot", "YandexBot", "Baiduspider", "curl", "Wget",
                                   "python-requests", "Screaming Frog SEO Spider", "Headless Chrome",

@@ -5,8 +5,8 @@ The generated rows aim at the places where a vectorised version could differ: do
 (gaps of 0, 29, 30, 31 s), the hour and midnight boundaries, several dates with ``dates=``, IPv6
 written in several ways and IPv4-mapped addresses, blanks and padding, missing values, invalid
 times and shapes, robots and machines, unknown URLs, one item with several content types, and
-items whose hits carry different titles (the item's title is then the first one counted, in the
-row-wise order). Also the daily step: the Parquet pretable read as columns, moved into the site's
+items whose hits carry different titles (the item's title is then the one of its earliest counted
+titled hit, the smallest title on a tie of seconds: rule 8 of the metrics module). Also the daily step: the Parquet pretable read as columns, moved into the site's
 timezone and joined with the next day's first minute, against the old TSV path.
 """
 

@@ -69,6 +69,14 @@ Rules (COUNTER Code of Practice R5.1, section numbers of the CoP):
    **Unique_Title_*** = 1 per title per session (§7.4); the title's Unique_Item_* count its
    distinct (session, item) pairs (twelve chapters of one book in a session: 12 Unique_Item_Requests,
    1 Unique_Title_Requests).
+8. **Item titles**: the rules take an item's title from each hit's URL, so one item may come
+   with several titles (an article moved to another journal, a URL without the journal). The
+   ``title`` of an item row (date, item) is the title of its **earliest counted hit that has a
+   title** (serverTime; removed double clicks and hits of other dates do not count), and among hits
+   of that same second the title that sorts first as text; None when no counted hit has one. The
+   rule depends only on the item's own hits, not on the input order or on who the users are (an
+   order of counting by ip would let 10.0.0.1 at 15:00 win over 10.0.0.2 at 09:00). Each hit still
+   counts under its own title in the title table; only the item row shows one title.
 
 Deviations, on purpose:
 
@@ -184,7 +192,7 @@ _MAX_EXAMPLES = 10
 class ItemMetrics:
     date: str  # YYYY-MM-DD of serverTime (UTC)
     item: str
-    title: str | None  # the first title a counted hit of the item had
+    title: str | None  # the title of the item's earliest counted titled hit (rule 8)
     total_item_investigations: int = 0
     unique_item_investigations: int = 0
     total_item_requests: int = 0
@@ -811,21 +819,19 @@ def _count(cols: PretableColumns, rules: ItemRules, classify: AgentClassifier, w
     stats.hits_counted = len(counted)
     if not len(counted):
         return CounterResult([], [], stats)
-    # when each hit was counted, needed only for the title of an item seen under several titles
-    when = _count_order(user, t, hit_rank, group)[counted] if hits.several_titles else None
     del hit_rank, group
-    result = _tables(hits, user[counted], n_users, hit[counted], t[counted], when, stats)
+    result = _tables(hits, user[counted], n_users, hit[counted], t[counted], stats)
     stats.items, stats.titles = len(result.items), len(result.titles)
     return result
 
 
-def _tables(hits: _Hits, user: np.ndarray, n_users: int, hit: np.ndarray, t: np.ndarray, when: np.ndarray | None,
+def _tables(hits: _Hits, user: np.ndarray, n_users: int, hit: np.ndarray, t: np.ndarray,
             stats: CounterStats) -> CounterResult:
     """Rules 6 and 7 on the counted hits: the item and title tables. A session (§7.3) is a user and
     an hour since 1970, which fixes the date."""
     item, title, request = hits.item[hit], hits.title[hit], hits.request[hit]
     day, hour = t // 86400, t // 3600
-    del hit, t
+    del hit
     first_day = int(day.min())
     day = (day - first_day).astype(np.int32)
     hour = (hour - hour.min()).astype(np.int32)
@@ -842,8 +848,8 @@ def _tables(hits: _Hits, user: np.ndarray, n_users: int, hit: np.ndarray, t: np.
         np.bincount(item_group[request], minlength=n_i),
         _distinct_per_group(item_group, n_i, *session, item_, where=request),
     )
-    item_title = _first_titles(hits, item_group, n_i, item, title, when)
-    del item_group
+    item_title = _item_titles(hits, item_group, n_i, item, title, t)
+    del item_group, t
 
     titled = title >= 0
     title_group = np.full(len(title), -1, dtype=np.int64)
@@ -952,7 +958,7 @@ class _Hits:
         for h in hits:
             if h[3]:
                 titles_of_item.setdefault(item_code[h[0]], set()).add(h[3])
-        # the items seen under more than one title (their title is the first one counted)
+        # the items seen under more than one title (their title is the earliest counted one, rule 8)
         self.several_titles = sorted(i for i, titles in titles_of_item.items() if len(titles) > 1)
 
 
@@ -1083,47 +1089,19 @@ def _users(ip: TextColumn, rows: np.ndarray, agent: np.ndarray, agents: list[tup
     return user.astype(_INDEX), n_users
 
 
-def _first_titles(hits: _Hits, item_group: np.ndarray, n_groups: int, item: np.ndarray, title: np.ndarray,
-                  when: np.ndarray | None) -> np.ndarray:
-    """The title of each item row: the first title a counted hit of the item had, in the order the
-    row-wise version counted hits (``when``). Only an item with several titles needs that order."""
+def _item_titles(hits: _Hits, item_group: np.ndarray, n_groups: int, item: np.ndarray, title: np.ndarray,
+                 t: np.ndarray) -> np.ndarray:
+    """The title of each item row (-1: none): the title of the item's earliest counted hit that has
+    one, hits of the same second going to the title that sorts first (see "Item titles" in the
+    module docstring). Only an item with several titles needs the sort."""
     first = np.full(n_groups, -1, dtype=np.int64)
     titled = title >= 0
     first[item_group[titled]] = title[titled]  # right for every item with one title
-    if when is None:
+    if not hits.several_titles:
         return first
     rows = titled & np.isin(item, np.array(hits.several_titles, dtype=item.dtype))
-    group, candidate, when = item_group[rows], title[rows], when[rows]
-    order = np.lexsort((when, group))
+    group, candidate, t = item_group[rows], title[rows], t[rows]
+    order = np.lexsort((candidate, t, group))  # by group, then time, then title (a rank of the sorted texts)
     firsts = order[_starts(group[order])]
     first[group[firsts]] = candidate[firsts]
     return first
-
-
-def _count_order(user, t, hit_rank, group) -> np.ndarray:
-    """For each matched hit, when the row-wise version counted it (an int64 that sorts so).
-
-    That version met a user's hits in the order (time, hit texts) -- ``position`` here -- and held
-    the last click of each (item, content type, format): a held click was counted when the next
-    click of its key came (not a double click), and at the end of the user the clicks still held
-    were counted in the order their keys first came. So: (user, 0, position of the next click of
-    the key), or for a key's last click (user, 1, position of the key's first click).
-    """
-    m = len(user)
-    by_time = _order((user, int(user.max()) + 1), (t - t.min(), int(t.max() - t.min()) + 1),
-                     (hit_rank, int(hit_rank.max()) + 1))
-    position = np.empty(m, dtype=np.int64)
-    position[by_time] = np.arange(m)
-    by_group = _order((group, int(group.max()) + 1), (position, m))
-    group_sorted = group[by_group]
-    same_next = group_sorted[1:] == group_sorted[:-1]
-    starts = np.ones(m, dtype=bool)
-    starts[1:] = ~same_next
-    first_position = position[by_group[starts]]  # a group's rows are sorted by position
-    group_number = np.cumsum(starts) - 1
-    when_sorted = np.empty(m, dtype=np.int64)
-    when_sorted[:-1] = np.where(same_next, position[by_group[1:]], m + first_position[group_number[:-1]])
-    when_sorted[-1] = m + first_position[group_number[-1]]
-    when = np.empty(m, dtype=np.int64)
-    when[by_group] = user[by_group].astype(np.int64) * (2 * m) + when_sorted
-    return when
