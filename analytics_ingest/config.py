@@ -29,6 +29,8 @@ ENV_MATOMO_TOKEN = "MATOMO_API_TOKEN"
 ENV_MATOMO_DB_URL = "MATOMO_DB_URL"  # optional: Matomo's MySQL, for fast pv_id look-ups
 ENV_MATOMO_DB_PREFIX = "MATOMO_DB_TABLE_PREFIX"
 ENV_GEOIP_DB = "ANALYTICS_INGEST_GEOIP_DB"  # optional: a MaxMind-format database, for the pretables' coordinates
+ENV_PARALLEL_MIN_BYTES = "ANALYTICS_INGEST_PARALLEL_MIN_BYTES"  # files from this size on use worker processes
+DEFAULT_PARALLEL_MIN_BYTES = 8 << 20
 
 DEFAULT_HOME = ".analytics_ingest"  # relative to the working directory
 OUTBOX_URL = "outbox:"  # MATOMO_URL value that asks for the offline outbox explicitly
@@ -44,6 +46,7 @@ class Settings:
     matomo_db_url: str | None = field(default=None, repr=False)
     matomo_db_prefix: str = "matomo_"
     geoip_db: str | None = None  # the pretables' geolocation database; None: no coordinates
+    parallel_min_bytes: int = DEFAULT_PARALLEL_MIN_BYTES  # smaller files are parsed in the importing process
 
     @property
     def offline(self) -> bool:
@@ -122,4 +125,18 @@ def load_settings(
         matomo_db_url=env.get(ENV_MATOMO_DB_URL) or None,
         matomo_db_prefix=env.get(ENV_MATOMO_DB_PREFIX, "matomo_"),
         geoip_db=env.get(ENV_GEOIP_DB) or None,
+        parallel_min_bytes=_non_negative_int(env, ENV_PARALLEL_MIN_BYTES, DEFAULT_PARALLEL_MIN_BYTES),
     )
+
+
+def _non_negative_int(env, name: str, default: int) -> int:
+    text = (env.get(name) or "").strip()
+    if not text:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise ConfigError(f"{name}={text!r} is not a whole number of bytes >= 0; unset it for the default ({default})")
+    return value

@@ -56,7 +56,8 @@ def make_importer(settings: Settings, ledger, site_id: int, *, policy=None, prog
         site = dataclasses.replace(site, timezone=timezone)
     extra = {} if lease_ttl is None else {"lease_ttl": lease_ttl}
     return Importer(ledger, sink, site, progress=progress, lease_wait=lease_wait, parallel=parallel,
-                    site_wait=site_wait, on_site_wait=on_site_wait, **extra)
+                    site_wait=site_wait, on_site_wait=on_site_wait,
+                    parallel_min_bytes=settings.parallel_min_bytes, **extra)
 
 
 def _zone_name(name: str) -> str:

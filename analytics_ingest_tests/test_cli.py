@@ -119,3 +119,19 @@ def test_the_token_never_appears_in_output_urls_ledger_or_outbox(tmp_path):
     assert blobs
     for blob in blobs:
         assert TOKEN.encode() not in blob
+
+
+def test_the_worker_process_threshold_is_a_setting_read_once():
+    from analytics_ingest.config import DEFAULT_PARALLEL_MIN_BYTES, load_settings
+    from analytics_ingest.errors import ConfigError
+
+    assert load_settings(environ={}).parallel_min_bytes == DEFAULT_PARALLEL_MIN_BYTES == 8 << 20
+    assert load_settings(environ={"ANALYTICS_INGEST_PARALLEL_MIN_BYTES": "0"}).parallel_min_bytes == 0
+    for bad in ("lots", "-1", "1.5"):
+        try:
+            load_settings(environ={"ANALYTICS_INGEST_PARALLEL_MIN_BYTES": bad})
+        except ConfigError as exc:
+            assert str(exc) == (f"ANALYTICS_INGEST_PARALLEL_MIN_BYTES={bad!r} is not a whole number of bytes >= 0; "
+                                f"unset it for the default ({8 << 20})")
+        else:
+            raise AssertionError(f"{bad!r} was accepted")

@@ -195,7 +195,8 @@ class Importer:
 
     def __init__(self, ledger, sink, site, *, progress=None, lease_wait: float = 0.0, parallel: bool = True,
                  lease_ttl: float = LEASE_TTL, site_wait: float | None = None,
-                 on_site_wait: Callable[[str], None] | None = None) -> None:
+                 on_site_wait: Callable[[str], None] | None = None,
+                 parallel_min_bytes: int = MIN_PARALLEL_BYTES) -> None:
         self.ledger = ledger
         # How long to wait for another Matomo writer of the same site (None: as long as it takes).
         self.site_wait, self.on_site_wait = site_wait, on_site_wait
@@ -205,8 +206,8 @@ class Importer:
         self.progress = progress
         self.lease_wait = lease_wait
         self.parallel = parallel
-        # Files from this size on are parsed in worker processes (tunable for small machines).
-        self.parallel_min_bytes = int(os.environ.get("ANALYTICS_INGEST_PARALLEL_MIN_BYTES", MIN_PARALLEL_BYTES))
+        # Files from this size on are parsed in worker processes (Settings.parallel_min_bytes).
+        self.parallel_min_bytes = parallel_min_bytes
         self.job_lines = JOB_LINES
         self._pool = None
 

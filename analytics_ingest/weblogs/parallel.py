@@ -20,6 +20,7 @@ from concurrent.futures import ProcessPoolExecutor
 from itertools import accumulate, chain
 from zoneinfo import ZoneInfo
 
+from ..config import DEFAULT_PARALLEL_MIN_BYTES
 from ..logs.detect import DETECT_LINES, detect_parser
 from ..logs.formats import make_parser
 from ..logs.reader import decode_part, part_line_count
@@ -31,7 +32,8 @@ from .lanes import lane_of
 
 JOB_LINES = 10000
 STATELESS = {"common", "combined", "common_vhost", "common_complete", "nginx_json", "elb", "alb", "regex"}
-MIN_PARALLEL_BYTES = 8 << 20  # below this, starting processes costs more than it saves
+# Below this, starting processes costs more than it saves (ANALYTICS_INGEST_PARALLEL_MIN_BYTES).
+MIN_PARALLEL_BYTES = DEFAULT_PARALLEL_MIN_BYTES
 
 
 def worker_count() -> int:
