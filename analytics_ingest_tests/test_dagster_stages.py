@@ -5,22 +5,23 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib.metadata
-import os
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import dagster as dg
 import pandas as pd
 import pytest
 
-from analytics_ingest.config import load_settings
 from analytics_ingest.counter import ROBOTS_LIST
 from analytics_ingest.defs.archive.assets import build_archive_assets
 from analytics_ingest.defs.counter.assets import build_counter_assets
+from analytics_ingest.defs.location import read_location
+from analytics_ingest.defs.resources import ArchiveRunnerResource, MatomoResource
 from analytics_ingest.defs.usage.assets import build_usage_assets
 from analytics_ingest.defs.weblogs.assets import build_site_assets
-from analytics_ingest.engine import open_ledger
 from analytics_ingest.sites import load_sites
 from analytics_ingest.usage.settings import UsageSettings
-from analytics_ingest_tests.dagster_resources import dagster_resources, sensor_resources
+from analytics_ingest_tests.dagster_resources import configured_resources, sensor_resources
 from analytics_ingest_tests.fake_matomo import FakeMatomo
 from analytics_ingest_tests.helpers import SITES, TOKEN, make_log
 
@@ -44,30 +45,54 @@ def _site_file(tmp_path, logs, neighbours: bool) -> str:
     return str(path)
 
 
-@pytest.fixture
-def env(tmp_path, monkeypatch):
+@dataclass
+class World:
+    """What a run is configured with: the sites file and report windows the code location is built
+    from, and the resources (home, the fake Matomo, the archive runner)."""
+
+    root: Path
+    logs: Path
+    fake: FakeMatomo
+    sites_file: str
+    windows: str | None = None  # ANALYTICS_INGEST_REPORT_WINDOWS of the location
+    archive_runner: ArchiveRunnerResource = field(default_factory=lambda: ArchiveRunnerResource(kind="none"))
+
+    @property
+    def environ(self) -> dict:
+        """The location's settings (what decides which assets exist and their report windows)."""
+        env = {"ANALYTICS_INGEST_SITES": self.sites_file}
+        return env | ({"ANALYTICS_INGEST_REPORT_WINDOWS": self.windows} if self.windows else {})
+
+    def resources(self) -> dict:
+        return configured_resources(self.root / "home", sites_file=self.sites_file,
+                                    matomo=MatomoResource(url=self.fake.url, token=TOKEN),
+                                    archive_runner=self.archive_runner)
+
+
+def _world(tmp_path, fake, **kw) -> World:
     logs = tmp_path / "logs"
     logs.mkdir()
-    monkeypatch.setenv("ANALYTICS_INGEST_SITES", _site_file(tmp_path, logs, neighbours=False))
-    monkeypatch.setenv("ANALYTICS_INGEST_HOME", str(tmp_path / "home"))
-    for name in ("ANALYTICS_INGEST_LEDGER_URL", "MATOMO_ARCHIVE_RUNNER", "ANALYTICS_INGEST_GEOIP_DB"):
+    return World(tmp_path, logs, fake, _site_file(tmp_path, logs, neighbours=False), **kw)
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch):
+    for name in ("ANALYTICS_INGEST_LEDGER_URL", "ANALYTICS_INGEST_GEOIP_DB"):  # unset fields read these
         monkeypatch.delenv(name, raising=False)
     with FakeMatomo(token=TOKEN, sites=SITES) as fake:
-        monkeypatch.setenv("MATOMO_URL", fake.url)
-        monkeypatch.setenv("MATOMO_API_TOKEN", TOKEN)
-        yield logs, fake
+        yield _world(tmp_path, fake)
         assert fake.errors == []
 
 
-def _all_assets():
-    site = load_sites()[0]
+def _all_assets(world: World):
+    site = load_sites(world.sites_file)[0]
     return build_site_assets(site) + build_counter_assets(site) + build_archive_assets(site) + build_usage_assets(
-        site, usage=UsageSettings.from_env(os.environ))
+        site, usage=UsageSettings.from_env(world.environ))
 
 
-def _materialize(partition: str, selection=None):
-    assets = _all_assets()
-    return dg.materialize(assets, partition_key=partition, resources=dagster_resources(),
+def _materialize(world: World, partition: str, selection=None):
+    assets = _all_assets(world)
+    return dg.materialize(assets, partition_key=partition, resources=world.resources(),
                           raise_on_error=False, selection=selection)
 
 
@@ -76,23 +101,23 @@ def _metadata(result) -> dict:
             for e in result.get_asset_materialization_events()}
 
 
-def _day_status(day: str) -> str | None:
-    with open_ledger(load_settings()) as ledger:
+def _day_status(world: World, day: str) -> str | None:
+    with world.resources()["ingest"].ledger() as ledger:  # the run's ledger (per home and Matomo)
         return ledger.day_status(1, dt.date.fromisoformat(day))
 
 
 def test_one_run_takes_a_day_from_logs_to_counter_metrics_and_fresh_reports(env):
-    logs, fake = env
+    logs, fake = env.logs, env.fake
     manifest = make_log(logs / f"access.log.{DAY}", 2000, seed=21, date=DAY, tz="+0000")
     (logs / f"access.log.{DAY}.manifest.json").unlink()
-    result = _materialize(DAY)
+    result = _materialize(env, DAY)
     assert result.success
     meta = _metadata(result)
     assert meta["web/pretable"]["rows"] == manifest["tracked"]
     counter = meta["web/counter_metrics"]
     assert counter["day_status"] == "calculated"
     # the run also wrote the day's usage reports: SciELO's Done (calculated and exported)
-    assert meta["web/usage_reports"]["day_status"] == "done" and _day_status(DAY) == "done"
+    assert meta["web/usage_reports"]["day_status"] == "done" and _day_status(env, DAY) == "done"
     assert counter["rows_read"] == manifest["tracked"]
     assert counter["Total_Item_Investigations"] > 0 and counter["items"] > 0
     assert counter["robots_list"] == ROBOTS_LIST and importlib.metadata.version("counter-robots") in ROBOTS_LIST
@@ -111,68 +136,62 @@ def test_one_run_takes_a_day_from_logs_to_counter_metrics_and_fresh_reports(env)
     assert check.metadata["delivered"].value == check.metadata["expected_in_reports"].value \
         == check.metadata["in_reports"].value > 0
 
-    again = _materialize(DAY)  # nothing new: no hit sent, no invalidation, the archive says why it skipped
+    again = _materialize(env, DAY)  # nothing new: no hit sent, no invalidation, the archive says why it skipped
     assert again.success and fake.duplicates() == {} and len(fake.invalidations) == 1
     skipped = _metadata(again)["web/matomo_archive"]
     assert skipped["archived"] is False and skipped["reason"].startswith("skipped: no new hits since the archive")
 
 
-def test_a_pretable_run_for_a_day_whose_neighbour_is_missing_fails_with_one_line(env, tmp_path, monkeypatch):
-    logs, _fake = env
-    monkeypatch.setenv("ANALYTICS_INGEST_SITES", _site_file(tmp_path, logs, neighbours=True))
+def test_a_pretable_run_for_a_day_whose_neighbour_is_missing_fails_with_one_line(env, tmp_path):
+    logs, _fake = env.logs, env.fake
+    env.sites_file = _site_file(tmp_path, logs, neighbours=True)
     make_log(logs / f"access.log.{DAY}", 300, seed=2, date=DAY, tz="+0000")
     (logs / f"access.log.{DAY}.manifest.json").unlink()
-    result = _materialize(DAY)
+    result = _materialize(env, DAY)
     assert not result.success
     failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE"
                    and e.step_key.endswith("pretable"))
     text = failure.step_failure_data.error.message
     assert "neighbour 2024-03-13 is" in text and "Traceback" not in text
-    assert _day_status(DAY) == "loaded"
+    assert _day_status(env, DAY) == "loaded"
 
 
-def _tick(sensor_name: str):
-    from analytics_ingest.definitions import defs
+def _tick(world: World, sensor_name: str):
+    from analytics_ingest.definitions import build_defs
 
-    d = defs()
+    d = build_defs(read_location(world.environ))
     sensor = d.resolve_sensor_def(sensor_name)
     with dg.instance_for_test() as instance, dg.build_sensor_context(
-            instance=instance, definitions=d, resources=sensor_resources()) as ctx:
+            instance=instance, definitions=d, resources=sensor_resources(world.resources())) as ctx:
         return sensor.evaluate_tick(ctx)
 
 
 def test_sensors_ask_for_ready_days_and_days_with_new_hits_once(env):
-    logs, _fake = env
+    logs, _fake = env.logs, env.fake
     make_log(logs / f"access.log.{DAY}", 300, seed=4, date=DAY, tz="+0000")
     (logs / f"access.log.{DAY}.manifest.json").unlink()
-    assert _tick("web_ready_days").run_requests == []
-    assert _materialize(DAY, selection=["web/access_log_files", "web/matomo_import"]).success
-    ready = _tick("web_ready_days").run_requests
+    assert _tick(env, "web_ready_days").run_requests == []
+    assert _materialize(env, DAY, selection=["web/access_log_files", "web/matomo_import"]).success
+    ready = _tick(env, "web_ready_days").run_requests
     assert [r.partition_key for r in ready] == [DAY] and ready[0].job_name in (None, "web_pretable")
-    archive = _tick("web_archive_days").run_requests
+    archive = _tick(env, "web_archive_days").run_requests
     assert [r.partition_key for r in archive] == [DAY]
-    assert _materialize(DAY, selection=["web/pretable", "web/counter_metrics", "web/matomo_archive"]).success
-    assert _tick("web_ready_days").run_requests == []  # Calculated now
-    assert _tick("web_archive_days").run_requests == []  # archived, nothing new
+    assert _materialize(env, DAY, selection=["web/pretable", "web/counter_metrics", "web/matomo_archive"]).success
+    assert _tick(env, "web_ready_days").run_requests == []  # Calculated now
+    assert _tick(env, "web_archive_days").run_requests == []  # archived, nothing new
 
 
 def test_a_local_archiver_refreshes_reports_and_a_silent_failure_fails_the_check(tmp_path, monkeypatch):
     from analytics_ingest_tests.test_archive import archive_command
 
-    logs = tmp_path / "logs"
-    logs.mkdir()
-    monkeypatch.setenv("ANALYTICS_INGEST_SITES", _site_file(tmp_path, logs, neighbours=False))
-    monkeypatch.setenv("ANALYTICS_INGEST_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("ANALYTICS_INGEST_LEDGER_URL", raising=False)
     with FakeMatomo(token=TOKEN, sites=SITES, archiving=True) as fake:
-        monkeypatch.setenv("MATOMO_URL", fake.url)
-        monkeypatch.setenv("MATOMO_API_TOKEN", TOKEN)
-        monkeypatch.setenv("MATOMO_ARCHIVE_RUNNER", "local")
-        monkeypatch.setenv("MATOMO_ARCHIVE_COMMAND", archive_command(fake))
+        world = _world(tmp_path, fake, archive_runner=ArchiveRunnerResource(kind="local", command=archive_command(fake)))
+        logs = world.logs
         make_log(logs / f"access.log.{DAY}", 500, seed=8, date=DAY, tz="+0000")
         (logs / f"access.log.{DAY}.manifest.json").unlink()
         selection = ["web/access_log_files", "web/matomo_import", "web/matomo_archive"]
-        first = _materialize(DAY, selection=selection)
+        first = _materialize(world, DAY, selection=selection)
         assert first.success
         check = next(c for c in first.get_asset_check_evaluations() if c.check_name == "reports_match_ledger")
         assert check.passed and check.metadata["matomo_nb_pageviews"].value > 0
@@ -182,7 +201,7 @@ def test_a_local_archiver_refreshes_reports_and_a_silent_failure_fails_the_check
         fake.archive_fails = True
         with open(logs / f"access.log.{DAY}", "a") as fh:
             fh.write('81.2.69.160 - - [14/Mar/2024:23:59:00 +0000] "GET /late HTTP/1.1" 200 5 "-" "Mozilla/5.0"\n')
-        second = _materialize(DAY, selection=selection)
+        second = _materialize(world, DAY, selection=selection)
         assert second.success  # the archive ran; its check is what shows the archive did not take
         meta = _metadata(second)["web/matomo_archive"]
         assert meta["archived"] is True and meta["reason"].startswith("new hits since the archive")
@@ -192,15 +211,15 @@ def test_a_local_archiver_refreshes_reports_and_a_silent_failure_fails_the_check
         assert fake.duplicates() == {} and fake.errors == []
 
 
-def test_usage_reports_are_written_for_each_window_and_count_what_was_delivered(env, monkeypatch):
-    logs, _fake = env
-    monkeypatch.setenv("ANALYTICS_INGEST_REPORT_WINDOWS", "TODAY,7D")
+def test_usage_reports_are_written_for_each_window_and_count_what_was_delivered(env):
+    logs, _fake = env.logs, env.fake
+    env.windows = "TODAY,7D"
     first = make_log(logs / "access.log.2024-03-13", 400, seed=31, date="2024-03-13", tz="+0000")
     second = make_log(logs / f"access.log.{DAY}", 600, seed=32, date=DAY, tz="+0000")
     for day in ("2024-03-13", DAY):
         (logs / f"access.log.{day}.manifest.json").unlink()
-        assert _materialize(day, selection=["web/access_log_files", "web/matomo_import"]).success
-    result = _materialize(DAY, selection=["web/usage_reports"])
+        assert _materialize(env, day, selection=["web/access_log_files", "web/matomo_import"]).success
+    result = _materialize(env, DAY, selection=["web/usage_reports"])
     assert result.success
     meta = _metadata(result)["web/usage_reports"]
     today = pd.read_csv(meta["TODAY_csv"])

@@ -17,7 +17,9 @@ import pytest
 from analytics_ingest import metadata_keys as keys
 from analytics_ingest.cloudwatch.pipeline import CloudwatchConfig, fetch
 from analytics_ingest.cloudwatch.recorded import RecordedLogsClient
-from analytics_ingest.definitions import defs
+from analytics_ingest.definitions import build_defs
+from analytics_ingest.defs.location import read_location
+from analytics_ingest.defs.resources import IngestResource
 from analytics_ingest.demo import CLOUDWATCH_RECORDING, DEMO_DIR, is_offline_demo
 from analytics_ingest.errors import ConfigError
 from analytics_ingest.opencast.client import OpencastClient
@@ -57,7 +59,6 @@ def offline(tmp_path, monkeypatch):
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     home = tmp_path / "home"
-    monkeypatch.setenv("ANALYTICS_INGEST_HOME", str(home))
     connect = socket.socket.connect
 
     def no_network(sock, address):
@@ -69,9 +70,20 @@ def offline(tmp_path, monkeypatch):
     return home
 
 
-def _run(definitions, selection: list[str], partition: str = DAY) -> dict:
+def _default_location(home) -> tuple[dg.Definitions, dict]:
+    """The embedded default's code location (built from an empty configuration) and its own
+    resources, with the engine's state under ``home``."""
+    definitions = build_defs(read_location({}))
+    resources = dict(definitions.resources)
+    resources["ingest"] = IngestResource(matomo=resources["matomo"], home=str(home),
+                                         sites_file=resources["ingest"].sites_file)
+    return definitions, resources
+
+
+def _run(location: tuple[dg.Definitions, dict], selection: list[str], partition: str = DAY) -> dict:
+    definitions, resources = location
     result = dg.materialize(list(definitions.assets), selection=selection, partition_key=partition,
-                            resources=definitions.resources, raise_on_error=False)
+                            resources=resources, raise_on_error=False)
     assert result.success
     return {e.materialization.asset_key.to_user_string(): {k: v.value for k, v in e.materialization.metadata.items()}
             for e in result.get_asset_materialization_events()}
@@ -121,7 +133,7 @@ def test_the_recorded_engage_node_answers_like_the_server(offline):
 
 def test_the_default_location_replays_the_recorded_cloudwatch_day_exactly_once(offline):
     home = offline
-    d = defs()
+    d = _default_location(home)
     selection = ["demo_site/cloudwatch_missed_events", "demo_site/matomo_replay", "demo_site/matomo_archive"]
     first = _run(d, selection)
     missed, replay = first["demo_site/cloudwatch_missed_events"], first["demo_site/matomo_replay"]
@@ -147,7 +159,7 @@ def test_the_default_location_replays_the_recorded_cloudwatch_day_exactly_once(o
 
 def test_the_default_location_harvests_the_recorded_opencast_day_exactly_once(offline):
     home = offline
-    d = defs()
+    d = _default_location(home)
     selection = ["opencast_useractions", "opencast_episodes", "opencast_matomo_events"]
     first = _run(d, selection)
     ua = first["opencast_useractions"]

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
+from dataclasses import dataclass
+from pathlib import Path
 
 import dagster as dg
 import pytest
@@ -19,8 +20,9 @@ from analytics_ingest.cloudwatch.pipeline import CloudwatchConfig
 from analytics_ingest.cloudwatch.window import to_ms
 from analytics_ingest.defs.archive.assets import build_archive_assets
 from analytics_ingest.defs.cloudwatch.assets import build_cloudwatch_assets, replay_key
+from analytics_ingest.defs.resources import CloudWatchResource, MatomoResource
 from analytics_ingest.sites import load_sites
-from analytics_ingest_tests.dagster_resources import dagster_resources
+from analytics_ingest_tests.dagster_resources import configured_resources
 from analytics_ingest_tests.fake_matomo import FakeMatomo
 from analytics_ingest_tests.helpers import SITES, TOKEN
 from analytics_ingest_tests.test_cloudwatch import GROUP, STREAM, nginx_line
@@ -30,8 +32,30 @@ NOW = dt.datetime.now(dt.timezone.utc).replace(second=0, microsecond=0)
 BASE = max(NOW - dt.timedelta(hours=3), NOW.replace(hour=0) + dt.timedelta(minutes=1))
 
 
+@dataclass
+class World:
+    logs: object  # moto's CloudWatch Logs client
+    fake: FakeMatomo
+    home: Path
+    sites_file: Path
+
+    def resources(self, cloudwatch: CloudWatchResource, **overrides) -> dict:
+        """The Dagster runs' resources, configured here (the CLI reads the environment instead)."""
+        return configured_resources(self.home, sites_file=self.sites_file,
+                                    matomo=MatomoResource(url=self.fake.url, token=TOKEN), cloudwatch=cloudwatch,
+                                    **overrides)
+
+    def cli_environ(self, monkeypatch, **extra: str) -> None:
+        """The same settings for ``analytics-ingest``, which is configured by its environment."""
+        for name, value in {"ANALYTICS_INGEST_SITES": str(self.sites_file), "ANALYTICS_INGEST_HOME": str(self.home),
+                            "CLOUDWATCH_SITES": "verify", "MATOMO_URL": self.fake.url, "MATOMO_API_TOKEN": TOKEN,
+                            **extra}.items():
+            monkeypatch.setenv(name, value)
+
+
 @pytest.fixture
 def world(tmp_path, monkeypatch):
+    # moto's AWS: the standard credential chain (boto3 reads it from the environment)
     for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
                         "AWS_SESSION_TOKEN": "testing", "AWS_DEFAULT_REGION": "eu-west-2",
                         "AWS_REGION": "eu-west-2"}.items():
@@ -42,18 +66,13 @@ def world(tmp_path, monkeypatch):
         "sites:\n  - id: 1\n    key: verify\n    name: Verify\n    main_url: https://www.example.gov.uk\n"
         f"    log_dir: {tmp_path}\n    start_date: {(NOW - dt.timedelta(days=30)).date()}\n"
     )
-    monkeypatch.setenv("ANALYTICS_INGEST_SITES", str(sites))
-    monkeypatch.setenv("ANALYTICS_INGEST_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("CLOUDWATCH_SITES", "verify")
     for name in ("ANALYTICS_INGEST_LEDGER_URL", "MATOMO_ARCHIVE_RUNNER", "ANALYTICS_INGEST_CLOUDWATCH_S3"):
         monkeypatch.delenv(name, raising=False)
     with mock_aws(), FakeMatomo(token=TOKEN, sites=SITES) as fake:
-        monkeypatch.setenv("MATOMO_URL", fake.url)
-        monkeypatch.setenv("MATOMO_API_TOKEN", TOKEN)
         logs = make_logs_client("eu-west-2")
         logs.create_log_group(logGroupName=GROUP)
         logs.create_log_stream(logGroupName=GROUP, logStreamName=STREAM)
-        yield logs, fake
+        yield World(logs, fake, tmp_path / "home", sites)
         assert fake.errors == []
 
 
@@ -67,8 +86,8 @@ def put_missed(logs, first: int, count: int) -> list[dt.datetime]:
 
 
 def test_the_window_command_replays_exactly_once_and_archives_the_day(world, capsys, monkeypatch):
-    logs, fake = world
-    monkeypatch.setenv("CLOUDWATCH_API", "filter")
+    logs, fake = world.logs, world.fake
+    world.cli_environ(monkeypatch, CLOUDWATCH_API="filter")
     times = put_missed(logs, 0, 8)
     start = (BASE - dt.timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
     end = (times[-1] + dt.timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -92,17 +111,19 @@ def test_the_window_command_replays_exactly_once_and_archives_the_day(world, cap
 
 
 @pytest.mark.parametrize("store", ["local", "s3"])
-def test_daily_assets_fetch_replay_and_archive_without_double_counting(world, store, monkeypatch):
-    logs, fake = world
+def test_daily_assets_fetch_replay_and_archive_without_double_counting(world, store):
+    logs, fake = world.logs, world.fake
+    environ = {"CLOUDWATCH_SITES": "verify"}
     if store == "s3":  # events kept in S3 through dagster-aws's S3 resource
         import boto3
 
         boto3.client("s3", region_name="eu-west-2").create_bucket(
             Bucket="replay-events", CreateBucketConfiguration={"LocationConstraint": "eu-west-2"})
-        monkeypatch.setenv("ANALYTICS_INGEST_CLOUDWATCH_S3", "s3://replay-events/verify")
+        environ["ANALYTICS_INGEST_CLOUDWATCH_S3"] = "s3://replay-events/verify"
     put_missed(logs, 0, 5)
-    site = load_sites()[0]
-    config = CloudwatchConfig.from_env(os.environ)
+    site = load_sites(world.sites_file)[0]
+    config = CloudwatchConfig.from_env(environ)
+    cloudwatch = CloudWatchResource(api=config.api, events_s3=config.events_s3)
     assets = build_cloudwatch_assets(site, config) + build_archive_assets(site, [replay_key(site)])
     from analytics_ingest.defs.weblogs.assets import build_site_assets
 
@@ -111,7 +132,7 @@ def test_daily_assets_fetch_replay_and_archive_without_double_counting(world, st
 
     def run():
         result = dg.materialize(assets + upstream, partition_key=day,
-                                resources=dagster_resources(s3=S3Resource(region_name="eu-west-2")),
+                                resources=world.resources(cloudwatch, s3=S3Resource(region_name="eu-west-2")),
                                 selection=[a.key for a in assets], raise_on_error=False)
         assert result.success
         return {e.materialization.asset_key.path[-1]: {k: v.value for k, v in e.materialization.metadata.items()}
@@ -143,17 +164,16 @@ def test_daily_assets_fetch_replay_and_archive_without_double_counting(world, st
     assert len(fake.hits(1)) == 8 and fake.duplicates() == {}
 
 
-def test_the_window_job_does_what_the_command_does(world, monkeypatch):
+def test_the_window_job_does_what_the_command_does(world):
     from analytics_ingest.defs.cloudwatch.jobs import build_replay_window_job
 
-    logs, fake = world
-    monkeypatch.setenv("CLOUDWATCH_API", "filter")
+    logs, fake = world.logs, world.fake
     times = put_missed(logs, 0, 4)
-    job = build_replay_window_job(load_sites()[0])
+    job = build_replay_window_job(load_sites(world.sites_file)[0])
     op = "verify_replay_window_op"
     config = {"ops": {op: {"config": {"start": (BASE - dt.timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%SZ"),
                                       "end": (times[-1] + dt.timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%SZ")}}}}
-    resources = dagster_resources()
+    resources = world.resources(CloudWatchResource(api="filter"))
     assert job.execute_in_process(run_config=config, resources=resources).success
     assert job.execute_in_process(run_config=config, resources=resources).success  # again: nothing new
     assert len(fake.hits(1)) == 4 and fake.duplicates() == {} and len(fake.invalidations) == 1
