@@ -641,3 +641,32 @@ def test_one_rule_says_which_files_feed_a_day(ledger):
     assert [f.id for f in ledger.files_feeding_day(1, D1)] == [named.id]
     assert [f.id for f in ledger.files_feeding_day(1, D2)] == [named.id, spill.id]
     assert [f.id for f in ledger.files_feeding_day(1, D3)] == [spill.id]
+
+
+def test_head_is_alembics_head_and_a_current_ledger_opens_without_alembic(tmp_path):
+    """Issue #16: opening a ledger whose schema is current costs one SELECT, not Alembic's import
+    and script scan (~100 ms of every CLI start)."""
+    import subprocess
+    import sys
+
+    from sqlalchemy import create_engine
+
+    assert migrate.HEAD == migrate.head_revision()
+    url = f"sqlite:///{tmp_path / 'ledger.sqlite'}"
+    Ledger(url).close()  # creates and migrates
+    code = ("import sys\nfrom analytics_ingest.ledger import Ledger\nLedger(sys.argv[1]).close()\n"
+            "print(sorted(m for m in sys.modules if m == 'alembic' or m.startswith('alembic.')))")
+    done = subprocess.run([sys.executable, "-c", code, url], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+    # an older ledger is still brought up to date (and then Alembic is loaded, as it must be)
+    engine = create_engine(url)
+    migrate.downgrade(engine, "0004")
+    engine.dispose()
+    done = subprocess.run([sys.executable, "-c", code, url], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "'alembic'" in done.stdout
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        assert migrate.current_revision(conn) == migrate.HEAD
+    engine.dispose()

