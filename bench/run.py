@@ -4,11 +4,15 @@
     python bench/run.py                      # 1,000,000 lines: parse-only and end to end
     python bench/run.py --lines 200000 --mode e2e
     python bench/run.py --flat               # peak RSS at 100k and 5M lines (memory must stay flat)
+    python bench/run.py --sizes 10000,200000,1000000 --mode e2e --import-logs /path/to/import_logs.py
+                                             # everyday files, each also through Matomo's importer
 
 End to end = the ``analytics-ingest import`` command as a user runs it (interpreter start-up,
 ledger, four lanes, bulk POSTs with keep-alive) against ``bench/null_matomo.py`` in its own
 process on loopback. Parse-only = read + parse + classify + count, in a fresh process.
-Peak RSS is the child's ``ru_maxrss``. Logs are generated once per (lines, seed) under
+Peak memory is the PSS of the child's process tree. ``--import-logs`` runs Matomo's
+``import_logs.py`` (from matomo-org/matomo-log-analytics; not shipped here) on the same file
+against the same kind of null Matomo, with the same number of recorders and batch size. Logs are generated once per (lines, seed) under
 ``bench/out/`` by ``bench/gen_logs.py``.
 """
 
@@ -17,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -109,12 +114,30 @@ def parse_only(path: Path, manifest: dict, fmt: str) -> dict:
             "peak_mem_mb": round(rss, 1)}
 
 
-def end_to_end(path: Path, manifest: dict, fmt: str, recorders: int, batch: int) -> dict:
+def _null_matomo() -> tuple[subprocess.Popen, int]:
     server = subprocess.Popen([sys.executable, str(HERE / "null_matomo.py"), "--port", "0"],
                               stdout=subprocess.PIPE, text=True)
+    return server, int(server.stdout.readline().split()[1])
+
+
+def import_logs(script: Path, path: Path, manifest: dict, recorders: int, batch: int) -> dict:
+    """Matomo's importer on the same file, for the ratio (its own defaults otherwise)."""
+    server, port = _null_matomo()
     try:
-        port = int(server.stdout.readline().split()[1])
-        home = tempfile.mkdtemp(prefix="ai-bench-")
+        cmd = [sys.executable, str(script), f"--url=http://127.0.0.1:{port}", "--token-auth=bench-token",
+               "--idsite=1", f"--recorders={recorders}", f"--recorder-max-payload-size={batch}", str(path)]
+        _out, wall, rss = measure(cmd, dict(os.environ))
+    finally:
+        server.terminate()
+        server.communicate(timeout=30)
+    return {"mode": "import_logs.py", "lines": manifest["lines"], "wall_s": round(wall, 2),
+            "lines_per_s": round(manifest["lines"] / wall), "peak_mem_mb": round(rss, 1)}
+
+
+def end_to_end(path: Path, manifest: dict, fmt: str, recorders: int, batch: int) -> dict:
+    server, port = _null_matomo()
+    home = tempfile.mkdtemp(prefix="ai-bench-")
+    try:
         env = {**os.environ, "MATOMO_URL": f"http://127.0.0.1:{port}", "MATOMO_API_TOKEN": "bench-token",
                "ANALYTICS_INGEST_HOME": home}
         env.pop("ANALYTICS_INGEST_LEDGER_URL", None)
@@ -127,6 +150,7 @@ def end_to_end(path: Path, manifest: dict, fmt: str, recorders: int, batch: int)
     finally:
         server.terminate()
         received = server.communicate(timeout=30)[0]
+        shutil.rmtree(home, ignore_errors=True)
     received_hits = int(received.split()[1]) if received.startswith("RECEIVED") else -1
     assert summary["tracked"] == manifest["tracked"] == received_hits, (summary["tracked"], received_hits)
     return {"mode": "end-to-end", "lines": summary["lines_total"], "hits": summary["tracked"],
@@ -145,14 +169,25 @@ def main() -> None:
     parser.add_argument("--recorders", type=int, default=4)
     parser.add_argument("--batch-size", type=int, default=500)
     parser.add_argument("--flat", action="store_true", help="peak RSS end to end at 100k and 5M lines")
+    parser.add_argument("--sizes", help="comma-separated line counts, e.g. 10000,200000,1000000 (instead of --lines)")
+    parser.add_argument("--import-logs", type=Path, metavar="IMPORT_LOGS_PY",
+                        help="also run Matomo's import_logs.py end to end on each file, and print the ratio")
     args = parser.parse_args()
-    sizes = [100_000, 5_000_000] if args.flat else [args.lines]
+    if args.sizes:
+        sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
+    else:
+        sizes = [100_000, 5_000_000] if args.flat else [args.lines]
     for lines in sizes:
         path, manifest = log_for(lines, args.seed, args.gzip)
         if args.mode in ("all", "parse") and not args.flat:
             print(json.dumps(parse_only(path, manifest, args.format)), flush=True)
         if args.mode in ("all", "e2e") or args.flat:
-            print(json.dumps(end_to_end(path, manifest, args.format, args.recorders, args.batch_size)), flush=True)
+            ours = end_to_end(path, manifest, args.format, args.recorders, args.batch_size)
+            print(json.dumps(ours), flush=True)
+            if args.import_logs:
+                theirs = import_logs(args.import_logs, path, manifest, args.recorders, args.batch_size)
+                theirs["ratio"] = round(theirs["wall_s"] / ours["wall_s"], 1)
+                print(json.dumps(theirs), flush=True)
 
 
 if __name__ == "__main__":
