@@ -123,19 +123,6 @@ class _Tally:
     missing_files: list = field(default_factory=list)
 
 
-class _OneFile:
-    """The ledger seen through one of its files, so that ``scan_day`` re-reads that file alone."""
-
-    def __init__(self, ledger, record) -> None:
-        self._ledger, self._record = ledger, record
-
-    def files_feeding_day(self, site_id, day):
-        return [self._record]
-
-    def __getattr__(self, name):
-        return getattr(self._ledger, name)
-
-
 def _tally(ledger, site, day: dt.date, exclusions: MatomoExclusions, device_bots: DeviceBots) -> _Tally:
     """The day's delivered pages and downloads, re-read from its logs file by file (each file's plan
     says whether its requests carried ``bots=1``), and which of them Matomo excludes."""
@@ -156,7 +143,7 @@ def _tally(ledger, site, day: dt.date, exclusions: MatomoExclusions, device_bots
             elif not bots and device_bots(hit.user_agent):
                 tally.bot_agents[category] += 1
 
-        stats = scan_day(_OneFile(ledger, record), site, day, on_hit)
+        stats = scan_day(ledger, site, day, on_hit, records=[record])
         tally.missing_files += stats.missing_files
     return tally
 

@@ -17,14 +17,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
-import socket
 import threading
 import time
-import uuid
 from typing import Callable, Iterator
 
 from .errors import IngestError
+from .owners import gone_local, new_owner
 
 log = logging.getLogger(__name__)
 
@@ -35,24 +33,6 @@ _held = threading.local()  # (destination, site) pairs this thread holds: nested
 
 class SiteBusy(IngestError):
     """Another writer holds the site and did not finish within the wait."""
-
-
-def _owner() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-
-
-def _gone_local(owner: str) -> bool:
-    """True when ``owner`` is a process on this host that no longer runs."""
-    host, _, rest = owner.rpartition(":")[0].rpartition(":")
-    if host != socket.gethostname() or not rest.isdigit() or int(rest) == os.getpid():
-        return False
-    try:
-        os.kill(int(rest), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
 
 
 class _Renewer(threading.Thread):
@@ -86,12 +66,12 @@ def site_writer(ledger, site_id: int, what: str, *, wait: float | None = None, t
     if key in held:  # e.g. a replay that imports and then archives inside one writer block
         yield
         return
-    owner = _owner()
+    owner = new_owner()
     deadline = None if wait is None else time.monotonic() + wait
     said = False
     while not ledger.acquire_site_writer(site_id, owner, what, ttl):
         holder = ledger.site_writer(site_id)
-        if holder is not None and _gone_local(holder.owner):
+        if holder is not None and gone_local(holder.owner):
             ledger.release_site_writer(site_id, holder.owner)  # atomic if two waiters race here
             continue
         doing = f"{holder.what} by {holder.owner} since {holder.since:%H:%M:%S} UTC" if holder else "another writer"

@@ -9,6 +9,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.engine import Connection
 
 from . import schema as S
+from .values import now
 
 
 @dataclass(frozen=True)
@@ -17,10 +18,6 @@ class SiteWriterRecord:
     what: str
     since: dt.datetime
     expires_at: dt.datetime
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
 
 
 class SiteWriters:
@@ -35,13 +32,13 @@ class SiteWriters:
 
         def work(conn: Connection) -> bool:
             conn.execute(self._insert_ignore(S.site_writers), key)
-            now = _now()
+            at = now()
             return conn.execute(
                 update(S.site_writers)
                 .where(W.destination == self.destination, W.site_id == int(site_id),
-                       or_(W.owner.is_(None), W.expires_at < now))
-                .values(owner=owner, what=str(what)[: S.OWNER_MAX], since=now,
-                        expires_at=now + dt.timedelta(seconds=ttl_seconds))
+                       or_(W.owner.is_(None), W.expires_at < at))
+                .values(owner=owner, what=str(what)[: S.OWNER_MAX], since=at,
+                        expires_at=at + dt.timedelta(seconds=ttl_seconds))
             ).rowcount == 1
 
         return self._run(work)
@@ -51,7 +48,7 @@ class SiteWriters:
         W = S.site_writers.c
         stmt = (update(S.site_writers)
                 .where(W.destination == self.destination, W.site_id == int(site_id), W.owner == owner)
-                .values(expires_at=_now() + dt.timedelta(seconds=ttl_seconds)))
+                .values(expires_at=now() + dt.timedelta(seconds=ttl_seconds)))
         return self._run(lambda conn: conn.execute(stmt).rowcount) == 1
 
     def release_site_writer(self, site_id: int, owner: str) -> None:
@@ -67,6 +64,6 @@ class SiteWriters:
         stmt = select(W.owner, W.what, W.since, W.expires_at).where(
             W.destination == self.destination, W.site_id == int(site_id))
         row = self._run(lambda conn: conn.execute(stmt).first(), read=True)
-        if row is None or row.owner is None or row.expires_at is None or row.expires_at <= _now():
+        if row is None or row.owner is None or row.expires_at is None or row.expires_at <= now():
             return None
         return SiteWriterRecord(row.owner, row.what or "", row.since, row.expires_at)

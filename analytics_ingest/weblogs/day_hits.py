@@ -68,18 +68,19 @@ def _classify_options(plan: dict) -> ClassifyOptions:
     return ClassifyOptions(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()})
 
 
-def scan_day(ledger, site, day: dt.date, on_hit: Callable[[Hit, str, bool], None]) -> DayHitsStats:
+def scan_day(ledger, site, day: dt.date, on_hit: Callable[[Hit, str, bool], None], *, records=None) -> DayHitsStats:
     """Call ``on_hit(hit, category, is_bot)`` for every hit delivered to Matomo on the site-local
     ``day``, file by file in ledger order; return what was read.
 
     Only files with a recorded plan (imported at least once) are read; a file that vanished from
     disk is listed in ``missing_files`` (its hits are in Matomo but cannot be re-read).
+    ``records``: read only these of the day's file records (default: every file feeding the day).
     """
     stats = DayHitsStats()
     local_day = LocalDay(site.timezone)
     wanted = day.isoformat()
     counts = stats.hits
-    for record in ledger.files_feeding_day(site.id, day):
+    for record in ledger.files_feeding_day(site.id, day) if records is None else records:
         if record.status == FILE_INVALID or not record.plan:
             continue
         if not os.path.exists(record.path):

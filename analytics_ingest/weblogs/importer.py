@@ -15,10 +15,8 @@ import datetime as dt
 import json
 import multiprocessing
 import os
-import socket
 import threading
 import time
-import uuid
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Callable
@@ -30,6 +28,7 @@ from ..logs.probe import check_usable
 from ..logs.reader import part_line_count
 from ..matomo.pageview_ids import PageviewIds
 from ..matomo.tracking import RequestBuilder
+from ..owners import gone_local, new_owner
 from ..site_writer import site_writer
 from ..vocabulary import (
     DOWNLOADS,
@@ -123,30 +122,6 @@ class ImportResult:
         data["lines_per_second"] = round(self.lines_per_second, 1)
         data["invalid_samples"] = [list(s) for s in self.invalid_samples]
         return data
-
-
-def _owner() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-
-
-def _dead_local_owner(owner: str) -> bool:
-    """True when ``owner`` is an import process on this host that no longer runs."""
-    parts = owner.split(":")
-    if len(parts) < 3 or ":".join(parts[:-2]) != socket.gethostname():
-        return False
-    try:
-        pid = int(parts[-2])
-    except ValueError:
-        return False
-    if pid == os.getpid():
-        return False  # another import in this process (a thread): alive by definition
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
 
 
 class _LeaseKeeper(threading.Thread):
@@ -279,11 +254,11 @@ class Importer:
 
     # -- 2. lease ------------------------------------------------------------------------------
     def _acquire(self, file_id: int, path: str) -> tuple[str, int]:
-        owner = _owner()
+        owner = new_owner()
         deadline = time.monotonic() + self.lease_wait
         while not (generation := self.ledger.acquire_lease(file_id, owner, self.lease_ttl)):
             holder = self.ledger.lease_holder(file_id)
-            if holder and _dead_local_owner(holder[0]):
+            if holder and gone_local(holder[0]):
                 # A killed import on this machine cannot renew; do not make the rerun wait
                 # for its lease to expire. acquire_lease stays atomic if two reruns race here.
                 self.ledger.release_lease(file_id, holder[0])
