@@ -16,13 +16,12 @@ sent without ``bots=1``) are left out, as the hits our classifier called bots.
 from __future__ import annotations
 
 from typing import Callable
-from urllib.parse import urlsplit
 
 from ..config import ENV_GEOIP_DB
 from ..errors import ConfigError
 from ..hits import Hit
 from ..matomo.exclusions import MatomoExclusions
-from ..matomo.tracking import MAX_URL_PATH
+from ..matomo.tracking import RequestBuilder
 from ..vocabulary import DOWNLOADS
 from .matomo_rules import MatomoBrowsers, matomo_action, pretable_action_name, pretable_browser
 
@@ -68,23 +67,11 @@ def open_geolocator(path: str | None) -> GeoLocator | None:
     return GeoLocator(path) if path else None
 
 
-def sent_url(hit: Hit, scheme: str, default_host: str) -> str:
-    """The ``url`` (or ``download``) parameter :class:`~..matomo.tracking.RequestBuilder` sent."""
-    return f"{scheme}://{hit.host or default_host}" + hit.path[:MAX_URL_PATH]
-
-
-def action_name(hit: Hit, default_host: str, *, download: bool = False, scheme: str = "https") -> str | None:
-    """The pretable's actionName of a delivered hit (None: Matomo stored no URL action for it)."""
-    action = matomo_action(sent_url(hit, scheme, default_host), download=download)
-    return None if action is None else pretable_action_name(*action)
-
-
 def row_maker(main_url: str, geo: GeoLocator | None, *, bots_sent: bool = False) -> Callable[[Hit, str], tuple | None]:
     """A function (hit, category) -> pretable row, or None for a hit Matomo drops although it
     answers it as tracked: a DeviceDetector bot or a bot IP range, unless every request carried
     ``bots=1`` (``bots_sent``: the site's ``enable_bots``). Every lookup is cached."""
-    parts = urlsplit(main_url or "http://localhost")
-    scheme, default_host = parts.scheme or "http", parts.netloc or "localhost"
+    sent_url = RequestBuilder(0, main_url, pv_ids=None).url  # the URL the import sent, as it sent it
     browsers = MatomoBrowsers()
     is_bot = browsers.is_bot
     dropped = MatomoExclusions()
@@ -95,7 +82,7 @@ def row_maker(main_url: str, geo: GeoLocator | None, *, bots_sent: bool = False)
         if not bots_sent and (is_bot(agent) or dropped.reason(hit.ip, agent, False) is not None):
             return None
         download = category == DOWNLOADS
-        url = sent_url(hit, scheme, default_host)
+        url = sent_url(hit)
         key = (url, download)
         name = actions.get(key, False)
         if name is False:
