@@ -88,3 +88,15 @@ class Hit:
         if not isinstance(other, Hit):
             return NotImplemented
         return all(getattr(self, k) == getattr(other, k) for k in self.__slots__)
+
+
+def is_event(hit: Hit) -> bool:
+    """A Matomo *event* rather than a page view: a hit carrying an event category (CloudFront RTMP
+    lines) or a replayed tracker request with ``e_c``."""
+    extra = hit.extra
+    if not extra:
+        return False
+    if extra.get("event_category"):
+        return True
+    replayed = extra.get("tracking_params")
+    return isinstance(replayed, dict) and bool(replayed.get("e_c"))

@@ -154,20 +154,29 @@ class MatomoExclusions:
     def reason(self, ip: str, user_agent: str, bots: bool) -> str | None:
         """Why Matomo drops a hit from ``ip`` with ``user_agent`` (``bots``: sent with ``bots=1``),
         as one of :data:`REASONS`, or None when none of the counted rules applies."""
+        in_bot_range, in_excluded_ips = self.ip_kind(ip)
+        return self.reason_of(in_bot_range, in_excluded_ips, self.agent_excluded(user_agent), bots)
+
+    @staticmethod
+    def reason_of(in_bot_range: bool, in_excluded_ips: bool, agent_excluded: bool, bots: bool) -> str | None:
+        """Matomo's order of the rules, for an address's and an agent's findings."""
+        if in_bot_range and not bots:  # isNonHumanBot comes first
+            return BOT_IP
+        if in_excluded_ips:
+            return EXCLUDED_IP
+        if agent_excluded:
+            return EXCLUDED_USER_AGENT
+        return None
+
+    def ip_kind(self, ip: str) -> tuple[bool, bool]:
+        """(in a bot range, in the excluded IPs) for ``ip``, cached."""
         where = self._ip_cache.get(ip)
         if where is None:
             where = self._ip_kind(ip)
             if len(self._ip_cache) >= _CACHE_LIMIT:
                 self._ip_cache.clear()
             self._ip_cache[ip] = where
-        in_bot_range, in_excluded_ips = where
-        if in_bot_range and not bots:  # isNonHumanBot comes first
-            return BOT_IP
-        if in_excluded_ips:
-            return EXCLUDED_IP
-        if self.excluded_user_agents and self._agent_excluded(user_agent):
-            return EXCLUDED_USER_AGENT
-        return None
+        return where
 
     def _ip_kind(self, text: str) -> tuple[bool, bool]:
         """(in a bot range, in the excluded IPs); an IPv4 address never matches an IPv6 range, as
@@ -179,7 +188,10 @@ class MatomoExclusions:
         return (any(address in n for n in BOT_IP_RANGES if n.version == address.version),
                 any(address in n for n in self.excluded_ips if n.version == address.version))
 
-    def _agent_excluded(self, agent: str) -> bool:
+    def agent_excluded(self, agent: str) -> bool:
+        """Whether the excluded user agents take ``agent``, cached."""
+        if not self.excluded_user_agents:
+            return False
         found = self._agent_cache.get(agent)
         if found is None:
             found = False

@@ -59,13 +59,14 @@ class RequestBuilder:
                 self._host_prefix[host] = base
         return base
 
-    def url(self, hit: Hit) -> str:
-        """The ``url`` (or ``download``) parameter sent for ``hit``; the pretable reads it back."""
-        return self._base(hit.host) + hit.path[:MAX_URL_PATH]
+    def url_of(self, host: str, path: str) -> str:
+        """The ``url`` (or ``download``) parameter sent for a hit on ``host`` and ``path``; the
+        pretable reads it back this way."""
+        return self._base(host) + path[:MAX_URL_PATH]
 
     def render(self, hit: Hit, category: str, is_bot: bool) -> tuple[str, str]:
         """Return ``(pv_id, request_json)`` for a tracked hit."""
-        url = self.url(hit)
+        url = self.url_of(hit.host, hit.path)
         pv_id = self.pv_ids(hit.line_no)
         out = [self.prefix, _q(url), ',"cip":', _q(hit.ip), ',"cdt":"', hit.cdt, '","pv_id":"', pv_id, '"']
         if hit.user_agent:
