@@ -24,14 +24,15 @@ import json
 from collections import Counter
 from dataclasses import dataclass, field
 
+from .columns import per_value
 from .matomo.api import MatomoApi
 from .matomo.archive import NoRunner, invalidate_days
 from .matomo.device_bots import DeviceBots
-from .matomo.exclusions import REASONS, MatomoExclusions
+from .matomo.exclusions import BOT_IP, EXCLUDED_IP, EXCLUDED_USER_AGENT, REASONS, MatomoExclusions
 from .matomo.reports import compare_with_ledger, day_totals
 from .site_writer import site_writer
 from .vocabulary import DOWNLOADS, FILE_INVALID, FILE_LOADED, PAGES
-from .weblogs.day_hits import scan_day
+from .weblogs.day_hits import DayHits, hit_store_dir
 
 METRIC_CATEGORY = {"nb_pageviews": PAGES, "nb_downloads": DOWNLOADS}
 
@@ -123,29 +124,48 @@ class _Tally:
     missing_files: list = field(default_factory=list)
 
 
-def _tally(ledger, site, day: dt.date, exclusions: MatomoExclusions, device_bots: DeviceBots) -> _Tally:
-    """The day's delivered pages and downloads, re-read from its logs file by file (each file's plan
-    says whether its requests carried ``bots=1``), and which of them Matomo excludes."""
+def _tally(directory, ledger, site, day: dt.date, exclusions: MatomoExclusions, device_bots: DeviceBots) -> _Tally:
+    """The day's delivered pages and downloads, from its files' hit stores file by file (each file's
+    plan says whether its requests carried ``bots=1``), and which of them Matomo excludes."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     tally = _Tally()
+    addresses: dict = {}
+    agents: dict = {}
     for record in ledger.files_feeding_day(site.id, day):
         if record.status == FILE_INVALID or not record.plan:
             continue
         enable_bots = bool((json.loads(record.plan).get("classify") or {}).get("enable_bots"))
-
-        def on_hit(hit, category, is_bot, enable_bots=enable_bots):
-            if category not in (PAGES, DOWNLOADS):
-                return
-            tally.delivered[category] += 1
-            bots = bool(is_bot or enable_bots)  # the request carried bots=1
-            reason = exclusions.reason(hit.ip, hit.user_agent, bots)
-            if reason is not None:
-                tally.excluded[reason][category] += 1
-            elif not bots and device_bots(hit.user_agent):
-                tally.bot_agents[category] += 1
-
-        stats = scan_day(ledger, site, day, on_hit, records=[record])
-        tally.missing_files += stats.missing_files
+        day_hits = DayHits(directory, ledger, site, day, records=[record])
+        for _record, hits in day_hits.tables(columns=("ip", "user_agent")):
+            in_bot_range, in_excluded_ips = per_value(hits.column("ip"), exclusions.ip_kind,
+                                                      [pa.bool_(), pa.bool_()], addresses)
+            agent_excluded, bot_agent = per_value(
+                hits.column("user_agent"), lambda agent: (exclusions.agent_excluded(agent), bool(device_bots(agent))),
+                [pa.bool_(), pa.bool_()], agents)
+            # the request carried bots=1: the classifier's bot flag, or the file's enable_bots
+            bots = pc.or_(hits.column("bot"), pa.scalar(enable_bots))
+            # Matomo's order (MatomoExclusions.reason_of): bot range unless bots=1, excluded IPs, agents
+            reasons = {BOT_IP: pc.and_(in_bot_range, pc.invert(bots))}
+            reasons[EXCLUDED_IP] = pc.and_(in_excluded_ips, pc.invert(reasons[BOT_IP]))
+            reasons[EXCLUDED_USER_AGENT] = pc.and_(agent_excluded,
+                                                   pc.invert(pc.or_(reasons[BOT_IP], in_excluded_ips)))
+            excluded = pc.or_(pc.or_(reasons[BOT_IP], reasons[EXCLUDED_IP]), reasons[EXCLUDED_USER_AGENT])
+            maybe_dropped = pc.and_(pc.and_(bot_agent, pc.invert(bots)), pc.invert(excluded))
+            for category, rows in ((DOWNLOADS, hits.column("download")), (PAGES, pc.invert(hits.column("download")))):
+                tally.delivered[category] += _count(rows)
+                for reason, hit in reasons.items():
+                    tally.excluded[reason][category] += _count(pc.and_(rows, hit))
+                tally.bot_agents[category] += _count(pc.and_(rows, maybe_dropped))
+        tally.missing_files += day_hits.stats.missing_files
     return tally
+
+
+def _count(mask) -> int:
+    import pyarrow.compute as pc
+
+    return pc.sum(mask).as_py() or 0
 
 
 def check_reports(settings, ledger, site, day: dt.date, *, api=None) -> ReportCheck:
@@ -157,7 +177,7 @@ def check_reports(settings, ledger, site, day: dt.date, *, api=None) -> ReportCh
     else:
         exclusions = MatomoExclusions()
     device_bots = DeviceBots()
-    tally = _tally(ledger, site, day, exclusions, device_bots)
+    tally = _tally(hit_store_dir(settings), ledger, site, day, exclusions, device_bots)
     delivered = {m: tally.delivered[c] for m, c in METRIC_CATEGORY.items()}
     excluded_by_metric = {m: sum(tally.excluded[r][c] for r in REASONS) for m, c in METRIC_CATEGORY.items()}
     expected = {m: delivered[m] - excluded_by_metric[m] for m in METRIC_CATEGORY}

@@ -10,6 +10,7 @@ from .matomo.api import MatomoApi, SiteInfo
 from .matomo.delivery import HttpSink, OutboxSink
 from .matomo.lookup import ApiLookup, MysqlLookup
 from .matomo.retry import RetryPolicy
+from .weblogs.day_hits import hit_store_dir
 from .weblogs.importer import Importer
 
 OFFLINE_MAIN_URL = "https://example.org"
@@ -57,7 +58,7 @@ def make_importer(settings: Settings, ledger, site_id: int, *, policy=None, prog
     extra = {} if lease_ttl is None else {"lease_ttl": lease_ttl}
     return Importer(ledger, sink, site, progress=progress, lease_wait=lease_wait, parallel=parallel,
                     site_wait=site_wait, on_site_wait=on_site_wait,
-                    parallel_min_bytes=settings.parallel_min_bytes, **extra)
+                    parallel_min_bytes=settings.parallel_min_bytes, hit_store_dir=hit_store_dir(settings), **extra)
 
 
 def _zone_name(name: str) -> str:

@@ -28,7 +28,7 @@ from analytics_ingest.usage import (
 )
 from analytics_ingest.usage.store import day_path, read_day, write_day
 from analytics_ingest.weblogs import pipeline
-from analytics_ingest.weblogs.day_hits import scan_day
+from analytics_ingest.weblogs.day_hits import DayHits, hit_store_dir
 from analytics_ingest_tests.helpers import make_log
 
 D = dt.date
@@ -124,7 +124,9 @@ def test_day_aggregate_of_an_imported_day_matches_the_manifest(tmp_path):
     with open_ledger(settings) as ledger:
         path = build_day_aggregate(settings, ledger, site, day)
         seen = set()
-        scan_day(ledger, site, day, lambda h, c, b: seen.add(h.user_id or (h.ip, h.user_agent)))
+        for _record, hits in DayHits(hit_store_dir(settings), ledger, site, day).tables():
+            for h in hits.select(["ip", "user_agent", "user_id"]).to_pylist():
+                seen.add(h["user_id"] or (h["ip"], h["user_agent"]))
     agg = read_day(path)
     c = agg.counts
     assert c["pageviews"] + c["downloads"] + c["events"] == manifest["tracked"]

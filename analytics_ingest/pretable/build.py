@@ -15,8 +15,9 @@ from pathlib import Path
 
 from ..errors import ConfigError, IngestError, InputError
 from ..vocabulary import DAY_CALCULATED, DAY_DONE, DAY_LOADED, DAY_PRETABLE, DAY_STATUSES
-from ..weblogs.day_hits import LocalDay, scan_day
-from .from_hits import open_geolocator, row_maker
+from ..weblogs.day_hits import DayHits, LocalDay, hit_store_dir
+from .agents import AgentFacts, agents_cache_path
+from .from_hits import HitRows, open_geolocator
 from .from_matomo import matomo_rows
 from .table import PretableWriter
 
@@ -91,25 +92,18 @@ def build_pretable(settings, ledger, site, day: dt.date) -> PretableResult:
         else:
             geo = open_geolocator(settings.geoip_db)
             result.geolocated = geo is not None
-            make = row_maker(site.main_url, geo, bots_sent=site.classify.enable_bots)
-            write = writer.write
-            bots = [0]
-
-            def on_hit(hit, category, is_bot):
-                # Bots tracked with enable_bots are in Matomo, but never in usage statistics.
-                if is_bot:
-                    bots[0] += 1
-                    return
-                row = make(hit, category)
-                if row is not None:
-                    write(row)
-
+            agents = AgentFacts(agents_cache_path(settings.home))
+            rows = HitRows(site.main_url, geo, bots_sent=site.classify.enable_bots, agents=agents)
+            day_hits = DayHits(hit_store_dir(settings), ledger, site, day)
             try:
-                stats = scan_day(ledger, site, day, on_hit)
+                for _record, hits in day_hits.tables(columns=HitRows.COLUMNS):
+                    writer.write_table(rows.table(hits))
             finally:
                 if geo is not None:
                     geo.close()
-            result.robots_excluded = bots[0]
+                agents.save()
+            stats = day_hits.stats
+            result.robots_excluded = rows.robots_excluded
             result.files_read, result.missing_files = stats.files, stats.missing_files
             if stats.missing_files:
                 # Their hits are in Matomo; a pretable without them would under-count silently.

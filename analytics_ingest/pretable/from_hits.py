@@ -15,15 +15,14 @@ sent without ``bots=1``) are left out, as the hits our classifier called bots.
 
 from __future__ import annotations
 
-from typing import Callable
-
+from ..columns import per_value
 from ..config import ENV_GEOIP_DB
 from ..errors import ConfigError
-from ..hits import Hit
 from ..matomo.exclusions import MatomoExclusions
 from ..matomo.tracking import RequestBuilder
-from ..vocabulary import DOWNLOADS
-from .matomo_rules import MatomoBrowsers, matomo_action, pretable_action_name, pretable_browser
+from .agents import AgentFacts
+from .matomo_rules import matomo_action, pretable_action_name, pretable_browser
+from .schema import parquet_schema
 
 CACHE_LIMIT = 100_000
 
@@ -67,34 +66,65 @@ def open_geolocator(path: str | None) -> GeoLocator | None:
     return GeoLocator(path) if path else None
 
 
-def row_maker(main_url: str, geo: GeoLocator | None, *, bots_sent: bool = False) -> Callable[[Hit, str], tuple | None]:
-    """A function (hit, category) -> pretable row, or None for a hit Matomo drops although it
-    answers it as tracked: a DeviceDetector bot or a bot IP range, unless every request carried
-    ``bots=1`` (``bots_sent``: the site's ``enable_bots``). Every lookup is cached."""
-    sent_url = RequestBuilder(0, main_url, pv_ids=None).url  # the URL the import sent, as it sent it
-    browsers = MatomoBrowsers()
-    is_bot = browsers.is_bot
-    dropped = MatomoExclusions()
-    actions: dict[tuple[str, bool], str | None] = {}
+class HitRows:
+    """Tables of hits (columns of :mod:`~analytics_ingest.weblogs.hit_store`) -> pretable tables
+    (:func:`~.schema.parquet_schema`), leaving out the hits Matomo drops although it answers them
+    as tracked: a DeviceDetector bot or a bot IP range, unless every request carried ``bots=1``
+    (``bots_sent``: the site's ``enable_bots``), and the hits our classifier called bots.
 
-    def make(hit: Hit, category: str) -> tuple | None:
-        agent = hit.user_agent
-        if not bots_sent and (is_bot(agent) or dropped.reason(hit.ip, agent, False) is not None):
-            return None
-        download = category == DOWNLOADS
-        url = sent_url(hit)
-        key = (url, download)
-        name = actions.get(key, False)
-        if name is False:
-            found = matomo_action(url, download=download)
-            name = None if found is None else pretable_action_name(*found)
-            if len(actions) >= CACHE_LIMIT:
-                actions.clear()
-            actions[key] = name
-        if name is None:
-            return None
-        browser, version = pretable_browser(*browsers(agent))
-        lat, lon = geo(hit.ip) if geo is not None else (None, None)
-        return (hit.cdt, browser, version, hit.ip, lat, lon, name)
+    Columnar: every rule runs once per distinct agent, address or URL, cached across the day."""
 
-    return make
+    COLUMNS = ("time", "ip", "user_agent", "host", "path", "download", "bot")
+
+    def __init__(self, main_url: str, geo: GeoLocator | None, *, bots_sent: bool = False,
+                 agents: AgentFacts | None = None) -> None:
+        self._base = RequestBuilder(0, main_url, pv_ids=None).url_of  # the URL the import sent, as it sent it
+        self.agents = agents if agents is not None else AgentFacts()
+        self._exclusions = MatomoExclusions()
+        self._geo = geo
+        self._bots_sent = bots_sent
+        self._agents: dict = {}
+        self._addresses: dict = {}
+        self._actions: dict = {}
+        self.robots_excluded = 0  # hits our classifier called bots (tracked with enable_bots)
+
+    def _agent(self, agent: str) -> tuple:
+        """(dropped as a bot or excluded agent, browserName, browserVersion)."""
+        is_bot, label, version = self.agents(agent)
+        dropped = not self._bots_sent and (is_bot or self._exclusions.agent_excluded(agent))
+        name, version = pretable_browser(label, version)
+        return dropped, name, version
+
+    def _address(self, ip: str) -> tuple:
+        """(dropped by Matomo's IP rules, latitude, longitude)."""
+        in_bot_range, in_excluded_ips = self._exclusions.ip_kind(ip)
+        dropped = not self._bots_sent and (in_bot_range or in_excluded_ips)
+        lat, lon = self._geo(ip) if self._geo is not None else (None, None)
+        return dropped, lat, lon
+
+    def _action(self, key: str) -> tuple:
+        kind, host, path = key.split("\n", 2)
+        found = matomo_action(self._base(host, path), download=kind == "d")
+        return (None if found is None else pretable_action_name(*found),)
+
+    def table(self, hits):
+        """The pretable rows of ``hits``, in their order."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        bots = hits.column("bot")
+        self.robots_excluded += pc.sum(bots).as_py() or 0
+        hits = hits.filter(pc.invert(bots))
+        if not hits.num_rows:
+            return pa.Table.from_batches([], schema=parquet_schema())
+        agent_dropped, browser, version = per_value(hits.column("user_agent"), self._agent,
+                                                    [pa.bool_(), pa.string(), pa.string()], self._agents)
+        ip_dropped, lat, lon = per_value(hits.column("ip"), self._address,
+                                         [pa.bool_(), pa.float64(), pa.float64()], self._addresses)
+        kinds = pc.if_else(hits.column("download"), "d", "p")
+        keys = pc.binary_join_element_wise(kinds, hits.column("host").cast(pa.string()),
+                                           hits.column("path").cast(pa.string()), "\n")
+        (name,) = per_value(keys, self._action, [pa.string()], self._actions)
+        keep = pc.and_(pc.invert(pc.or_(agent_dropped, ip_dropped)), pc.is_valid(name))
+        columns = [hits.column("time"), browser, version, hits.column("ip").cast(pa.string()), lat, lon, name]
+        return pa.Table.from_arrays(columns, schema=parquet_schema()).filter(keep)

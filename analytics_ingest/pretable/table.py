@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Iterable
 
 from .schema import COLUMNS, Row, parquet_schema
-from .tsv import tsv_value
+from .tsv import tsv_lines
 
 BATCH_ROWS = 50_000  # Parquet row group size; bounds memory whatever the day's size
 
@@ -30,22 +30,30 @@ class PretableWriter:
         suffix = f".tmp-{os.getpid()}"
         self._tsv_tmp = self.tsv_path.with_name(self.tsv_path.name + suffix)
         self._pq_tmp = self.parquet_path.with_name(self.parquet_path.name + suffix)
-        self._tsv = open(self._tsv_tmp, "w", encoding="utf-8", newline="\n")
-        self._tsv.write("\t".join(COLUMNS) + "\n")
+        self._tsv = open(self._tsv_tmp, "wb")
+        self._tsv.write(("\t".join(COLUMNS) + "\n").encode("utf-8"))
         self._pq = pq.ParquetWriter(self._pq_tmp, self._schema, compression="zstd")
         self._batch: list[Row] = []
+        self._escaped: dict = {}  # cell text per distinct value, shared by the day's batches
         self.rows = 0
 
     def write(self, row: Row) -> None:
-        self._tsv.write("\t".join(map(tsv_value, row)) + "\n")
+        """One row (the ``matomo_db`` source); rows are written a batch at a time."""
         self._batch.append(row)
-        self.rows += 1
         if len(self._batch) >= BATCH_ROWS:
             self._flush()
 
     def write_many(self, rows: Iterable[Row]) -> None:
         for row in rows:
             self.write(row)
+
+    def write_table(self, table) -> None:
+        """A table of :func:`~.schema.parquet_schema` rows, in both forms."""
+        if not table.num_rows:
+            return
+        self._pq.write_table(table, row_group_size=BATCH_ROWS)
+        self._tsv.write(tsv_lines(table, self._escaped))
+        self.rows += table.num_rows
 
     def _flush(self) -> None:
         if not self._batch:
@@ -63,8 +71,8 @@ class PretableWriter:
             pa.array([None if v is None else float(v) for v in cols[5]], pa.float64()),
             pa.array(cols[6], pa.string()),
         ]
-        self._pq.write_table(pa.Table.from_arrays(arrays, schema=self._schema))
         self._batch = []
+        self.write_table(pa.Table.from_arrays(arrays, schema=self._schema))
 
     def commit(self) -> None:
         self._flush()

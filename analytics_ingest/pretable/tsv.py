@@ -22,7 +22,8 @@ from .schema import COLUMNS
 NULL = "NULL"
 _ESCAPES = {"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r", "\0": "\\0"}
 _ESCAPE_TABLE = str.maketrans(_ESCAPES)
-_NEEDS_ESCAPE = re.compile(r"[\\\t\n\r\0]").search
+_NEEDS_ESCAPE_PATTERN = r"[\\\t\n\r\x00]"
+_NEEDS_ESCAPE = re.compile(_NEEDS_ESCAPE_PATTERN).search
 _UNESCAPES = {"\\": "\\", "t": "\t", "n": "\n", "r": "\r", "0": "\0"}
 
 
@@ -36,6 +37,40 @@ def tsv_value(value) -> str:
     if _NEEDS_ESCAPE(text) is not None:
         text = text.translate(_ESCAPE_TABLE)
     return text
+
+
+def tsv_lines(table, cache: dict | None = None) -> bytes:
+    """The rows of ``table`` as UTF-8 TSV lines (each ending in a newline), cells as
+    :func:`tsv_value` writes them: formatted once per distinct value of a column, joined in Arrow.
+    Times are ``YYYY-MM-DD HH:MM:SS``."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from ..columns import per_value
+
+    cells = []
+    for column in table.columns:
+        if pa.types.is_timestamp(column.type):
+            # as text without the zone: "YYYY-MM-DD HH:MM:SS"
+            text = column.cast(pa.timestamp("s")).cast(pa.string())
+        elif pa.types.is_string(column.type) or pa.types.is_dictionary(column.type):
+            text = column.cast(pa.string())
+            if pc.any(pc.match_substring_regex(text, _NEEDS_ESCAPE_PATTERN)).as_py():
+                for char, escaped in _ESCAPES.items():  # backslash first, as str.translate would
+                    text = pc.replace_substring(text, char, escaped)
+        else:  # numbers: Python's own text for them, once per distinct value
+            (text,) = per_value(column, lambda v: (tsv_value(v),), [pa.string()], cache)
+        cells.append(pc.fill_null(text, NULL))
+    lines = pc.binary_join_element_wise(pc.binary_join_element_wise(*cells, "\t"), pa.scalar(""), "\n")
+    lines = lines.combine_chunks() if isinstance(lines, pa.ChunkedArray) else lines
+    if not len(lines):
+        return b""
+    # The lines lie end to end in the array's data buffer: hand that span over as it is.
+    lines = lines.cast(pa.large_string())
+    _validity, offsets, data = lines.buffers()
+    ends = np.frombuffer(offsets, dtype=np.int64)[lines.offset: lines.offset + len(lines) + 1]
+    return data.slice(int(ends[0]), int(ends[-1] - ends[0])).to_pybytes()
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """One site-local day of hits → the small usage aggregate every window report is built from.
 
-One pass over the day's delivered hits (:func:`analytics_ingest.weblogs.day_hits.scan_day`) collects:
+One pass over the day's delivered hits (:class:`analytics_ingest.weblogs.day_hits.DayHits`, as
+columns) collects:
 
 * page views, downloads and events (a hit carrying an event category is a Matomo event, not a
   page view) and the tracked hits flagged as bots (``enable_bots``);
@@ -26,51 +27,44 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from ..vocabulary import DOWNLOADS, FILE_INVALID, FILE_LOADED, IGNORED_CATEGORIES, INVALID
-from ..weblogs.day_hits import scan_day
+import numpy as np
+
+from ..columns import per_value
+from ..vocabulary import FILE_INVALID, FILE_LOADED, IGNORED_CATEGORIES, INVALID
+from ..weblogs.day_hits import DayHits, hit_store_dir
 from .store import day_path, read_day_meta, salt_id, site_salt, visitor_id, write_day
 
 SESSION_GAP_SECONDS = 30 * 60  # Matomo's default visit length (visit_standard_length)
+USAGE_COLUMNS = ("time", "ip", "user_agent", "user_id", "host", "path", "download", "bot", "event")
 
 
-def _page_key(hit) -> str:
-    path = hit.path.split("?", 1)[0].split("#", 1)[0] or "/"
-    return f"{hit.host}{path}" if hit.host else path
+def _page_key(key: str) -> tuple[str]:
+    """``host\npath`` -> the page's key: host + path, query string and fragment dropped."""
+    host, _, path = key.partition("\n")
+    path = path.split("?", 1)[0].split("#", 1)[0] or "/"
+    return (f"{host}{path}" if host else path,)
 
 
-def _is_event(hit) -> bool:
-    extra = hit.extra
-    if not extra:
-        return False
-    if extra.get("event_category"):
-        return True
-    replayed = extra.get("tracking_params")
-    return isinstance(replayed, dict) and bool(replayed.get("e_c"))
+def _visits(vids: np.ndarray, times: np.ndarray) -> dict[int, tuple[int, int]]:
+    """visitor id -> (hits, sessions): a session ends after more than 30 minutes without a hit
+    (files and lanes need not be in time order, so each visitor's hits are sorted first)."""
+    if not len(vids):
+        return {}
+    order = np.lexsort((times, vids))
+    vids, times = vids[order], times[order]
+    starts = np.ones(len(vids), dtype=bool)  # does a hit open a session?
+    starts[1:] = (vids[1:] != vids[:-1]) | (times[1:] - times[:-1] > SESSION_GAP_SECONDS)
+    ids, first, hits = np.unique(vids, return_index=True, return_counts=True)
+    sessions = np.add.reduceat(starts.astype(np.int64), first)
+    return dict(zip(ids.tolist(), zip(hits.tolist(), sessions.tolist())))
 
 
-class _Seconds:
-    """UTC ``cdt`` text → seconds since the epoch, parsing each hour once."""
+def _add_counts(target: dict, keys, rows) -> None:
+    """Add how often each key occurs among ``rows`` (a mask) to ``target``."""
+    import pyarrow.compute as pc
 
-    def __init__(self) -> None:
-        self._hours: dict[str, int] = {}
-
-    def __call__(self, cdt: str) -> int:
-        hour = cdt[:13]
-        base = self._hours.get(hour)
-        if base is None:
-            base = int(dt.datetime.strptime(hour, "%Y-%m-%d %H").replace(tzinfo=dt.timezone.utc).timestamp())
-            self._hours[hour] = base
-        return base + int(cdt[14:16]) * 60 + int(cdt[17:19])
-
-
-def _sessions(times: list[int]) -> int:
-    times.sort()  # files and lanes need not be in time order
-    count, last = 1, times[0]
-    for t in times[1:]:
-        if t - last > SESSION_GAP_SECONDS:
-            count += 1
-        last = t
-    return count
+    for entry in pc.value_counts(keys.filter(rows)).to_pylist():
+        target[entry["values"]] += entry["counts"]
 
 
 def _share(total: int, weights: dict[dt.date, int], day: dt.date) -> int:
@@ -115,36 +109,44 @@ def _ignored_for_day(ledger, site, day: dt.date) -> tuple[dict[str, int], dict]:
 
 def build_day_aggregate(settings, ledger, site, day: dt.date) -> Path:
     """Read the day's hits once and write ``<home>/usage/<site_key>/<day>.parquet``; return it."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     started = time.monotonic()
     salt = site_salt(settings, site)
     last_delivery = ledger.last_delivery(site.id, day)  # read first: a later delivery makes us stale
-    seconds = _Seconds()
-    vid_of: dict[str, int] = {}  # visitor key → hashed id (hash each visitor once)
-    times: dict[int, list[int]] = defaultdict(list)
+    vid_cache: dict = {}  # visitor key → hashed id (hash each visitor once)
+    page_cache: dict = {}
+    vid_parts, time_parts = [], []
     pages: dict[str, int] = defaultdict(int)
     downloads: dict[str, int] = defaultdict(int)
     counts = {"pageviews": 0, "downloads": 0, "events": 0, "bots_tracked": 0}
-
-    def on_hit(hit, category: str, is_bot: bool) -> None:
-        key = f"u\0{hit.user_id}" if hit.user_id else f"a\0{hit.ip}\0{hit.user_agent}"
-        vid = vid_of.get(key)
-        if vid is None:
-            vid = vid_of[key] = visitor_id(salt, key)
-        times[vid].append(seconds(hit.cdt))
-        if is_bot:
-            counts["bots_tracked"] += 1
-        if category == DOWNLOADS:
-            counts["downloads"] += 1
-            downloads[_page_key(hit)] += 1
-        elif _is_event(hit):
-            counts["events"] += 1
-        else:
-            counts["pageviews"] += 1
-            pages[_page_key(hit)] += 1
-
-    stats = scan_day(ledger, site, day, on_hit)
-    vid_of.clear()
-    visitors = {vid: (len(ts), _sessions(ts)) for vid, ts in times.items()}
+    day_hits = DayHits(hit_store_dir(settings), ledger, site, day)
+    for _record, hits in day_hits.tables(columns=USAGE_COLUMNS):
+        user_id = hits.column("user_id").cast(pa.string())
+        # The user id when the log has one, else IP + user agent (Matomo's fingerprint without a cookie).
+        keys = pc.if_else(pc.not_equal(user_id, ""), pc.binary_join_element_wise("u", user_id, "\0"),
+                          pc.binary_join_element_wise("a", hits.column("ip").cast(pa.string()),
+                                                      hits.column("user_agent").cast(pa.string()), "\0"))
+        (vids,) = per_value(keys, lambda key: (visitor_id(salt, key),), [pa.int64()], vid_cache)
+        vid_parts.append(vids.to_numpy())
+        time_parts.append(hits.column("time").cast(pa.int64()).to_numpy())
+        download = hits.column("download")
+        event = pc.and_(hits.column("event"), pc.invert(download))
+        pageview = pc.invert(pc.or_(download, event))
+        page_keys = pc.binary_join_element_wise(hits.column("host").cast(pa.string()),
+                                                hits.column("path").cast(pa.string()), "\n")
+        (page_keys,) = per_value(page_keys, _page_key, [pa.string()], page_cache)
+        _add_counts(downloads, page_keys, download)
+        _add_counts(pages, page_keys, pageview)
+        counts["downloads"] += pc.sum(download).as_py() or 0
+        counts["events"] += pc.sum(event).as_py() or 0
+        counts["pageviews"] += pc.sum(pageview).as_py() or 0
+        counts["bots_tracked"] += pc.sum(hits.column("bot")).as_py() or 0
+    stats = day_hits.stats
+    vid_cache.clear()
+    visitors = _visits(np.concatenate(vid_parts) if vid_parts else np.empty(0, np.int64),
+                       np.concatenate(time_parts) if time_parts else np.empty(0, np.int64))
     ignored, attribution = _ignored_for_day(ledger, site, day)
     counts.update(
         visitors=len(visitors),

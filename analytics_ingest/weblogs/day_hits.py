@@ -1,9 +1,12 @@
-"""The hits a site-local day received, read back from the log files the ledger says feed it.
+"""The hits a site-local day received, read back as columns from the files the ledger says feed it.
 
 Pretables (from our own hits), the archive check and usage reports need "what was imported into
-day D". Nothing per hit is stored: a day's files are re-read with the *plan* recorded at their
-first import (format, filters), so the hits are exactly the ones the importer tracked, minus the
-lines Matomo rejected. Streaming: one hit at a time, whatever the size of the day.
+day D". The ledger stores no hit; each file's hit store (:mod:`.hit_store`, written by its import)
+holds the file's tracked hits as parsed under its plan. A day is the rows of those stores whose
+time falls in the site-local day, less the lines Matomo rejected (the ledger lists them). A store
+that is missing or stale is rebuilt from the log with the file's recorded plan, once; a log that is
+gone is no loss while its store is there. Streaming: about 65,536 hits at a time, whatever the size
+of the day.
 """
 
 from __future__ import annotations
@@ -13,13 +16,14 @@ import json
 import os
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Callable
+from pathlib import Path
+from typing import Iterator
 from zoneinfo import ZoneInfo
 
 from ..errors import InputError
-from ..hits import Hit
 from ..logs import open_log, scan
 from ..vocabulary import DOWNLOADS, FILE_INVALID, PAGES
+from . import hit_store
 from .classify import ClassifyOptions
 
 
@@ -30,6 +34,7 @@ class DayHitsStats:
     hits: Counter = field(default_factory=Counter)  # category -> hits on the day
     bots_tracked: int = 0  # tracked hits flagged as bots (enable_bots)
     rejected_skipped: int = 0  # lines Matomo refused: not in Matomo, so not in the day
+    stores_rebuilt: int = 0  # files whose hit store had to be rebuilt from the log
 
 
 class LocalDay:
@@ -68,51 +73,107 @@ def _classify_options(plan: dict) -> ClassifyOptions:
     return ClassifyOptions(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()})
 
 
-def scan_day(ledger, site, day: dt.date, on_hit: Callable[[Hit, str, bool], None], *, records=None) -> DayHitsStats:
-    """Call ``on_hit(hit, category, is_bot)`` for every hit delivered to Matomo on the site-local
-    ``day``, file by file in ledger order; return what was read.
+def hit_store_dir(settings) -> Path:
+    """Where the import keeps each file's hit store: ``<home>/hits``."""
+    return Path(settings.home) / "hits"
 
-    Only files with a recorded plan (imported at least once) are read; a file that vanished from
-    disk is listed in ``missing_files`` (its hits are in Matomo but cannot be re-read).
+
+def rebuild_store(directory: Path, record):
+    """Re-read ``record``'s log with its recorded plan into a fresh hit store; return it opened.
+    Raises :class:`InputError` (one line) when the log cannot be read or the store not written."""
+    plan = json.loads(record.plan)
+    key = hit_store.record_key(record)
+    try:
+        writer = hit_store.HitStoreWriter(hit_store.store_path(directory, record.id), key)
+    except OSError as exc:
+        raise InputError(f"cannot write hit stores in {directory}: {exc.strerror or exc}; "
+                         "check the state directory (ANALYTICS_INGEST_HOME)") from None
+    try:
+        with open_log(record.path) as source:
+            scan(source, format_name=plan.get("format_name"), regex=plan.get("regex"),
+                 date_format=plan.get("date_format"), options=_classify_options(plan), on_tracked=writer.on_tracked)
+    except OSError as exc:
+        writer.abort()
+        raise InputError(f"cannot re-read {record.path}: {exc.strerror or exc}; "
+                         "restore the file or re-import the day") from None
+    except BaseException:
+        writer.abort()
+        raise
+    try:
+        published = writer.commit()
+    except OSError:
+        writer.abort()
+        published = False
+    if not published:
+        raise InputError(f"cannot write the hit store of {record.path} in {directory}; "
+                         "check the free space of the state directory (ANALYTICS_INGEST_HOME)")
+    return hit_store.open_store(writer.path, key)
+
+
+class DayHits:
+    """The hits delivered to Matomo on one site-local day, as Arrow tables, file by file.
+
     ``records``: read only these of the day's file records (default: every file feeding the day).
-    """
-    stats = DayHitsStats()
-    local_day = LocalDay(site.timezone)
-    wanted = day.isoformat()
-    counts = stats.hits
-    for record in ledger.files_feeding_day(site.id, day) if records is None else records:
-        if record.status == FILE_INVALID or not record.plan:
-            continue
-        if not os.path.exists(record.path):
-            stats.missing_files.append(record.path)
-            continue
-        plan = json.loads(record.plan)
-        rejected = frozenset(ledger.rejected_lines(record.id))
-        stats.files.append(record.path)
+    :attr:`stats` fills in while :meth:`tables` is read."""
 
-        def on_tracked(hit: Hit, category: str, is_bot: bool) -> None:
-            if local_day(hit.cdt) != wanted:
-                return
-            if rejected and hit.line_no in rejected:
-                stats.rejected_skipped += 1
-                return
-            counts[category] += 1
-            if is_bot:
-                stats.bots_tracked += 1
-            on_hit(hit, category, is_bot)
+    def __init__(self, directory: str | os.PathLike, ledger, site, day: dt.date, *, records=None) -> None:
+        self.directory = Path(directory)
+        self.ledger, self.site, self.day = ledger, site, day
+        self.records = records
+        self.stats = DayHitsStats()
 
-        try:
-            with open_log(record.path) as source:
-                scan(source, format_name=plan.get("format_name"), regex=plan.get("regex"),
-                     date_format=plan.get("date_format"), options=_classify_options(plan), on_tracked=on_tracked)
-        except OSError as exc:
-            raise InputError(f"cannot re-read {record.path} for day {wanted}: {exc.strerror or exc}; "
-                             "restore the file or re-import the day") from None
-    counts.setdefault(PAGES, 0)
-    counts.setdefault(DOWNLOADS, 0)
-    return stats
+    def tables(self, columns=hit_store.COLUMNS) -> Iterator[tuple[object, "pa.Table"]]:  # noqa: F821
+        """``(record, table)`` pairs: the day's rows of one row group of one file's store, with
+        ``columns`` (``line_no``, ``time``, ``download`` and ``bot`` are always read)."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
 
+        stats = self.stats
+        start, end = LocalDay(self.site.timezone).bounds_utc(self.day)
+        lo = pa.scalar(start.replace(tzinfo=None), pa.timestamp("s")).cast(pa.timestamp("s", tz="UTC"))
+        hi = pa.scalar(end.replace(tzinfo=None), pa.timestamp("s")).cast(pa.timestamp("s", tz="UTC"))
+        seconds = pa.timestamp("s", tz="UTC")
+        wanted = list(dict.fromkeys(("line_no", "time", "download", "bot", *columns)))
+        ledger = self.ledger
+        records = ledger.files_feeding_day(self.site.id, self.day) if self.records is None else self.records
+        for record in records:
+            if record.status == FILE_INVALID or not record.plan:
+                continue
+            path = hit_store.store_path(self.directory, record.id)
+            store = hit_store.open_store(path, hit_store.record_key(record))
+            if store is None:
+                if not os.path.exists(record.path):
+                    stats.missing_files.append(record.path)
+                    continue
+                store = rebuild_store(self.directory, record)
+                stats.stores_rebuilt += 1
+            stats.files.append(record.path)
+            rejected = ledger.rejected_lines(record.id)
+            rejected_array = pa.array(sorted(rejected), pa.int64()) if rejected else None
+            for table in store.tables(wanted, start, end):
+                times = table.column("time")
+                mask = pc.and_(pc.greater_equal(times, lo), pc.less(times, hi))
+                if rejected_array is not None:
+                    refused = pc.and_(mask, pc.is_in(table.column("line_no"), value_set=rejected_array))
+                    stats.rejected_skipped += pc.sum(refused).as_py() or 0
+                    mask = pc.and_(mask, pc.invert(refused))
+                table = table.filter(mask)
+                if not table.num_rows:
+                    continue
+                if table.schema.field("time").type != seconds:  # Parquet keeps seconds as milliseconds
+                    table = table.set_column(table.schema.get_field_index("time"), "time",
+                                             table.column("time").cast(seconds))
+                downloads = pc.sum(table.column("download")).as_py() or 0
+                stats.hits[DOWNLOADS] += downloads
+                stats.hits[PAGES] += table.num_rows - downloads
+                stats.bots_tracked += pc.sum(table.column("bot")).as_py() or 0
+                yield record, table
+        stats.hits.setdefault(PAGES, 0)
+        stats.hits.setdefault(DOWNLOADS, 0)
 
-def tracked_counts(ledger, site, day: dt.date) -> DayHitsStats:
-    """Pages and downloads delivered on ``day`` (what Matomo's reports must show)."""
-    return scan_day(ledger, site, day, lambda hit, category, is_bot: None)
+    def read(self) -> DayHitsStats:
+        """Read every table (for the counts alone) and return :attr:`stats`."""
+        for _ in self.tables(columns=()):
+            pass
+        return self.stats
+

@@ -42,7 +42,7 @@ from ..vocabulary import (
     KIND_LOG,
     PAGES,
 )
-from . import file_identity
+from . import file_identity, hit_store
 from .classify import ClassifyOptions
 from .feeding import LaneFeed, Stopped
 from .parallel import JOB_LINES, MIN_PARALLEL_BYTES, init_worker, parallel_scan, worker_count
@@ -171,8 +171,10 @@ class Importer:
     def __init__(self, ledger, sink, site, *, progress=None, lease_wait: float = 0.0, parallel: bool = True,
                  lease_ttl: float = LEASE_TTL, site_wait: float | None = None,
                  on_site_wait: Callable[[str], None] | None = None,
-                 parallel_min_bytes: int = MIN_PARALLEL_BYTES) -> None:
+                 parallel_min_bytes: int = MIN_PARALLEL_BYTES, hit_store_dir: str | os.PathLike | None = None) -> None:
         self.ledger = ledger
+        # Where each file's tracked hits are kept for the later stages (hit_store); None: not kept.
+        self.hit_store_dir = hit_store_dir
         # How long to wait for another Matomo writer of the same site (None: as long as it takes).
         self.site_wait, self.on_site_wait = site_wait, on_site_wait
         self.lease_ttl = lease_ttl
@@ -350,13 +352,16 @@ class Importer:
                         lane_states=self.ledger.lane_states(record.id), render=builder.render,
                         sink=self.sink, ledger=self.ledger, file_id=record.id, stop=stop, fence=lease.fence,
                         timezone=self.site.timezone)
+        store = self._store_writer(record.id, plan)
         feed.start()
         error: BaseException | None = None
         stats_scan = None
         interrupted = False
         counted_lines = _Counted(None, self.progress)
         try:
-            stats_scan = self._scan(path, record, plan, options, feed, counted_lines)
+            stats_scan = self._scan(path, record, plan, options, feed, counted_lines, store)
+            self._publish_store(store, stats_scan)
+            store = None
             feed.flush()
         except Stopped:
             pass
@@ -374,6 +379,8 @@ class Importer:
             error = exc
             stop.set()
         finally:
+            if store is not None:
+                store.abort()
             feed.close()
         lane_errors = feed.errors
         if error is None and lane_errors:
@@ -396,14 +403,52 @@ class Importer:
         self.ledger.update_file(record.id, plan=json.dumps(plan, sort_keys=True))
         return requested, plan
 
-    def _scan(self, path: str, record, plan: dict, options: ImportOptions, feed: LaneFeed, counted_lines):
-        """Read, parse and classify the file, feeding its tracked hits to the lanes: in worker
-        processes for a big file (:func:`parallel_scan`), else in this thread."""
+    def _store_writer(self, file_id: int, plan: dict) -> hit_store.HitStoreWriter | None:
+        """The writer of this file's hit store (None when the importer keeps none). Keyed by the
+        content and plan as the ledger now records them, which is what readers compare."""
+        if self.hit_store_dir is None or self._pool is None:
+            # A file small enough to be parsed in this process is re-read by its first reader in a
+            # fraction of a second; a short CLI import is spared loading pyarrow.
+            return None
+        record = self.ledger.get_file_by_id(file_id)
+        try:
+            return hit_store.HitStoreWriter(hit_store.store_path(self.hit_store_dir, file_id),
+                                            hit_store.record_key(record))
+        except OSError:
+            return None  # no room for the cache: its first reader re-reads the log
+
+    @staticmethod
+    def _publish_store(store: hit_store.HitStoreWriter | None, stats_scan) -> None:
+        """A store is the whole file's hits or nothing: published only after a scan that read the
+        file to its end (whatever was delivered: it records the parse, not the delivery)."""
+        if store is None:
+            return
+        if stats_scan.incomplete:
+            store.abort()
+            return
+        try:
+            store.commit()
+        except OSError:
+            store.abort()  # a store that cannot be written is rebuilt by its first reader
+
+    def _scan(self, path: str, record, plan: dict, options: ImportOptions, feed: LaneFeed, counted_lines,
+              store: hit_store.HitStoreWriter | None):
+        """Read, parse and classify the file, feeding its tracked hits to the lanes (and to the
+        file's hit store): in worker processes for a big file (:func:`parallel_scan`), else in this
+        thread."""
+        on_tracked = feed.on_tracked
+        if store is not None:
+            to_lanes, to_store = feed.on_tracked, store.on_tracked
+
+            def on_tracked(hit, category, is_bot):
+                to_store(hit, category, is_bot)
+                to_lanes(hit, category, is_bot)
+
         with open_log(path) as source:
             counted = counted_lines.wrap(source)
             if self._pool is None:
                 return scan(counted, format_name=options.format_name, regex=options.regex,
-                            date_format=options.date_format, options=options.classify, on_tracked=feed.on_tracked)
+                            date_format=options.date_format, options=options.classify, on_tracked=on_tracked)
             config = {
                 "key": (record.id, plan["identity"], feed.lanes, tuple(feed.delivered), time.monotonic()),
                 "format_name": options.format_name, "regex": options.regex,
@@ -411,9 +456,11 @@ class Importer:
                 "idsite": self.site.idsite, "main_url": self.site.main_url,
                 "identity": plan["identity"], "lanes": feed.lanes, "delivered": feed.delivered,
                 "job_lines": self.job_lines, "timezone": self.site.timezone,
+                "hit_store": str(store.parts_dir) if store is not None else None,
             }
             return parallel_scan(counted, config=config, on_lane_items=feed.on_lane_items,
-                                 on_skipped=feed.on_skipped, pool=self._pool, fallback_on_tracked=feed.on_tracked)
+                                 on_skipped=feed.on_skipped, pool=self._pool, fallback_on_tracked=on_tracked,
+                                 on_store_part=store.add_part if store is not None else None)
 
     def _result(self, record, path: str, stats_scan, counted_lines, feed: LaneFeed, messages: list[str],
                 error: BaseException | None, interrupted: bool) -> ImportResult:

@@ -28,6 +28,7 @@ from ..logs.scan import MAX_SAMPLES, ScanStats, _Counter, scan
 from ..matomo.pageview_ids import PageviewIds
 from ..matomo.tracking import RequestBuilder
 from .classify import Classifier
+from .hit_store import HitColumns, write_part
 from .lanes import lane_of
 
 JOB_LINES = 10000
@@ -111,9 +112,14 @@ def _work(config: dict, parts: list, first_line_no: int):
     cache: dict[str, int] = {}
     day_of_hour = _hour_days(config["timezone"])
     skipped = 0
+    store_dir = config.get("hit_store")  # where this job writes its part of the file's hit store
+    tracked = HitColumns() if store_dir else None  # every tracked hit, delivered before or not
+    keep = tracked.on_tracked if tracked is not None else None
 
     def on_tracked(hit, category, is_bot):
         nonlocal skipped
+        if keep is not None:
+            keep(hit, category, is_bot)
         key = hit.user_id or hit.ip
         lane = cache.get(key)
         if lane is None:
@@ -136,7 +142,13 @@ def _work(config: dict, parts: list, first_line_no: int):
     for lane in range(n_lanes):
         ends = [end - 1 for end in accumulate(len(r) + 1 for r in requests[lane])]
         lanes.append((lines[lane], days[lane], ",".join(requests[lane]), ends))
-    return stats, lanes, skipped
+    stored = 0
+    if tracked is not None:
+        try:
+            stored = write_part(store_dir, tracked)
+        except OSError:
+            stored = -1  # the store is a cache: the import goes on, the store is not published
+    return stats, lanes, skipped, stored
 
 
 def _hour_days(timezone: str):
@@ -192,8 +204,10 @@ def _jobs(parts, job_lines: int):
 
 
 def parallel_scan(source, *, config: dict, on_lane_items, on_skipped, pool: ProcessPoolExecutor,
-                  fallback_on_tracked) -> ScanStats:
-    """Like ``logs.scan``; tracked hits arrive as per-lane lists through ``on_lane_items``.
+                  fallback_on_tracked, on_store_part=None) -> ScanStats:
+    """Like ``logs.scan``; tracked hits arrive as per-lane lists through ``on_lane_items``. With
+    ``config["hit_store"]`` (a folder) each job also writes its hits there as a hit-store part and
+    ``on_store_part`` hears how many (-1: the part could not be written).
 
     Falls back to the sequential scan (calling ``fallback_on_tracked`` per hit) when the format
     is stateful or cannot be told from the first lines.
@@ -222,8 +236,10 @@ def parallel_scan(source, *, config: dict, on_lane_items, on_skipped, pool: Proc
     depth = 2 * pool._max_workers  # bounded: memory stays flat whatever the file size
 
     def settle_one():
-        stats, lanes, skipped = window.popleft().result()
+        stats, lanes, skipped, stored = window.popleft().result()
         _merge(total, stats)
+        if stored:
+            on_store_part(stored)
         if skipped:
             on_skipped(skipped)
         on_lane_items(lanes)

@@ -1,0 +1,277 @@
+"""Each imported file's tracked hits as a columnar table, so later stages read columns, not logs.
+
+The pretable, the usage aggregate and the archive check all need "the hits imported into day D".
+Re-reading and re-parsing the day's logs for each of them cost more than the import itself (a
+parse is ~300k lines/s; these stages are meant to run at ≥500k rows/s). So the import keeps, per
+file, what it parsed: ``<home>/hits/<file id>/``, Parquet parts of the file's tracked lines in line
+order (``part-<first line>.parquet``) and a ``store.json`` that says what they were built from.
+
+The parts are written by whoever parsed the lines: the import's worker processes for a big file
+(the import's main process never loads pyarrow for it), else one process. A file small enough to be
+parsed in the importing process (below ``parallel_min_bytes``) gets its store from its first
+reader instead: re-reading it takes a fraction of a second, and a short CLI import is spared
+loading pyarrow.
+
+It is a **cache, not a record of delivery**: it holds every tracked hit of the file as parsed under
+the file's plan, whether or not it reached Matomo yet. What reached Matomo stays the ledger's
+business: readers take the file's day and leave out the lines Matomo rejected
+(:mod:`.day_hits`). A store belongs to one content and one plan (:func:`store_key`: the file's
+fingerprint, size and plan); one that does not match -- a file that grew, an older format, a
+store lost with the disk -- is rebuilt by re-reading the log, once.
+
+Whole or not at all: parts go to a temporary folder that is renamed into place only after a scan
+that read the whole file, so an interrupted import leaves no half store where readers look.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+
+from ..hits import Hit, is_event
+from ..vocabulary import DOWNLOADS
+
+FORMAT_VERSION = 2
+MANIFEST = "store.json"
+BATCH_HITS = 65_536  # hits per part when one process writes them all; readers read this many at a time
+# The columns, in order. ``time`` is the hit's UTC time (Matomo's ``cdt``); ``download`` its
+# category (else a page view); ``bot`` the classifier's bot flag (tracked with enable_bots);
+# ``event`` a Matomo event (a CloudFront RTMP or replayed ``e_c`` hit).
+COLUMNS = ("line_no", "time", "ip", "user_agent", "user_id", "host", "path", "download", "bot", "event")
+# Dictionary-encoded in the parts: a day repeats its agents, addresses, hosts and paths.
+DICTIONARY_COLUMNS = ["ip", "user_agent", "user_id", "host", "path"]
+
+
+def schema():
+    import pyarrow as pa
+
+    return pa.schema([
+        ("line_no", pa.int64()), ("time", pa.timestamp("s", tz="UTC")), ("ip", pa.string()),
+        ("user_agent", pa.string()), ("user_id", pa.string()), ("host", pa.string()), ("path", pa.string()),
+        ("download", pa.bool_()), ("bot", pa.bool_()), ("event", pa.bool_()),
+    ])
+
+
+def store_path(directory: str | os.PathLike, file_id: int) -> Path:
+    return Path(directory) / str(int(file_id))
+
+
+def store_key(fingerprint: str | None, size: int | None, plan: str | None) -> str:
+    """What a store was built from: the file's content (fingerprint and size) and its plan."""
+    raw = json.dumps([FORMAT_VERSION, fingerprint, size, plan], sort_keys=True)
+    return hashlib.sha256(raw.encode("utf-8")).hexdigest()[:32]
+
+
+def record_key(record) -> str:
+    return store_key(record.fingerprint, record.size, record.plan)
+
+
+class HitColumns:
+    """Tracked hits gathered straight into column lists: :attr:`on_tracked` per hit, then
+    :meth:`batch`. Only the hits' field values are kept, never the Hit objects: a few thousand
+    live objects per job would make the garbage collector rescan them again and again (it doubled
+    a worker's time)."""
+
+    def __init__(self) -> None:
+        self._columns = columns = tuple([] for _ in COLUMNS)
+        lines, times, ips, agents, users, hosts, paths, downloads, bots, events = (c.append for c in columns)
+
+        def on_tracked(hit: Hit, category: str, is_bot: bool) -> None:
+            lines(hit.line_no)
+            times(hit.cdt)
+            ips(hit.ip)
+            agents(hit.user_agent)
+            users(hit.user_id)
+            hosts(hit.host)
+            paths(hit.path)
+            downloads(category == DOWNLOADS)
+            bots(is_bot)
+            events(hit.extra is not None and is_event(hit))
+
+        self.on_tracked = on_tracked
+
+    def __len__(self) -> int:
+        return len(self._columns[0])
+
+    def batch(self):
+        """The hits gathered so far as one Arrow record batch of :func:`schema`; starts afresh."""
+        import pyarrow as pa
+
+        lines, times, ips, agents, users, hosts, paths, downloads, bots, events = self._columns
+        arrays = [
+            pa.array(lines, pa.int64()),
+            # "YYYY-MM-DD HH:MM:SS" in UTC: parsed without a zone, then labelled UTC (no shift)
+            pa.array(times, pa.string()).cast(pa.timestamp("s")).cast(pa.timestamp("s", tz="UTC")),
+            pa.array(ips, pa.string()), pa.array(agents, pa.string()), pa.array(users, pa.string()),
+            pa.array(hosts, pa.string()), pa.array(paths, pa.string()),
+            pa.array(downloads, pa.bool_()), pa.array(bots, pa.bool_()), pa.array(events, pa.bool_()),
+        ]
+        self.clear()
+        return pa.RecordBatch.from_arrays(arrays, schema=schema())
+
+    def clear(self) -> None:
+        for column in self._columns:
+            column.clear()
+
+
+def write_part(directory: str | os.PathLike, columns: HitColumns) -> int:
+    """Write the hits gathered in ``columns`` as one part in ``directory``; return how many.
+    Called by worker processes for their job, and by :class:`HitStoreWriter`."""
+    if not len(columns):
+        return 0
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    batch = columns.batch()
+    first = batch.column(0)[0].as_py()
+    name = Path(directory) / f"part-{first:012d}.parquet"
+    # dictionaries, no compression: a third of the write time of zstd, for a third of the log size on disk
+    pq.write_table(pa.Table.from_batches([batch]), name, compression="none", use_dictionary=DICTIONARY_COLUMNS,
+                   row_group_size=BATCH_HITS)
+    return batch.num_rows
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class HitStoreWriter:
+    """Builds a file's store in a temporary folder and publishes it with :meth:`commit`.
+
+    Hits arrive one at a time (:attr:`on_tracked`, the sequential scan), or worker processes write
+    parts into :attr:`parts_dir` themselves and report them with :meth:`add_part`."""
+
+    def __init__(self, path: str | os.PathLike, key: str) -> None:
+        self.path = Path(path)
+        self.key = key
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._sweep()
+        self.parts_dir = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
+        shutil.rmtree(self.parts_dir, ignore_errors=True)
+        self.parts_dir.mkdir()
+        self._pending = HitColumns()
+        self.hits = 0
+        self.broken = False  # a part could not be written: the store will not be published
+        pending = self._pending
+        gather = pending.on_tracked
+        flush = self._flush_pending
+
+        def on_tracked(hit: Hit, category: str, is_bot: bool) -> None:
+            gather(hit, category, is_bot)
+            if len(pending) >= BATCH_HITS:
+                flush()
+
+        self.on_tracked = on_tracked
+
+    def _sweep(self) -> None:
+        """Remove what a killed writer of this store left behind (another live one keeps its own)."""
+        for leftover in self.path.parent.glob(f".{self.path.name}.*-*"):
+            try:
+                pid = int(leftover.name.rsplit("-", 1)[1])
+            except ValueError:
+                continue
+            if pid != os.getpid() and not _alive(pid):
+                shutil.rmtree(leftover, ignore_errors=True)
+
+    def _flush_pending(self) -> None:
+        try:
+            self.hits += write_part(self.parts_dir, self._pending)
+        except OSError:  # a full disk must not stop an import: the store is only a cache
+            self._pending.clear()
+            self.broken = True
+
+    def add_part(self, hits: int) -> None:
+        """A worker wrote a part of ``hits`` hits into :attr:`parts_dir` (-1: it could not)."""
+        if hits < 0:
+            self.broken = True
+        else:
+            self.hits += hits
+
+    def commit(self) -> bool:
+        """Publish the store in place of any older one (a file without hits has a store too);
+        False when a part could not be written (nothing is published)."""
+        self._flush_pending()
+        if self.broken:
+            self.abort()
+            return False
+        manifest = {"format": FORMAT_VERSION, "key": self.key, "hits": self.hits}
+        (self.parts_dir / MANIFEST).write_text(json.dumps(manifest), encoding="utf-8")
+        old = self.path.with_name(f".{self.path.name}.old-{os.getpid()}")
+        try:
+            os.rename(self.path, old)
+        except FileNotFoundError:
+            old = None
+        os.rename(self.parts_dir, self.path)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+        return True
+
+    def abort(self) -> None:
+        self._pending.clear()
+        shutil.rmtree(self.parts_dir, ignore_errors=True)
+
+
+class HitStore:
+    """A published store: its parts, read a few at a time."""
+
+    def __init__(self, path: Path, parts: list[Path], hits: int) -> None:
+        self.path, self.parts, self.hits = path, parts, hits
+
+    def tables(self, columns, start=None, end=None):
+        """Tables of about :data:`BATCH_HITS` rows with ``columns``, in line order. With ``start``
+        and ``end`` (UTC datetimes), parts whose times all fall outside [start, end) are skipped."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        waiting, rows = [], 0
+        time_index = COLUMNS.index("time")
+        for part in self.parts:
+            handle = pq.ParquetFile(part)
+            if start is not None and not _may_hold(handle.metadata, time_index, start, end):
+                continue
+            table = handle.read(columns=list(columns))
+            waiting.append(table)
+            rows += table.num_rows
+            if rows >= BATCH_HITS:
+                yield pa.concat_tables(waiting).combine_chunks()
+                waiting, rows = [], 0
+        if waiting:
+            yield pa.concat_tables(waiting).combine_chunks()
+
+
+def _may_hold(metadata, column: int, start, end) -> bool:
+    """False when every row group's time statistics fall outside [start, end)."""
+    import datetime as dt
+
+    def utc(moment):
+        return moment.replace(tzinfo=dt.timezone.utc) if moment.tzinfo is None else moment
+
+    for group in range(metadata.num_row_groups):
+        seen = metadata.row_group(group).column(column).statistics
+        if seen is None or not seen.has_min_max:
+            return True
+        if utc(seen.max) >= start and utc(seen.min) < end:
+            return True
+    return False
+
+
+def open_store(path: str | os.PathLike, key: str) -> HitStore | None:
+    """The store at ``path`` when it was built for ``key``, else None (missing, unreadable, or
+    built from another content, plan or format)."""
+    path = Path(path)
+    try:
+        manifest = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_VERSION or manifest.get("key") != key:
+        return None
+    return HitStore(path, sorted(path.glob("part-*.parquet")), int(manifest.get("hits") or 0))
