@@ -132,7 +132,6 @@ class DayHits:
         start, end = LocalDay(self.site.timezone).bounds_utc(self.day)
         lo = pa.scalar(start.replace(tzinfo=None), pa.timestamp("s")).cast(pa.timestamp("s", tz="UTC"))
         hi = pa.scalar(end.replace(tzinfo=None), pa.timestamp("s")).cast(pa.timestamp("s", tz="UTC"))
-        seconds = pa.timestamp("s", tz="UTC")
         wanted = list(dict.fromkeys(("line_no", "time", "download", "bot", *columns)))
         ledger = self.ledger
         records = ledger.files_feeding_day(self.site.id, self.day) if self.records is None else self.records
@@ -160,9 +159,6 @@ class DayHits:
                 table = table.filter(mask)
                 if not table.num_rows:
                     continue
-                if table.schema.field("time").type != seconds:  # Parquet keeps seconds as milliseconds
-                    table = table.set_column(table.schema.get_field_index("time"), "time",
-                                             table.column("time").cast(seconds))
                 downloads = pc.sum(table.column("download")).as_py() or 0
                 stats.hits[DOWNLOADS] += downloads
                 stats.hits[PAGES] += table.num_rows - downloads

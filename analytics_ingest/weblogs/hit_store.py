@@ -1,23 +1,23 @@
-"""Each imported file's tracked hits as a columnar table, so later stages read columns, not logs.
+"""Each imported file's tracked hits in columns, so later stages read columns, not logs.
 
 The pretable, the usage aggregate and the archive check all need "the hits imported into day D".
 Re-reading and re-parsing the day's logs for each of them cost more than the import itself (a
 parse is ~300k lines/s; these stages are meant to run at ≥500k rows/s). So the import keeps, per
-file, what it parsed: ``<home>/hits/<file id>/``, Parquet parts of the file's tracked lines in line
-order (``part-<first line>.parquet``) and a ``store.json`` that says what they were built from.
+file, what it parsed: ``<home>/hits/<file id>/``, parts of the file's tracked lines in line order
+(``part-<first line>.part``) and a ``store.json`` that says what they were built from.
 
-The parts are written by whoever parsed the lines: the import's worker processes for a big file
-(the import's main process never loads pyarrow for it), else one process. A file small enough to be
-parsed in the importing process (below ``parallel_min_bytes``) gets its store from its first
-reader instead: re-reading it takes a fraction of a second, and a short CLI import is spared
-loading pyarrow.
+Parts are written by whoever parsed the lines: the import's worker processes for a big file, else
+the importing process. They are plain ``marshal`` records with the text columns dictionary-encoded
+in Python, so that writing them needs no pyarrow: the import's processes stay as small and as
+quick to start as before. Readers turn them into Arrow tables (:func:`read_part`).
 
 It is a **cache, not a record of delivery**: it holds every tracked hit of the file as parsed under
 the file's plan, whether or not it reached Matomo yet. What reached Matomo stays the ledger's
 business: readers take the file's day and leave out the lines Matomo rejected
 (:mod:`.day_hits`). A store belongs to one content and one plan (:func:`store_key`: the file's
 fingerprint, size and plan); one that does not match -- a file that grew, an older format, a
-store lost with the disk -- is rebuilt by re-reading the log, once.
+store lost with the disk, a file imported before stores existed -- is rebuilt by re-reading the
+log, once.
 
 Whole or not at all: parts go to a temporary folder that is renamed into place only after a scan
 that read the whole file, so an interrupted import leaves no half store where readers look.
@@ -27,32 +27,26 @@ from __future__ import annotations
 
 import hashlib
 import json
+import marshal
 import os
 import shutil
+from array import array
 from pathlib import Path
 
+from ..errors import InputError
 from ..hits import Hit, is_event
 from ..vocabulary import DOWNLOADS
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 MANIFEST = "store.json"
+PART_SUFFIX = ".part"
 BATCH_HITS = 65_536  # hits per part when one process writes them all; readers read this many at a time
 # The columns, in order. ``time`` is the hit's UTC time (Matomo's ``cdt``); ``download`` its
 # category (else a page view); ``bot`` the classifier's bot flag (tracked with enable_bots);
 # ``event`` a Matomo event (a CloudFront RTMP or replayed ``e_c`` hit).
 COLUMNS = ("line_no", "time", "ip", "user_agent", "user_id", "host", "path", "download", "bot", "event")
-# Dictionary-encoded in the parts: a day repeats its agents, addresses, hosts and paths.
-DICTIONARY_COLUMNS = ["ip", "user_agent", "user_id", "host", "path"]
-
-
-def schema():
-    import pyarrow as pa
-
-    return pa.schema([
-        ("line_no", pa.int64()), ("time", pa.timestamp("s", tz="UTC")), ("ip", pa.string()),
-        ("user_agent", pa.string()), ("user_id", pa.string()), ("host", pa.string()), ("path", pa.string()),
-        ("download", pa.bool_()), ("bot", pa.bool_()), ("event", pa.bool_()),
-    ])
+# Text columns, dictionary-encoded in a part: a day repeats its agents, addresses, hosts and paths.
+TEXT_COLUMNS = ("time", "ip", "user_agent", "user_id", "host", "path")
 
 
 def store_path(directory: str | os.PathLike, file_id: int) -> Path:
@@ -71,7 +65,7 @@ def record_key(record) -> str:
 
 class HitColumns:
     """Tracked hits gathered straight into column lists: :attr:`on_tracked` per hit, then
-    :meth:`batch`. Only the hits' field values are kept, never the Hit objects: a few thousand
+    :meth:`encode`. Only the hits' field values are kept, never the Hit objects: a few thousand
     live objects per job would make the garbage collector rescan them again and again (it doubled
     a worker's time)."""
 
@@ -96,21 +90,26 @@ class HitColumns:
     def __len__(self) -> int:
         return len(self._columns[0])
 
-    def batch(self):
-        """The hits gathered so far as one Arrow record batch of :func:`schema`; starts afresh."""
-        import pyarrow as pa
+    @property
+    def first_line(self) -> int:
+        return self._columns[0][0]
 
+    def encode(self) -> dict:
+        """The hits gathered so far as one part (see :func:`write_part`); starts afresh.
+
+        Text columns are dictionary-encoded here, in plain Python, so that the worker processes
+        that write parts never load pyarrow (it would cost each of them ~130 MB and a third of a
+        second): the distinct values once, then one 32-bit index per hit."""
         lines, times, ips, agents, users, hosts, paths, downloads, bots, events = self._columns
-        arrays = [
-            pa.array(lines, pa.int64()),
-            # "YYYY-MM-DD HH:MM:SS" in UTC: parsed without a zone, then labelled UTC (no shift)
-            pa.array(times, pa.string()).cast(pa.timestamp("s")).cast(pa.timestamp("s", tz="UTC")),
-            pa.array(ips, pa.string()), pa.array(agents, pa.string()), pa.array(users, pa.string()),
-            pa.array(hosts, pa.string()), pa.array(paths, pa.string()),
-            pa.array(downloads, pa.bool_()), pa.array(bots, pa.bool_()), pa.array(events, pa.bool_()),
-        ]
+        part: dict = {"format": FORMAT_VERSION, "rows": len(lines), "line_no": array("q", lines).tobytes()}
+        for name, values in zip(TEXT_COLUMNS, (times, ips, agents, users, hosts, paths)):
+            codes: dict[str, int] = {}
+            index = [codes.setdefault(v, len(codes)) for v in values]
+            part[name] = (array("i", index).tobytes(), list(codes))
+        for name, values in (("download", downloads), ("bot", bots), ("event", events)):
+            part[name] = array("b", values).tobytes()
         self.clear()
-        return pa.RecordBatch.from_arrays(arrays, schema=schema())
+        return part
 
     def clear(self) -> None:
         for column in self._columns:
@@ -119,19 +118,45 @@ class HitColumns:
 
 def write_part(directory: str | os.PathLike, columns: HitColumns) -> int:
     """Write the hits gathered in ``columns`` as one part in ``directory``; return how many.
-    Called by worker processes for their job, and by :class:`HitStoreWriter`."""
+    Called by worker processes for their job, and by :class:`HitStoreWriter`. A part is one
+    ``marshal`` record: our own file, read only by :func:`read_part`."""
     if not len(columns):
         return 0
-    import pyarrow as pa
-    import pyarrow.parquet as pq
+    path = Path(directory) / f"part-{columns.first_line:012d}{PART_SUFFIX}"
+    part = columns.encode()
+    with open(path, "wb") as fh:
+        fh.write(marshal.dumps(part))
+    return part["rows"]
 
-    batch = columns.batch()
-    first = batch.column(0)[0].as_py()
-    name = Path(directory) / f"part-{first:012d}.parquet"
-    # dictionaries, no compression: a third of the write time of zstd, for a third of the log size on disk
-    pq.write_table(pa.Table.from_batches([batch]), name, compression="none", use_dictionary=DICTIONARY_COLUMNS,
-                   row_group_size=BATCH_HITS)
-    return batch.num_rows
+
+def read_part(path: Path):
+    """One part as an Arrow table of :data:`COLUMNS` (text columns as dictionaries). Raises
+    :class:`~analytics_ingest.errors.InputError` (one line) for a damaged part."""
+    import numpy as np
+    import pyarrow as pa
+
+    try:
+        part = marshal.loads(path.read_bytes())
+        if not isinstance(part, dict) or part.get("format") != FORMAT_VERSION:
+            raise ValueError("not a part of this format")
+        arrays = {"line_no": pa.array(np.frombuffer(part["line_no"], np.int64))}
+        for name in TEXT_COLUMNS:
+            raw_index, values = part[name]
+            index = pa.array(np.frombuffer(raw_index, np.int32))
+            if name == "time":
+                # "YYYY-MM-DD HH:MM:SS" in UTC: parsed without a zone, then labelled UTC (no shift)
+                stamps = pa.array(values, pa.string()).cast(pa.timestamp("s")).cast(pa.timestamp("s", tz="UTC"))
+                arrays[name] = stamps.take(index)
+            else:
+                arrays[name] = pa.DictionaryArray.from_arrays(index, pa.array(values, pa.string()))
+        for name in ("download", "bot", "event"):
+            arrays[name] = pa.array(np.frombuffer(part[name], np.int8).astype(bool))
+        if any(len(a) != part["rows"] for a in arrays.values()):
+            raise ValueError("columns of unequal length")
+    except (OSError, EOFError, ValueError, TypeError, KeyError, pa.ArrowInvalid) as exc:
+        raise InputError(f"hit store part {path} is damaged ({exc}); delete the folder {path.parent}: it is "
+                         "rebuilt from the log") from None
+    return pa.table([arrays[name] for name in COLUMNS], names=list(COLUMNS))
 
 
 def _alive(pid: int) -> bool:
@@ -230,15 +255,13 @@ class HitStore:
         """Tables of about :data:`BATCH_HITS` rows with ``columns``, in line order. With ``start``
         and ``end`` (UTC datetimes), parts whose times all fall outside [start, end) are skipped."""
         import pyarrow as pa
-        import pyarrow.parquet as pq
 
         waiting, rows = [], 0
-        time_index = COLUMNS.index("time")
         for part in self.parts:
-            handle = pq.ParquetFile(part)
-            if start is not None and not _may_hold(handle.metadata, time_index, start, end):
+            table = read_part(part)
+            if start is not None and not _may_hold(table.column("time"), start, end):
                 continue
-            table = handle.read(columns=list(columns))
+            table = table.select(list(columns))
             waiting.append(table)
             rows += table.num_rows
             if rows >= BATCH_HITS:
@@ -248,20 +271,14 @@ class HitStore:
             yield pa.concat_tables(waiting).combine_chunks()
 
 
-def _may_hold(metadata, column: int, start, end) -> bool:
-    """False when every row group's time statistics fall outside [start, end)."""
-    import datetime as dt
+def _may_hold(times, start, end) -> bool:
+    """False when every time of a part falls outside [start, end)."""
+    import pyarrow.compute as pc
 
-    def utc(moment):
-        return moment.replace(tzinfo=dt.timezone.utc) if moment.tzinfo is None else moment
-
-    for group in range(metadata.num_row_groups):
-        seen = metadata.row_group(group).column(column).statistics
-        if seen is None or not seen.has_min_max:
-            return True
-        if utc(seen.max) >= start and utc(seen.min) < end:
-            return True
-    return False
+    if not len(times):
+        return False
+    bounds = pc.min_max(times)
+    return bounds["max"].as_py() >= start and bounds["min"].as_py() < end
 
 
 def open_store(path: str | os.PathLike, key: str) -> HitStore | None:
@@ -274,4 +291,4 @@ def open_store(path: str | os.PathLike, key: str) -> HitStore | None:
         return None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_VERSION or manifest.get("key") != key:
         return None
-    return HitStore(path, sorted(path.glob("part-*.parquet")), int(manifest.get("hits") or 0))
+    return HitStore(path, sorted(path.glob(f"part-*{PART_SUFFIX}")), int(manifest.get("hits") or 0))

@@ -406,9 +406,7 @@ class Importer:
     def _store_writer(self, file_id: int, plan: dict) -> hit_store.HitStoreWriter | None:
         """The writer of this file's hit store (None when the importer keeps none). Keyed by the
         content and plan as the ledger now records them, which is what readers compare."""
-        if self.hit_store_dir is None or self._pool is None:
-            # A file small enough to be parsed in this process is re-read by its first reader in a
-            # fraction of a second; a short CLI import is spared loading pyarrow.
+        if self.hit_store_dir is None:
             return None
         record = self.ledger.get_file_by_id(file_id)
         try:
