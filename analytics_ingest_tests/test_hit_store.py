@@ -25,8 +25,7 @@ from hypothesis import strategies as st
 from analytics_ingest.config import load_settings
 from analytics_ingest.engine import open_ledger
 from analytics_ingest.errors import InputError
-from analytics_ingest.pretable import build_pretable
-from analytics_ingest.pretable import matomo_rules
+from analytics_ingest.pretable import build_pretable, matomo_rules
 from analytics_ingest.pretable.agents import agents_cache_path
 from analytics_ingest.pretable.schema import parquet_schema
 from analytics_ingest.pretable.tsv import tsv_lines, tsv_value
@@ -200,9 +199,9 @@ def test_a_store_that_cannot_be_written_never_stops_the_import(tmp_path, monkeyp
 
 def test_a_killed_writers_leftovers_are_swept(tmp_path):
     folder = tmp_path / "hits"
-    leftover = folder / ".7.tmp-999999999"  # no such process
+    leftover = folder / ".7.tmp-999999999.0badc0de"  # no such process
     leftover.mkdir(parents=True)
-    mine = folder / f".7.tmp-{os.getppid()}"  # a live process's work in progress stays
+    mine = folder / f".7.tmp-{os.getppid()}.12345678"  # a live process's work in progress stays
     mine.mkdir()
     writer = hit_store.HitStoreWriter(folder / "7", "key")
     assert not leftover.exists() and mine.exists()
@@ -262,3 +261,60 @@ def test_sessions_are_matomos_thirty_minute_rule(hits):
         expected[vid] = (len(times), sessions)
     got = _visits(np.array([v for v, _ in hits], np.int64), np.array([t for _, t in hits], np.int64))
     assert got == expected
+
+
+def _one_hit_writer(folder: Path, key: str, path: str = "/a") -> hit_store.HitStoreWriter:
+    from analytics_ingest.hits import Hit
+
+    writer = hit_store.HitStoreWriter(folder / "3", key)
+    writer.on_tracked(Hit(1, "81.2.69.1", "2024-03-14 10:00:00", "GET", path, 200, user_agent=UA), "pages", False)
+    return writer
+
+
+def test_two_writers_publishing_the_same_store_at_once_both_succeed(tmp_path, monkeypatch):
+    # An import and a reader's rebuild of the same file: the import publishes between the
+    # rebuild's two renames (old store aside, new store in place).
+    folder = tmp_path / "hits"
+    rebuild, importing = _one_hit_writer(folder, "same"), _one_hit_writer(folder, "same")
+    real_rename = os.rename
+    calls = []
+
+    def rename(src, dst):
+        calls.append(Path(dst).name)
+        if len(calls) == 2:  # the rebuild is about to put its folder in place
+            assert importing.commit()
+        return real_rename(src, dst)
+
+    monkeypatch.setattr(hit_store.os, "rename", rename)
+    assert rebuild.commit()
+    monkeypatch.undo()
+    store = hit_store.open_store(folder / "3", "same")
+    assert store is not None and store.hits == 1
+    assert sorted(p.name for p in folder.iterdir()) == ["3"]  # neither temporary folder is left
+
+    other = _one_hit_writer(folder, "another content")  # a store of another content is not taken as ours
+    other_rename_calls = []
+
+    def rename_other(src, dst):
+        other_rename_calls.append(dst)
+        if len(other_rename_calls) == 2:
+            assert _one_hit_writer(folder, "third").commit()
+        return real_rename(src, dst)
+
+    monkeypatch.setattr(hit_store.os, "rename", rename_other)
+    with pytest.raises(OSError):
+        other.commit()
+
+
+def test_a_damaged_part_is_one_line_that_says_what_to_do(tmp_path):
+    folder = tmp_path / "hits"
+    assert _one_hit_writer(folder, "k").commit()
+    (part,) = (folder / "3").glob(f"part-*{hit_store.PART_SUFFIX}")
+    part.write_bytes(part.read_bytes()[:-7])
+    with pytest.raises(InputError, match="is damaged .*delete the folder .*rebuilt from the log") as info:
+        list(hit_store.open_store(folder / "3", "k").tables(hit_store.COLUMNS))
+    assert "\n" not in str(info.value)
+    part.unlink()  # replaced under the reader by a new import of the file
+    store = hit_store.HitStore(folder / "3", [part], 1)
+    with pytest.raises(InputError, match="was replaced while it was read"):
+        list(store.tables(hit_store.COLUMNS))

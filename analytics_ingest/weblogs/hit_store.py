@@ -25,11 +25,14 @@ that read the whole file, so an interrupted import leaves no half store where re
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import marshal
 import os
+import re
 import shutil
+import uuid
 from array import array
 from pathlib import Path
 
@@ -40,6 +43,7 @@ from ..vocabulary import DOWNLOADS
 FORMAT_VERSION = 3
 MANIFEST = "store.json"
 PART_SUFFIX = ".part"
+_LEFTOVER = re.compile(r"\.(?:tmp|old)-(\d+)(?:\.[0-9a-f]+)?")  # a writer's folders: .<id>.tmp-<pid>.<nonce>
 BATCH_HITS = 65_536  # hits per part when one process writes them all; readers read this many at a time
 # The columns, in order. ``time`` is the hit's UTC time (Matomo's ``cdt``); ``download`` its
 # category (else a page view); ``bot`` the classifier's bot flag (tracked with enable_bots);
@@ -136,7 +140,12 @@ def read_part(path: Path):
     import pyarrow as pa
 
     try:
-        part = marshal.loads(path.read_bytes())
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise InputError(f"the hit store {path.parent} was replaced while it was read (the file was imported "
+                         "again meanwhile); run this step again") from None
+    try:
+        part = marshal.loads(raw)
         if not isinstance(part, dict) or part.get("format") != FORMAT_VERSION:
             raise ValueError("not a part of this format")
         arrays = {"line_no": pa.array(np.frombuffer(part["line_no"], np.int64))}
@@ -180,8 +189,8 @@ class HitStoreWriter:
         self.key = key
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._sweep()
-        self.parts_dir = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
-        shutil.rmtree(self.parts_dir, ignore_errors=True)
+        self._nonce = f"{os.getpid()}.{uuid.uuid4().hex[:8]}"  # two writers may share a process
+        self.parts_dir = self.path.with_name(f".{self.path.name}.tmp-{self._nonce}")
         self.parts_dir.mkdir()
         self._pending = HitColumns()
         self.hits = 0
@@ -200,11 +209,8 @@ class HitStoreWriter:
     def _sweep(self) -> None:
         """Remove what a killed writer of this store left behind (another live one keeps its own)."""
         for leftover in self.path.parent.glob(f".{self.path.name}.*-*"):
-            try:
-                pid = int(leftover.name.rsplit("-", 1)[1])
-            except ValueError:
-                continue
-            if pid != os.getpid() and not _alive(pid):
+            found = _LEFTOVER.fullmatch(leftover.name[len(self.path.name) + 1:])
+            if found and int(found.group(1)) != os.getpid() and not _alive(int(found.group(1))):
                 shutil.rmtree(leftover, ignore_errors=True)
 
     def _flush_pending(self) -> None:
@@ -230,12 +236,19 @@ class HitStoreWriter:
             return False
         manifest = {"format": FORMAT_VERSION, "key": self.key, "hits": self.hits}
         (self.parts_dir / MANIFEST).write_text(json.dumps(manifest), encoding="utf-8")
-        old = self.path.with_name(f".{self.path.name}.old-{os.getpid()}")
+        old = self.path.with_name(f".{self.path.name}.old-{self._nonce}")
         try:
             os.rename(self.path, old)
         except FileNotFoundError:
             old = None
-        os.rename(self.parts_dir, self.path)
+        try:
+            os.rename(self.parts_dir, self.path)
+        except OSError as exc:
+            # Another writer of the same file (an import and a reader's rebuild) published between
+            # our two renames. Its store stands if it was built from the same content and plan.
+            if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST) or open_store(self.path, self.key) is None:
+                raise
+            shutil.rmtree(self.parts_dir, ignore_errors=True)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
         return True
