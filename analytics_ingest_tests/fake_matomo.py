@@ -45,6 +45,11 @@ Errors are HTTP 200 ``{"result":"error","message":...}`` as in Matomo. Methods:
   options), ``{"value": false}`` when the option is empty (never set, as on a fresh Matomo 4.12.3);
   like Matomo they need an admin token, so a ``superuser=False`` token gets the error
   answer "You can't access this resource as it requires 'admin' access."
+* ``SitesManager.getExcludedQueryParametersGlobal`` (any token; the ``excluded_parameters_global``
+  option, ``false`` when empty) and ``SitesManager.getSearchKeywordParametersGlobal`` (admin; the
+  ``search_keyword_parameters_global`` option, Matomo's default list when never set). A site's
+  ``sitesearch``, ``sitesearch_keyword_parameters`` and ``excluded_parameters`` come from its entry
+  in ``sites`` and shape the actions :meth:`FakeMatomo.write_log_tables` stores.
 * ``Live.getLastVisitsDetails`` (idSite, period, date, segment, minTimestamp, filter_limit
   default 10 as in ``plugins/Live/API.php``, below 1 = all, filter_offset, filter_sort_order
   desc|asc). Visits are rebuilt from the stored hits of the site: same (normalised ``cip``,
@@ -228,6 +233,8 @@ _BULK_ONLY = sorted(set(FAULT_KINDS) - _API_KINDS)
 # Matomo 4.12.3's answers when Live cannot be used (core/Exception/PluginDeactivatedException.php,
 # rendered by core/DataTable/Renderer.php::formatValueXml, which turns '>' into '&gt;';
 # plugins/Live/Live.php::checkIsVisitorLogEnabled).
+# SitesManager\API::DEFAULT_SEARCH_KEYWORD_PARAMETERS of Matomo 4.12.3
+DEFAULT_SEARCH_KEYWORD_PARAMETERS = "q,query,s,search,searchword,k,keyword"
 LIVE_DEACTIVATED = ("The plugin Live is not enabled. You can activate the plugin on Settings &gt; Plugins page "
                     "in Matomo.")
 VISITS_LOG_OFF_SITE = ("Visits log is deactivated in website settings. A user with at least admin access can "
@@ -832,6 +839,8 @@ class FakeMatomo:
         bot_user_agents: tuple = (),
         excluded_ips_global: str = "",
         excluded_user_agents_global: str = "",
+        excluded_parameters_global: str = "",
+        search_keyword_parameters_global: str | None = None,
     ) -> None:
         if sites is None:
             sites = {1: {"name": "Demo", "main_url": "https://example.org", "timezone": "UTC"}}
@@ -853,6 +862,10 @@ class FakeMatomo:
         self.bot_user_agents = tuple(bot_user_agents)
         self.excluded_ips_global = excluded_ips_global
         self.excluded_user_agents_global = excluded_user_agents_global
+        # Websites > Settings: global excluded query parameters and site search keyword parameters
+        # (None: never set, Matomo answers its default list).
+        self.excluded_parameters_global = excluded_parameters_global
+        self.search_keyword_parameters_global = search_keyword_parameters_global
         # Opt-in: reports come from archived snapshots instead of live (see the module docstring).
         self.archiving = archiving
         self.sites: dict[int, dict] = {int(k): dict(v) for k, v in sites.items()}
@@ -1317,6 +1330,7 @@ class FakeMatomo:
         "SitesManager.getSitesIdFromSiteUrl", "SitesManager.getAllSites", "Live.getLastVisitsDetails",
         "VisitsSummary.get", "Actions.get", "CoreAdminHome.invalidateArchivedReports",
         "SitesManager.getExcludedIpsGlobal", "SitesManager.getExcludedUserAgentsGlobal",
+        "SitesManager.getExcludedQueryParametersGlobal", "SitesManager.getSearchKeywordParametersGlobal",
     )
 
     def _api(self, p: dict) -> Any:
@@ -1355,6 +1369,13 @@ class FakeMatomo:
             ips = name.endswith("IpsGlobal")
             # Option::get: false for an option never set (a fresh install), as Matomo 4.12.3 answers
             return {"value": (self.excluded_ips_global if ips else self.excluded_user_agents_global) or False}
+        if name == "SitesManager.getExcludedQueryParametersGlobal":  # view access, Option::get
+            return {"value": self.excluded_parameters_global or False}
+        if name == "SitesManager.getSearchKeywordParametersGlobal":
+            if not self.superuser:  # Piwik::checkUserHasSomeAdminAccess
+                raise _ApiError("You can't access this resource as it requires 'admin' access.")
+            names = self.search_keyword_parameters_global
+            return {"value": DEFAULT_SEARCH_KEYWORD_PARAMETERS if names is None else names}
         if name == "Live.getLastVisitsDetails":
             return self._live(p)
         if name in ("VisitsSummary.get", "Actions.get"):
@@ -1385,7 +1406,8 @@ class FakeMatomo:
             "creator_login": "admin",
         }
         for key, value in site.items():
-            if key in ("excluded_ips", "excluded_user_agents", "excluded_parameters", "excluded_referrers"):
+            if key in ("excluded_ips", "excluded_user_agents", "excluded_parameters", "excluded_referrers",
+                       "sitesearch", "sitesearch_keyword_parameters"):
                 out[key] = str(value)  # the site's settings, as Matomo stores them (comma-separated)
             else:
                 out.setdefault(key, value)
@@ -1415,6 +1437,21 @@ class FakeMatomo:
             visit.id = i
         return visits
 
+    def _url_rules(self, idsite: int):
+        """The site's URL settings as Matomo's tracker cache holds them (SitesManager.php,
+        recordWebsiteDataInCache): site search on or off, the site's keyword parameters or else the
+        global ones, the site's plus the global excluded parameters on top of the built-in ones."""
+        from analytics_ingest.pretable.matomo_rules import EXCLUDED_QUERY_PARAMETERS, UrlRules
+
+        site = self._site_dict(idsite)
+        entries = lambda text: [t.strip() for t in str(text or "").split(",") if t.strip()]  # noqa: E731
+        keywords = entries(site["sitesearch_keyword_parameters"]) or entries(
+            DEFAULT_SEARCH_KEYWORD_PARAMETERS if self.search_keyword_parameters_global is None
+            else self.search_keyword_parameters_global)
+        excluded = {e.lower() for e in entries(site["excluded_parameters"]) + entries(self.excluded_parameters_global)}
+        return UrlRules(site_search=site["sitesearch"] not in ("", "0"), keyword_parameters=tuple(keywords),
+                        excluded=EXCLUDED_QUERY_PARAMETERS | excluded, source=f"fake site {idsite}")
+
     def write_log_tables(self, db_url: str, idsite: int = 1, prefix: str = "matomo_") -> dict[str, int]:
         """Opt-in: write the site's stored hits into Matomo's raw log tables at ``db_url`` (a
         MySQL/MariaDB SQLAlchemy URL; tables from :data:`MATOMO_LOG_TABLES` created when missing),
@@ -1433,9 +1470,10 @@ class FakeMatomo:
         from sqlalchemy import create_engine
 
         from analytics_ingest.matomo.exclusions import MatomoExclusions
-        from analytics_ingest.pretable.matomo_rules import MatomoBrowsers, matomo_action
+        from analytics_ingest.pretable.matomo_rules import MatomoBrowsers
 
         browsers, bot_ranges = MatomoBrowsers(), MatomoExclusions()
+        rules = self._url_rules(int(idsite))
         prefixes = (("http://www.", 1), ("http://", 0), ("https://www.", 3), ("https://", 2))
         actions: dict[tuple[str, int], int] = {}
         action_rows: list[tuple] = []
@@ -1459,7 +1497,7 @@ class FakeMatomo:
                 params = hit.params
                 server_time = _dt.datetime.fromtimestamp(hit.ts, _dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
                 download = "download" in params
-                found = matomo_action(params.get("download") or params.get("url", ""), download=download)
+                found = rules.action(params.get("download") or params.get("url", ""), download=download)
                 url_id = name_id = event_id = None
                 if params.get("e_c"):
                     event_id = idaction(params["e_c"], 10)

@@ -136,3 +136,70 @@ def test_matomo_rules_on_urls():
     assert name("https://WWW.example.org/f.pdf?a=1&b=2", download=True) == "example.org/f.pdf?a=1&b=2"
     assert name("https://example.org/a?x=%3C&y=<b>") == "example.org/a?x=%3C&y=<b>"
     assert name("https://example.org/p;a=1;b=2") == "example.org/p?a=1&b=2"
+
+
+SETTINGS_LINES = [
+    ("81.2.69.170", "00:20:00", "/search?q=open+data", CHROME),  # no site search on this site
+    ("81.2.69.170", "00:21:00", "/catalogue?find=maps&lang=en", CHROME),  # its own keyword parameter
+    ("81.2.69.171", "00:22:00", "/item/9?SessionKey=abc&view=full&Track=1", FIREFOX),  # its own excluded ones
+    ("81.2.69.171", "00:23:00", "/item/9?utm_source=x&view=full", FIREFOX),  # the built-in ones still go
+]
+
+
+@pytest.mark.parametrize("search_on", [False, True])
+def test_a_sites_own_url_settings_give_identical_rows(tmp_path, matomo_mysql, search_on):
+    """Site search off (or on with the site's own keyword parameter), excluded parameters of the
+    site and of the whole Matomo: the hits source reads them from Matomo and stores the same
+    actions as the tracker did."""
+    from analytics_ingest_tests.fake_matomo import FakeMatomo
+
+    site_settings = {"name": "Web", "main_url": "https://www.example.org", "timezone": "UTC",
+                     "sitesearch": "1" if search_on else "0", "excluded_parameters": "sessionkey",
+                     "sitesearch_keyword_parameters": "find" if search_on else ""}
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    log = logs / f"access.log.{DAY}"
+    make_log(log, 600, seed=16, date=DAY.isoformat(), tz="+0000")
+    with open(log, "a", encoding="utf-8") as fh:
+        for ip, time, target, agent in SETTINGS_LINES:
+            fh.write(f'{ip} - - [14/Mar/2024:{time} +0000] "GET {target} HTTP/1.1" 200 512 "-" "{agent}"\n')
+    hits_site, db_site = _site(tmp_path, logs, "hits"), _site(tmp_path, logs, "matomo_db")
+    with FakeMatomo(token=TOKEN, sites={1: site_settings}, excluded_parameters_global="track") as fake:
+        settings = load_settings(home=tmp_path / "home", matomo_url=fake.url, matomo_token=TOKEN,
+                                 environ={"MATOMO_DB_URL": matomo_mysql})
+        with open_ledger(settings) as ledger:
+            pipeline.queue_day(ledger, hits_site, DAY)
+            assert pipeline.import_day(settings, ledger, hits_site, DAY).status == "loaded"
+        fake.write_log_tables(matomo_mysql, idsite=1)
+        with open_ledger(settings) as ledger:
+            from_hits = build_pretable(settings, ledger, hits_site, DAY)
+            from_db = build_pretable(settings, ledger, db_site, DAY)
+        assert fake.errors == []
+    hits_rows = Counter(read_pretable_tsv(from_hits.tsv))
+    db_rows = Counter(read_pretable_tsv(from_db.tsv))
+    assert hits_rows - db_rows == Counter() and db_rows - hits_rows == Counter()
+    assert from_hits.url_rules == "Matomo site 1's settings" and from_hits.unread == []
+    ours = {r[6] for r in hits_rows if r[3] in ("81.2.69.170", "81.2.69.171")}
+    if search_on:  # only the site's keyword parameter makes a site search; q is a parameter like any
+        assert ours == {"example.org/search?q=open+data", "search:maps", "example.org/item/9?view=full"}
+    else:
+        assert ours == {"example.org/search?q=open+data", "example.org/catalogue?find=maps&lang=en",
+                        "example.org/item/9?view=full"}
+        assert not any(name.startswith("search:") for name, *_ in ((r[6],) for r in hits_rows))
+
+
+def test_url_settings_a_token_cannot_read_keep_their_defaults_and_are_named():
+    from analytics_ingest.matomo.api import MatomoApi
+    from analytics_ingest.pretable.matomo_rules import SITE_SEARCH_KEYWORD_PARAMETERS
+    from analytics_ingest.pretable.site_rules import url_rules_from_api
+    from analytics_ingest_tests.fake_matomo import FakeMatomo
+
+    sites = {1: {"name": "Web", "main_url": "https://example.org", "excluded_parameters": "Token"}}
+    with FakeMatomo(token=TOKEN, sites=sites, superuser=False, search_keyword_parameters_global="term") as fake:
+        rules, unread = url_rules_from_api(MatomoApi(fake.url, TOKEN), 1)
+    assert rules.site_search and rules.keyword_parameters == SITE_SEARCH_KEYWORD_PARAMETERS  # not "term": unread
+    assert "token" in rules.excluded and "utm_source" in rules.excluded
+    assert len(unread) == 1 and unread[0].startswith("the global site search keyword parameters (")
+    with FakeMatomo(token=TOKEN, sites=sites, search_keyword_parameters_global="term") as fake:
+        rules, unread = url_rules_from_api(MatomoApi(fake.url, TOKEN), 1)
+    assert rules.keyword_parameters == ("term",) and unread == []

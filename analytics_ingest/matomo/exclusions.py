@@ -144,11 +144,12 @@ class MatomoExclusions:
             site = {}
             unread.append(f"site {idsite}'s excluded IPs and user agents ({exc})")
         site = site if isinstance(site, dict) else {}
-        global_ips = _global(api, "SitesManager.getExcludedIpsGlobal", "global excluded IPs", unread)
-        global_agents = _global(api, "SitesManager.getExcludedUserAgentsGlobal", "global excluded user agents",
-                                unread)
-        ips = [ip_range(p) for p in _split(site.get("excluded_ips")) + _split(global_ips)]
-        agents = tuple(dict.fromkeys(_split(global_agents) + _split(site.get("excluded_user_agents"))))
+        global_ips = read_global(api, "SitesManager.getExcludedIpsGlobal", "global excluded IPs", unread)
+        global_agents = read_global(api, "SitesManager.getExcludedUserAgentsGlobal", "global excluded user agents",
+                                    unread)
+        ips = [ip_range(p) for p in setting_entries(site.get("excluded_ips")) + setting_entries(global_ips)]
+        agents = tuple(dict.fromkeys(setting_entries(global_agents)
+                                     + setting_entries(site.get("excluded_user_agents"))))
         return cls(tuple(n for n in ips if n is not None), agents, unread)
 
     def reason(self, ip: str, user_agent: str, bots: bool) -> str | None:
@@ -210,7 +211,7 @@ class MatomoExclusions:
         return found
 
 
-def _split(value) -> list[str]:
+def setting_entries(value) -> list[str]:
     """A comma-separated Matomo setting (or a list of them) as its non-blank entries. ``false`` is
     an option never set: Matomo 4.12.3's ``getExcludedIpsGlobal`` answers ``{"value": false}`` on a
     fresh install (``Option::get``), which is no entry, not the text "False"."""
@@ -221,7 +222,7 @@ def _split(value) -> list[str]:
     return [p.strip() for p in str(value).split(",") if p.strip()]
 
 
-def _global(api, method: str, label: str, unread: list[str]):
+def read_global(api, method: str, label: str, unread: list[str]):
     try:
         answer = api.call(method)
     except MatomoApiError as exc:
@@ -231,4 +232,4 @@ def _global(api, method: str, label: str, unread: list[str]):
 
 
 __all__ = ["BOT_IP", "BOT_IP_RANGES", "EXCLUDED_IP", "EXCLUDED_USER_AGENT", "REASONS", "MatomoExclusions",
-           "ip_range", "php_regex"]
+           "ip_range", "php_regex", "read_global", "setting_entries"]

@@ -19,6 +19,8 @@ from ..weblogs.day_hits import DayHits, LocalDay, hit_store_dir
 from .agents import AgentFacts, agents_cache_path
 from .from_hits import HitRows, open_geolocator
 from .from_matomo import matomo_rows
+from .matomo_rules import DEFAULT_RULES, UrlRules
+from .site_rules import url_rules_from_api
 from .table import PretableWriter
 
 LOADED_OR_LATER = DAY_STATUSES[DAY_STATUSES.index(DAY_LOADED):]
@@ -40,6 +42,8 @@ class PretableResult:
     files_read: list[str] = field(default_factory=list)
     missing_files: list[str] = field(default_factory=list)
     geolocated: bool = False
+    url_rules: str = ""  # whose URL settings the hits went through (source hits)
+    unread: list[str] = field(default_factory=list)  # Matomo settings that could not be read
     seconds: float = 0.0
     day_status: str = ""
 
@@ -69,6 +73,15 @@ def neighbours_ready(ledger, site, day: dt.date) -> list[str]:
     return waiting
 
 
+def site_url_rules(settings, site) -> tuple[UrlRules, list[str]]:
+    """The URL settings of the site in Matomo (offline, with no Matomo to ask: a new site's)."""
+    if settings.offline:
+        return DEFAULT_RULES, []
+    from ..matomo.api import MatomoApi
+
+    return url_rules_from_api(MatomoApi(settings.matomo_url, settings.matomo_token), site.id)
+
+
 def build_pretable(settings, ledger, site, day: dt.date) -> PretableResult:
     """Write ``pretables/<site>/<day>.tsv`` and ``.parquet``; the day becomes Pretable.
 
@@ -92,8 +105,10 @@ def build_pretable(settings, ledger, site, day: dt.date) -> PretableResult:
         else:
             geo = open_geolocator(settings.geoip_db)
             result.geolocated = geo is not None
+            rules, result.unread = site_url_rules(settings, site)
+            result.url_rules = rules.source
             agents = AgentFacts(agents_cache_path(settings.home))
-            rows = HitRows(site.main_url, geo, bots_sent=site.classify.enable_bots, agents=agents)
+            rows = HitRows(site.main_url, geo, bots_sent=site.classify.enable_bots, agents=agents, rules=rules)
             day_hits = DayHits(hit_store_dir(settings), ledger, site, day)
             try:
                 for _record, hits in day_hits.tables(columns=HitRows.COLUMNS):

@@ -21,7 +21,7 @@ from ..errors import ConfigError
 from ..matomo.exclusions import MatomoExclusions
 from ..matomo.tracking import RequestBuilder
 from .agents import AgentFacts
-from .matomo_rules import matomo_action, pretable_action_name, pretable_browser
+from .matomo_rules import DEFAULT_RULES, UrlRules, pretable_action_name, pretable_browser
 from .schema import parquet_schema
 
 CACHE_LIMIT = 100_000
@@ -77,8 +77,9 @@ class HitRows:
     COLUMNS = ("time", "ip", "user_agent", "host", "path", "download", "bot")
 
     def __init__(self, main_url: str, geo: GeoLocator | None, *, bots_sent: bool = False,
-                 agents: AgentFacts | None = None) -> None:
+                 agents: AgentFacts | None = None, rules: UrlRules = DEFAULT_RULES) -> None:
         self._base = RequestBuilder(0, main_url, pv_ids=None).url_of  # the URL the import sent, as it sent it
+        self._rules = rules  # the site's URL settings in Matomo
         self.agents = agents if agents is not None else AgentFacts()
         self._exclusions = MatomoExclusions()
         self._geo = geo
@@ -104,7 +105,7 @@ class HitRows:
 
     def _action(self, key: str) -> tuple:
         kind, host, path = key.split("\n", 2)
-        found = matomo_action(self._base(host, path), download=kind == "d")
+        found = self._rules.action(self._base(host, path), download=kind == "d")
         return (None if found is None else pretable_action_name(*found),)
 
     def table(self, hits):

@@ -39,16 +39,18 @@ Matomo's rules, by file (4.12.3):
   ``getBrowserName`` turns a code back into a name. The ``device_detector`` package is a Python
   port of the same YAML (a newer release, so a rare new agent may differ).
 
-Not modelled (the sources may differ there): a site whose Matomo settings differ from these
-defaults (site search off or other keyword parameters, excluded parameters, kept URL fragments),
-the MarketingCampaignsReporting plugin (it also strips ``utm_content``, ``utm_id``...), client
-hints, and PHP's ``parse_url`` on malformed URLs.
+A site's own settings (site search off, other keyword parameters, more excluded parameters) are
+:class:`UrlRules`, read from Matomo by :mod:`.site_rules`. Not modelled (the sources may differ
+there): a site that keeps URL fragments (``keep_url_fragment``), the MarketingCampaignsReporting
+plugin (it also strips ``utm_content``, ``utm_id``...), client hints, and PHP's ``parse_url`` on
+malformed URLs.
 """
 
 from __future__ import annotations
 
 import html
 import re
+from dataclasses import dataclass
 from urllib.parse import quote_plus, unquote_to_bytes
 
 # Matomo 4.12.3 ``config/global.ini.php`` [Tracker]: campaign_var_name, campaign_keyword_var_name,
@@ -246,7 +248,27 @@ def cleanup_url(url: str) -> str:
     return convert_matrix_url(cleanup_string(specialchars_decode(sanitize(url))))
 
 
+@dataclass(frozen=True)
+class UrlRules:
+    """A site's Matomo settings that change what the tracker stores for a URL: site search on or
+    off and its keyword parameters, and the query parameters it strips. The defaults are a new
+    site's on a fresh Matomo 4.12.3; :mod:`.site_rules` reads a real site's."""
+
+    site_search: bool = True
+    keyword_parameters: tuple[str, ...] = SITE_SEARCH_KEYWORD_PARAMETERS
+    excluded: frozenset = EXCLUDED_QUERY_PARAMETERS
+    source: str = "Matomo 4.12.3 defaults"
+
+    def action(self, url: str, *, download: bool = False) -> tuple[int, str] | None:
+        return matomo_action(url, download=download, site_search=self.site_search,
+                             keyword_parameters=self.keyword_parameters, excluded=self.excluded)
+
+
+DEFAULT_RULES = UrlRules()
+
+
 def matomo_action(url: str, *, download: bool = False, site_search: bool = True,
+                  keyword_parameters=SITE_SEARCH_KEYWORD_PARAMETERS,
                   excluded=EXCLUDED_QUERY_PARAMETERS) -> tuple[int, str] | None:
     """The ``log_action`` (type, name) Matomo stores for a tracked ``url`` (``download``: sent as
     ``download=url``); None when Matomo would store no URL action."""
@@ -255,7 +277,7 @@ def matomo_action(url: str, *, download: bool = False, site_search: bool = True,
         return (TYPE_DOWNLOAD, name) if name else None
     cleaned = cleanup_url(url)
     if site_search:
-        keyword = site_search_keyword(cleaned)
+        keyword = site_search_keyword(cleaned, keyword_parameters)
         if keyword is not None:
             return TYPE_SITE_SEARCH, keyword
     base, path, query, _fragment = _split_url(cleaned)  # the fragment goes (keep_url_fragment off)

@@ -66,6 +66,8 @@ def build_counter_assets(site) -> list[dg.AssetsDefinition]:
             "rows": built.rows,
             keys.ROBOTS_EXCLUDED: built.robots_excluded,
             "geolocated": built.geolocated,
+            "url_rules": built.url_rules or "not applied (read from Matomo's tables)",
+            **({"unread": "; ".join(built.unread)} if built.unread else {}),
             "files_read": len(built.files_read),
             "tsv": dg.MetadataValue.path(built.tsv),
             "parquet": dg.MetadataValue.path(built.parquet),
