@@ -27,12 +27,20 @@ def per_value(column, fn: Callable, types: list, cache: dict | None = None) -> l
     ``fn`` returns a tuple of that many items and runs once per distinct value (and once per value
     over the calls sharing ``cache``). A null row gives nulls."""
     import pyarrow as pa
+    import pyarrow.compute as pc
 
     column = encoded(column)
+    dictionary = column.dictionary.to_pylist()
+    # A filtered column keeps its whole dictionary: ask only about the values its rows still use
+    # (the rule may be DeviceDetector or a database lookup).
+    used = set(pc.unique(column.indices).drop_null().to_pylist()) if len(column) else set()
     found = []
     append = found.append
     get = cache.get if cache is not None else None
-    for value in column.dictionary.to_pylist():
+    for position, value in enumerate(dictionary):
+        if position not in used:
+            append(None)
+            continue
         answer = get(value) if get is not None else None
         if answer is None:
             answer = fn(value)
@@ -42,4 +50,5 @@ def per_value(column, fn: Callable, types: list, cache: dict | None = None) -> l
                 cache[value] = answer
         append(answer)
     indices = column.indices
-    return [pa.array([a[i] for a in found], type).take(indices) for i, type in enumerate(types)]
+    return [pa.array([None if a is None else a[i] for a in found], type).take(indices)
+            for i, type in enumerate(types)]

@@ -4,8 +4,8 @@ A pretable needs, per distinct agent, whether DeviceDetector calls it a bot and 
 and version Matomo stores (:class:`~.matomo_rules.MatomoBrowsers`). DeviceDetector compiles its
 regexes as it meets them: a fresh process pays about a second before the first answers, every
 day, although a site sees mostly the agents of the days before. So the answers are kept in
-``<home>/cache/device_detector-<version>.json``: a new release of the detector starts an empty
-file, and the answers for one release never change, so a stale or lost file only costs time.
+``<home>/cache/device_detector-<version>-f<format>.json``: a new release of the detector starts an
+empty file, and the answers for one release never change, so a stale or lost file only costs time.
 """
 
 from __future__ import annotations
@@ -17,11 +17,14 @@ from pathlib import Path
 from ..atomic import write_text
 from ..matomo.device_bots import LIST_VERSION
 
-KEEP = 100_000  # agents remembered; the oldest are forgotten first
+KEEP = 100_000  # agents remembered, in this run and on disk; the least recently met are forgotten first
+# The answers' shape and this project's last step after DeviceDetector (labels, version
+# truncation): a change to either starts a new file, as a new DeviceDetector release does.
+FORMAT = 1
 
 
 def agents_cache_path(home: str | os.PathLike) -> Path:
-    return Path(home) / "cache" / f"device_detector-{LIST_VERSION}.json"
+    return Path(home) / "cache" / f"device_detector-{LIST_VERSION}-f{FORMAT}.json"
 
 
 class AgentFacts:
@@ -40,25 +43,26 @@ class AgentFacts:
                 self._facts = {}  # missing or damaged: DeviceDetector answers again
 
     def __call__(self, agent: str) -> tuple[bool, str, str]:
-        found = self._facts.get(agent)
+        facts = self._facts
+        found = facts.pop(agent, None)  # met again: to the end, the most recently met
         if found is None:
             if self._browsers is None:
                 from .matomo_rules import MatomoBrowsers
 
                 self._browsers = MatomoBrowsers()
             found = (self._browsers.is_bot(agent), *self._browsers(agent))
-            self._facts[agent] = found
             self.learned += 1
+            if len(facts) >= KEEP:  # a flood of made-up agents must not grow memory with the day
+                for stale in list(facts)[: KEEP // 10]:
+                    del facts[stale]
+        facts[agent] = found
         return found
 
     def save(self) -> None:
         """Write the answers back when this run learned any (best effort: a cache)."""
         if self.path is None or not self.learned:
             return
-        facts = self._facts
-        if len(facts) > KEEP:
-            facts = dict(list(facts.items())[-KEEP:])
         try:
-            write_text(self.path, json.dumps({agent: list(f) for agent, f in facts.items()}))
+            write_text(self.path, json.dumps({agent: list(f) for agent, f in self._facts.items()}))
         except OSError:
             pass

@@ -34,7 +34,6 @@ class PretableWriter:
         self._tsv.write(("\t".join(COLUMNS) + "\n").encode("utf-8"))
         self._pq = pq.ParquetWriter(self._pq_tmp, self._schema, compression="zstd")
         self._batch: list[Row] = []
-        self._escaped: dict = {}  # cell text per distinct value, shared by the day's batches
         self.rows = 0
 
     def write(self, row: Row) -> None:
@@ -52,7 +51,7 @@ class PretableWriter:
         if not table.num_rows:
             return
         self._pq.write_table(table, row_group_size=BATCH_ROWS)
-        self._tsv.write(tsv_lines(table, self._escaped))
+        self._tsv.write(tsv_lines(table))
         self.rows += table.num_rows
 
     def _flush(self) -> None:

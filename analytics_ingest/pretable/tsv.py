@@ -39,7 +39,7 @@ def tsv_value(value) -> str:
     return text
 
 
-def tsv_lines(table, cache: dict | None = None) -> bytes:
+def tsv_lines(table) -> bytes:
     """The rows of ``table`` as UTF-8 TSV lines (each ending in a newline), cells as
     :func:`tsv_value` writes them: formatted once per distinct value of a column, joined in Arrow.
     Times are ``YYYY-MM-DD HH:MM:SS``."""
@@ -59,8 +59,9 @@ def tsv_lines(table, cache: dict | None = None) -> bytes:
             if pc.any(pc.match_substring_regex(text, _NEEDS_ESCAPE_PATTERN)).as_py():
                 for char, escaped in _ESCAPES.items():  # backslash first, as str.translate would
                     text = pc.replace_substring(text, char, escaped)
-        else:  # numbers: Python's own text for them, once per distinct value
-            (text,) = per_value(column, lambda v: (tsv_value(v),), [pa.string()], cache)
+        else:  # numbers: Python's own text for them, once per distinct value of the batch (not cached
+            # across batches: 0.0 == -0.0 would share an entry, and they are written apart)
+            (text,) = per_value(column, lambda v: (tsv_value(v),), [pa.string()])
         cells.append(pc.fill_null(text, NULL))
     lines = pc.binary_join_element_wise(pc.binary_join_element_wise(*cells, "\t"), pa.scalar(""), "\n")
     lines = lines.combine_chunks() if isinstance(lines, pa.ChunkedArray) else lines

@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,28 +39,10 @@ class DayHitsStats:
 
 
 class LocalDay:
-    """UTC ``cdt`` → site-local day, cached per UTC hour (every zone offset is whole quarter hours,
-    but an hour's cache is exact for all real zones except a few with 30/45-minute offsets, which
-    get a per-minute key)."""
+    """A site's local day as a span of UTC time, in one place for every reader of a day."""
 
     def __init__(self, timezone: str) -> None:
         self.tz = dt.timezone.utc if timezone in ("UTC", "", None) else ZoneInfo(timezone)
-        probe = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
-        offsets = {probe.astimezone(self.tz).utcoffset(), (probe + dt.timedelta(days=182)).astimezone(self.tz).utcoffset()}
-        self._key_len = 13 if all(o.total_seconds() % 3600 == 0 for o in offsets if o is not None) else 16
-        self._cache: dict[str, str] = {}
-
-    def __call__(self, cdt: str) -> str:
-        key = cdt[: self._key_len]
-        day = self._cache.get(key)
-        if day is None:
-            fmt = "%Y-%m-%d %H" if self._key_len == 13 else "%Y-%m-%d %H:%M"
-            utc = dt.datetime.strptime(key, fmt).replace(tzinfo=dt.timezone.utc)
-            day = utc.astimezone(self.tz).date().isoformat()
-            if len(self._cache) > 100_000:
-                self._cache.clear()
-            self._cache[key] = day
-        return day
 
     def bounds_utc(self, day: dt.date) -> tuple[dt.datetime, dt.datetime]:
         """[start, end) of the local day in UTC (23 or 25 hours across DST changes)."""
@@ -80,7 +63,15 @@ def hit_store_dir(settings) -> Path:
 
 def rebuild_store(directory: Path, record):
     """Re-read ``record``'s log with its recorded plan into a fresh hit store; return it opened.
-    Raises :class:`InputError` (one line) when the log cannot be read or the store not written."""
+
+    Only the content the ledger recorded is stored: a file that grew, shrank or was replaced since
+    its import is refused (its new lines are not imported yet, or it is another file now), and so
+    is one that cannot be read to its end. Raises :class:`InputError` (one line) then."""
+    from .file_identity import is_recorded_content
+
+    if not is_recorded_content(record.path, record):
+        raise InputError(f"{record.path} is no longer the content that was imported (it grew or was replaced); "
+                         "import it again, then rerun this step")
     plan = json.loads(record.plan)
     key = hit_store.record_key(record)
     try:
@@ -90,8 +81,9 @@ def rebuild_store(directory: Path, record):
                          "check the state directory (ANALYTICS_INGEST_HOME)") from None
     try:
         with open_log(record.path) as source:
-            scan(source, format_name=plan.get("format_name"), regex=plan.get("regex"),
-                 date_format=plan.get("date_format"), options=_classify_options(plan), on_tracked=writer.on_tracked)
+            stats = scan(source, format_name=plan.get("format_name"), regex=plan.get("regex"),
+                         date_format=plan.get("date_format"), options=_classify_options(plan),
+                         on_tracked=writer.on_tracked)
     except OSError as exc:
         writer.abort()
         raise InputError(f"cannot re-read {record.path}: {exc.strerror or exc}; "
@@ -99,15 +91,26 @@ def rebuild_store(directory: Path, record):
     except BaseException:
         writer.abort()
         raise
+    if stats.incomplete:
+        writer.abort()
+        raise InputError(f"cannot re-read {record.path} to its end ({stats.incomplete_reason or 'incomplete'}); "
+                         "restore the file or re-import the day")
     try:
         published = writer.commit()
-    except OSError:
+    except OSError as exc:
         writer.abort()
-        published = False
+        raise InputError(f"cannot publish the hit store of {record.path} in {directory} ({exc.strerror or exc}); "
+                         "run this step again, and check the free space of the state directory") from None
     if not published:
         raise InputError(f"cannot write the hit store of {record.path} in {directory}; "
                          "check the free space of the state directory (ANALYTICS_INGEST_HOME)")
-    return hit_store.open_store(writer.path, key)
+    for _ in range(20):  # another rebuild of the same file may be swapping its store in place
+        store = hit_store.open_store(writer.path, key)
+        if store is not None:
+            return store
+        time.sleep(0.05)
+    raise InputError(f"the hit store of {record.path} keeps being replaced (another step rebuilds it); "
+                     "run this step again")
 
 
 class DayHits:
@@ -123,7 +126,7 @@ class DayHits:
         self.stats = DayHitsStats()
 
     def tables(self, columns=hit_store.COLUMNS) -> Iterator[tuple[object, "pa.Table"]]:  # noqa: F821
-        """``(record, table)`` pairs: the day's rows of one row group of one file's store, with
+        """``(record, table)`` pairs: the day's rows of a batch of parts of one file's store, with
         ``columns`` (``line_no``, ``time``, ``download`` and ``bot`` are always read)."""
         import pyarrow as pa
         import pyarrow.compute as pc
@@ -167,9 +170,4 @@ class DayHits:
         stats.hits.setdefault(PAGES, 0)
         stats.hits.setdefault(DOWNLOADS, 0)
 
-    def read(self) -> DayHitsStats:
-        """Read every table (for the counts alone) and return :attr:`stats`."""
-        for _ in self.tables(columns=()):
-            pass
-        return self.stats
 

@@ -55,6 +55,13 @@ def _matches(path: str, content: Content, record) -> bool:
     return content_prefix_hash(path, record.fingerprint_len) == record.fingerprint
 
 
+def is_recorded_content(path: str, record) -> bool:
+    """The file at ``path`` is still the content ``record`` describes: same fingerprinted prefix and
+    same decompressed size (not grown, shortened or replaced since)."""
+    content = content_of(path)
+    return content.size == record.size and _matches(path, content, record)
+
+
 def same_bytes(content: Content, record) -> bool:
     """The stored file is byte for byte the compressed file the record last saw whole."""
     return content.raw_digest is not None and content.raw_digest == record.raw_digest

@@ -32,6 +32,7 @@ import marshal
 import os
 import re
 import shutil
+import socket
 import uuid
 from array import array
 from pathlib import Path
@@ -40,10 +41,12 @@ from ..errors import InputError
 from ..hits import Hit, is_event
 from ..vocabulary import DOWNLOADS
 
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 MANIFEST = "store.json"
 PART_SUFFIX = ".part"
-_LEFTOVER = re.compile(r"\.(?:tmp|old)-(\d+)(?:\.[0-9a-f]+)?")  # a writer's folders: .<id>.tmp-<pid>.<nonce>
+# a writer's folders: .<file id>.tmp-<host>.<pid>.<nonce> (and .old- while it publishes)
+_LEFTOVER = re.compile(r"\.(?:tmp|old)-(.+)\.(\d+)\.[0-9a-f]{8}")
+_HOST = re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname())[:64] or "host"
 BATCH_HITS = 65_536  # hits per part when one process writes them all; readers read this many at a time
 # The columns, in order. ``time`` is the hit's UTC time (Matomo's ``cdt``); ``download`` its
 # category (else a page view); ``bot`` the classifier's bot flag (tracked with enable_bots);
@@ -109,7 +112,7 @@ class HitColumns:
         for name, values in zip(TEXT_COLUMNS, (times, ips, agents, users, hosts, paths)):
             codes: dict[str, int] = {}
             index = [codes.setdefault(v, len(codes)) for v in values]
-            part[name] = (array("i", index).tobytes(), list(codes))
+            part[name] = (array("i", index).tobytes(), [_valid_text(v) for v in codes])
         for name, values in (("download", downloads), ("bot", bots), ("event", events)):
             part[name] = array("b", values).tobytes()
         self.clear()
@@ -120,22 +123,38 @@ class HitColumns:
             column.clear()
 
 
-def write_part(directory: str | os.PathLike, columns: HitColumns) -> int:
-    """Write the hits gathered in ``columns`` as one part in ``directory``; return how many.
-    Called by worker processes for their job, and by :class:`HitStoreWriter`. A part is one
-    ``marshal`` record: our own file, read only by :func:`read_part`."""
+def write_part(directory: str | os.PathLike, columns: HitColumns) -> tuple[str, dict] | None:
+    """Write the hits gathered in ``columns`` as one part in ``directory`` (a writer's
+    :attr:`HitStoreWriter.parts_dir`); return its name and what the manifest says of it (rows,
+    first and last time), or None when there were no hits. Called by worker processes for their
+    job, and by :class:`HitStoreWriter`. A part is one ``marshal`` record: our own file, read only
+    by :func:`read_part`; it names the writer's folder, so parts of two stores never mix."""
     if not len(columns):
-        return 0
-    path = Path(directory) / f"part-{columns.first_line:012d}{PART_SUFFIX}"
+        return None
+    directory = Path(directory)
+    name = f"part-{columns.first_line:012d}{PART_SUFFIX}"
     part = columns.encode()
-    with open(path, "wb") as fh:
+    part["store"] = directory.name
+    times = part["time"][1]
+    entry = {"rows": part["rows"], "first": min(times), "last": max(times)}
+    with open(directory / name, "wb") as fh:
         fh.write(marshal.dumps(part))
-    return part["rows"]
+    return name, entry
 
 
-def read_part(path: Path):
+def _valid_text(value: str) -> str:
+    """Text Arrow can hold: a lone surrogate (a JSON log's ``\\ud83d``) becomes U+FFFD."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return value.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    return value
+
+
+def read_part(path: Path, store: str, rows: int):
     """One part as an Arrow table of :data:`COLUMNS` (text columns as dictionaries). Raises
-    :class:`~analytics_ingest.errors.InputError` (one line) for a damaged part."""
+    :class:`~analytics_ingest.errors.InputError` (one line) for a damaged part, or one that is not
+    of the store being read (``store``: the manifest's, ``rows``: what it says the part holds)."""
     import numpy as np
     import pyarrow as pa
 
@@ -148,6 +167,9 @@ def read_part(path: Path):
         part = marshal.loads(raw)
         if not isinstance(part, dict) or part.get("format") != FORMAT_VERSION:
             raise ValueError("not a part of this format")
+        if part.get("store") != store:
+            raise InputError(f"the hit store {path.parent} was replaced while it was read (the file was imported "
+                             "again meanwhile); run this step again")
         arrays = {"line_no": pa.array(np.frombuffer(part["line_no"], np.int64))}
         for name in TEXT_COLUMNS:
             raw_index, values = part[name]
@@ -160,8 +182,10 @@ def read_part(path: Path):
                 arrays[name] = pa.DictionaryArray.from_arrays(index, pa.array(values, pa.string()))
         for name in ("download", "bot", "event"):
             arrays[name] = pa.array(np.frombuffer(part[name], np.int8).astype(bool))
-        if any(len(a) != part["rows"] for a in arrays.values()):
-            raise ValueError("columns of unequal length")
+        if any(len(a) != rows for a in arrays.values()):
+            raise ValueError(f"{len(arrays['line_no'])} rows where the store lists {rows}")
+    except InputError:
+        raise
     except (OSError, EOFError, ValueError, TypeError, KeyError, pa.ArrowInvalid) as exc:
         raise InputError(f"hit store part {path} is damaged ({exc}); delete the folder {path.parent}: it is "
                          "rebuilt from the log") from None
@@ -189,10 +213,13 @@ class HitStoreWriter:
         self.key = key
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._sweep()
-        self._nonce = f"{os.getpid()}.{uuid.uuid4().hex[:8]}"  # two writers may share a process
+        # host, process and a nonce: writers on several machines may share the state directory,
+        # and two writers may share a process
+        self._nonce = f"{_HOST}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
         self.parts_dir = self.path.with_name(f".{self.path.name}.tmp-{self._nonce}")
         self.parts_dir.mkdir()
         self._pending = HitColumns()
+        self._parts: dict[str, dict] = {}
         self.hits = 0
         self.broken = False  # a part could not be written: the store will not be published
         pending = self._pending
@@ -207,25 +234,29 @@ class HitStoreWriter:
         self.on_tracked = on_tracked
 
     def _sweep(self) -> None:
-        """Remove what a killed writer of this store left behind (another live one keeps its own)."""
+        """Remove what a killed writer of this store on this host left behind (a live one, or one
+        on another host, keeps its own)."""
         for leftover in self.path.parent.glob(f".{self.path.name}.*-*"):
             found = _LEFTOVER.fullmatch(leftover.name[len(self.path.name) + 1:])
-            if found and int(found.group(1)) != os.getpid() and not _alive(int(found.group(1))):
+            if found and found.group(1) == _HOST and int(found.group(2)) != os.getpid() \
+                    and not _alive(int(found.group(2))):
                 shutil.rmtree(leftover, ignore_errors=True)
 
     def _flush_pending(self) -> None:
         try:
-            self.hits += write_part(self.parts_dir, self._pending)
+            self.add_part(write_part(self.parts_dir, self._pending))
         except OSError:  # a full disk must not stop an import: the store is only a cache
             self._pending.clear()
             self.broken = True
 
-    def add_part(self, hits: int) -> None:
-        """A worker wrote a part of ``hits`` hits into :attr:`parts_dir` (-1: it could not)."""
-        if hits < 0:
+    def add_part(self, written: tuple[str, dict] | None | int) -> None:
+        """A part was written into :attr:`parts_dir` (``write_part``'s answer; -1: it could not be)."""
+        if written == -1:
             self.broken = True
-        else:
-            self.hits += hits
+        elif written:
+            name, entry = written
+            self._parts[name] = entry
+            self.hits += entry["rows"]
 
     def commit(self) -> bool:
         """Publish the store in place of any older one (a file without hits has a store too);
@@ -234,7 +265,8 @@ class HitStoreWriter:
         if self.broken:
             self.abort()
             return False
-        manifest = {"format": FORMAT_VERSION, "key": self.key, "hits": self.hits}
+        manifest = {"format": FORMAT_VERSION, "key": self.key, "store": self.parts_dir.name, "hits": self.hits,
+                    "parts": self._parts}
         (self.parts_dir / MANIFEST).write_text(json.dumps(manifest), encoding="utf-8")
         old = self.path.with_name(f".{self.path.name}.old-{self._nonce}")
         try:
@@ -259,22 +291,27 @@ class HitStoreWriter:
 
 
 class HitStore:
-    """A published store: its parts, read a few at a time."""
+    """A published store: its parts as its manifest lists them, read a few at a time."""
 
-    def __init__(self, path: Path, parts: list[Path], hits: int) -> None:
-        self.path, self.parts, self.hits = path, parts, hits
+    def __init__(self, path: Path, manifest: dict) -> None:
+        self.path = path
+        self.store = manifest["store"]
+        self.parts: dict[str, dict] = manifest["parts"]
+        self.hits = int(manifest["hits"])
 
     def tables(self, columns, start=None, end=None):
         """Tables of about :data:`BATCH_HITS` rows with ``columns``, in line order. With ``start``
-        and ``end`` (UTC datetimes), parts whose times all fall outside [start, end) are skipped."""
+        and ``end`` (UTC datetimes), parts whose times all fall outside [start, end) are not read."""
         import pyarrow as pa
 
+        low = start.strftime("%Y-%m-%d %H:%M:%S") if start is not None else None
+        high = end.strftime("%Y-%m-%d %H:%M:%S") if end is not None else None
         waiting, rows = [], 0
-        for part in self.parts:
-            table = read_part(part)
-            if start is not None and not _may_hold(table.column("time"), start, end):
-                continue
-            table = table.select(list(columns))
+        for name in sorted(self.parts):
+            entry = self.parts[name]
+            if low is not None and (entry["last"] < low or entry["first"] >= high):
+                continue  # "YYYY-MM-DD HH:MM:SS" in UTC sorts as time does
+            table = read_part(self.path / name, self.store, entry["rows"]).select(list(columns))
             waiting.append(table)
             rows += table.num_rows
             if rows >= BATCH_HITS:
@@ -282,16 +319,6 @@ class HitStore:
                 waiting, rows = [], 0
         if waiting:
             yield pa.concat_tables(waiting).combine_chunks()
-
-
-def _may_hold(times, start, end) -> bool:
-    """False when every time of a part falls outside [start, end)."""
-    import pyarrow.compute as pc
-
-    if not len(times):
-        return False
-    bounds = pc.min_max(times)
-    return bounds["max"].as_py() >= start and bounds["min"].as_py() < end
 
 
 def open_store(path: str | os.PathLike, key: str) -> HitStore | None:
@@ -304,4 +331,7 @@ def open_store(path: str | os.PathLike, key: str) -> HitStore | None:
         return None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_VERSION or manifest.get("key") != key:
         return None
-    return HitStore(path, sorted(path.glob(f"part-*{PART_SUFFIX}")), int(manifest.get("hits") or 0))
+    parts = manifest.get("parts")
+    if not isinstance(parts, dict) or not isinstance(manifest.get("store"), str):
+        return None
+    return HitStore(path, manifest)

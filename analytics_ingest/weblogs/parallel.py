@@ -142,7 +142,7 @@ def _work(config: dict, parts: list, first_line_no: int):
     for lane in range(n_lanes):
         ends = [end - 1 for end in accumulate(len(r) + 1 for r in requests[lane])]
         lanes.append((lines[lane], days[lane], ",".join(requests[lane]), ends))
-    stored = 0
+    stored = None
     if tracked is not None:
         try:
             stored = write_part(store_dir, tracked)
@@ -207,7 +207,7 @@ def parallel_scan(source, *, config: dict, on_lane_items, on_skipped, pool: Proc
                   fallback_on_tracked, on_store_part=None) -> ScanStats:
     """Like ``logs.scan``; tracked hits arrive as per-lane lists through ``on_lane_items``. With
     ``config["hit_store"]`` (a folder) each job also writes its hits there as a hit-store part and
-    ``on_store_part`` hears how many (-1: the part could not be written).
+    ``on_store_part`` hears what was written (-1: the part could not be written).
 
     Falls back to the sequential scan (calling ``fallback_on_tracked`` per hit) when the format
     is stateful or cannot be told from the first lines.
