@@ -28,7 +28,7 @@ from .columns import per_value
 from .matomo.api import MatomoApi
 from .matomo.archive import NoRunner, invalidate_days
 from .matomo.device_bots import DeviceBots
-from .matomo.exclusions import BOT_IP, EXCLUDED_IP, EXCLUDED_USER_AGENT, REASONS, MatomoExclusions
+from .matomo.exclusions import REASONS, MatomoExclusions
 from .matomo.reports import compare_with_ledger, day_totals
 from .site_writer import site_writer
 from .vocabulary import DOWNLOADS, FILE_INVALID, FILE_LOADED, PAGES
@@ -124,48 +124,45 @@ class _Tally:
     missing_files: list = field(default_factory=list)
 
 
+# Matomo's verdict for each combination of (bot range, excluded IP, excluded agent, bots=1), from
+# the one definition of its order: a hit's four findings, packed as bits, index this list.
+_VERDICTS = [MatomoExclusions.reason_of(bool(c & 1), bool(c & 2), bool(c & 4), bool(c & 8)) for c in range(16)]
+
+
 def _tally(directory, ledger, site, day: dt.date, exclusions: MatomoExclusions, device_bots: DeviceBots) -> _Tally:
     """The day's delivered pages and downloads, from its files' hit stores file by file (each file's
     plan says whether its requests carried ``bots=1``), and which of them Matomo excludes."""
+    import numpy as np
     import pyarrow as pa
-    import pyarrow.compute as pc
 
     tally = _Tally()
     addresses: dict = {}
     agents: dict = {}
+    verdicts = np.array(_VERDICTS, dtype=object)
     for record in ledger.files_feeding_day(site.id, day):
         if record.status == FILE_INVALID or not record.plan:
             continue
         enable_bots = bool((json.loads(record.plan).get("classify") or {}).get("enable_bots"))
         day_hits = DayHits(directory, ledger, site, day, records=[record])
         for _record, hits in day_hits.tables(columns=("ip", "user_agent")):
-            in_bot_range, in_excluded_ips = per_value(hits.column("ip"), exclusions.ip_kind,
-                                                      [pa.bool_(), pa.bool_()], addresses)
-            agent_excluded, bot_agent = per_value(
+            in_bot_range, in_excluded_ips = (a.to_numpy(zero_copy_only=False) for a in per_value(
+                hits.column("ip"), exclusions.ip_kind, [pa.bool_(), pa.bool_()], addresses))
+            agent_excluded, bot_agent = (a.to_numpy(zero_copy_only=False) for a in per_value(
                 hits.column("user_agent"), lambda agent: (exclusions.agent_excluded(agent), bool(device_bots(agent))),
-                [pa.bool_(), pa.bool_()], agents)
+                [pa.bool_(), pa.bool_()], agents))
             # the request carried bots=1: the classifier's bot flag, or the file's enable_bots
-            bots = pc.or_(hits.column("bot"), pa.scalar(enable_bots))
-            # Matomo's order (MatomoExclusions.reason_of): bot range unless bots=1, excluded IPs, agents
-            reasons = {BOT_IP: pc.and_(in_bot_range, pc.invert(bots))}
-            reasons[EXCLUDED_IP] = pc.and_(in_excluded_ips, pc.invert(reasons[BOT_IP]))
-            reasons[EXCLUDED_USER_AGENT] = pc.and_(agent_excluded,
-                                                   pc.invert(pc.or_(reasons[BOT_IP], in_excluded_ips)))
-            excluded = pc.or_(pc.or_(reasons[BOT_IP], reasons[EXCLUDED_IP]), reasons[EXCLUDED_USER_AGENT])
-            maybe_dropped = pc.and_(pc.and_(bot_agent, pc.invert(bots)), pc.invert(excluded))
-            for category, rows in ((DOWNLOADS, hits.column("download")), (PAGES, pc.invert(hits.column("download")))):
-                tally.delivered[category] += _count(rows)
-                for reason, hit in reasons.items():
-                    tally.excluded[reason][category] += _count(pc.and_(rows, hit))
-                tally.bot_agents[category] += _count(pc.and_(rows, maybe_dropped))
+            bots = hits.column("bot").to_numpy() | enable_bots
+            reasons = verdicts[in_bot_range * 1 + in_excluded_ips * 2 + agent_excluded * 4 + bots * 8]
+            # no rule applies, sent without bots=1, and DeviceDetector calls the agent a bot
+            maybe_dropped = np.equal(reasons, None) & ~bots & bot_agent
+            download = hits.column("download").to_numpy()
+            for category, rows in ((DOWNLOADS, download), (PAGES, ~download)):
+                tally.delivered[category] += int(rows.sum())
+                for reason in REASONS:
+                    tally.excluded[reason][category] += int((rows & (reasons == reason)).sum())
+                tally.bot_agents[category] += int((rows & maybe_dropped).sum())
         tally.missing_files += day_hits.stats.missing_files
     return tally
-
-
-def _count(mask) -> int:
-    import pyarrow.compute as pc
-
-    return pc.sum(mask).as_py() or 0
 
 
 def check_reports(settings, ledger, site, day: dt.date, *, api=None) -> ReportCheck:

@@ -410,3 +410,19 @@ def test_known_agents_stay_bounded_and_the_recently_met_are_kept(tmp_path, monke
     again._browsers = Detector()
     before = Detector.asked
     assert again("Mozilla/5.0 everyday") == (False, "CH", "1.0") and Detector.asked == before
+
+
+def test_action_names_follow_each_rows_host_path_and_kind():
+    from analytics_ingest.pretable.from_hits import HitRows
+    from analytics_ingest.pretable.matomo_rules import matomo_action, pretable_action_name
+
+    rows = [("", "/a?utm_source=x&b=1", False), ("www.other.org", "/a?utm_source=x&b=1", False),
+            ("", "/a?utm_source=x&b=1", True), ("www.other.org", "/search?q=maps", False), ("", "/z", False),
+            ("www.other.org", "/a?utm_source=x&b=1", False)]
+    hits = pa.table({"host": pa.array([r[0] for r in rows]).dictionary_encode(),
+                     "path": pa.array([r[1] for r in rows]).dictionary_encode(),
+                     "download": pa.array([r[2] for r in rows])})
+    names = HitRows("https://example.org", None)._action_names(hits).to_pylist()
+    base = lambda host: f"http://{host}" if host else "https://example.org"  # noqa: E731 - RequestBuilder's rule
+    assert names == [pretable_action_name(*matomo_action(base(h) + p, download=d)) for h, p, d in rows]
+    assert names[:4] == ["example.org/a?b=1", "other.org/a?b=1", "example.org/a?utm_source=x&b=1", "search:maps"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from ..vocabulary import KIND_LOG
 from . import schema as S
@@ -41,45 +41,18 @@ class DayRecord:
     updated_at: dt.datetime
 
 
-# The columns a FileRecord is read from (never the lease columns: those are the lease's business).
-FILE_COLUMNS = [
-    S.files.c[name]
-    for name in (
-        "id", "site_id", "path", "size", "fingerprint", "fingerprint_len", "day", "status",
-        "invalid_reason", "plan", "created_at", "updated_at", "kind", "content_head", "variant", "raw_size", "raw_digest",
-    )
-]
+def _from_row(cls, row):
+    """A record from a row whose columns carry the record's field names."""
+    return cls(**{f.name: getattr(row, f.name) for f in fields(cls)})
+
+
+# The columns a FileRecord is read from: its fields (never the lease columns: those are the lease's business).
+FILE_COLUMNS = [S.files.c[f.name] for f in fields(FileRecord)]
 
 
 def file_record(row) -> FileRecord:
-    return FileRecord(
-        id=row.id,
-        site_id=row.site_id,
-        path=row.path,
-        size=row.size,
-        fingerprint=row.fingerprint,
-        fingerprint_len=row.fingerprint_len,
-        day=row.day,
-        status=row.status,
-        invalid_reason=row.invalid_reason,
-        plan=row.plan,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-        kind=row.kind,
-        content_head=row.content_head,
-        variant=row.variant,
-        raw_size=row.raw_size,
-        raw_digest=row.raw_digest,
-    )
+    return _from_row(FileRecord, row)
 
 
 def day_record(row) -> DayRecord:
-    return DayRecord(
-        site_id=row.site_id,
-        day=row.day,
-        status=row.status,
-        expected=row.expected,
-        found=row.found,
-        loaded=row.loaded,
-        updated_at=row.updated_at,
-    )
+    return _from_row(DayRecord, row)

@@ -15,7 +15,7 @@ sent without ``bots=1``) are left out, as the hits our classifier called bots.
 
 from __future__ import annotations
 
-from ..columns import per_value
+from ..columns import encoded, per_value
 from ..config import ENV_GEOIP_DB
 from ..errors import ConfigError
 from ..matomo.exclusions import MatomoExclusions
@@ -84,7 +84,6 @@ class HitRows:
         self._exclusions = MatomoExclusions()
         self._geo = geo
         self._bots_sent = bots_sent
-        self._agents: dict = {}
         self._addresses: dict = {}
         self._actions: dict = {}
         self.robots_excluded = 0  # hits our classifier called bots (tracked with enable_bots)
@@ -103,10 +102,31 @@ class HitRows:
         lat, lon = self._geo(ip) if self._geo is not None else (None, None)
         return dropped, lat, lon
 
-    def _action(self, key: str) -> tuple:
-        kind, host, path = key.split("\n", 2)
-        found = self._rules.action(self._base(host, path), download=kind == "d")
-        return (None if found is None else pretable_action_name(*found),)
+    def _action_names(self, hits):
+        """actionName per row: Matomo's URL rules once per distinct (download, host, path), found
+        from the columns' dictionary indices without building a key string per row."""
+        import numpy as np
+        import pyarrow as pa
+
+        host, path = encoded(hits.column("host")), encoded(hits.column("path"))
+        hosts, paths = host.dictionary.to_pylist(), path.dictionary.to_pylist()
+        codes = ((path.indices.to_numpy(zero_copy_only=False).astype(np.int64) * len(hosts)
+                  + host.indices.to_numpy(zero_copy_only=False)) * 2
+                 + hits.column("download").to_numpy().astype(np.int64))
+        distinct, rows = np.unique(codes, return_inverse=True)
+        cache, names = self._actions, []
+        for code in distinct.tolist():
+            download, rest = code & 1, code >> 1
+            key = (download, hosts[rest % len(hosts)], paths[rest // len(hosts)])
+            name = cache.get(key, False)
+            if name is False:
+                found = self._rules.action(self._base(key[1], key[2]), download=bool(download))
+                name = None if found is None else pretable_action_name(*found)
+                if len(cache) >= 200_000:  # memory stays flat on days of unique URLs
+                    cache.clear()
+                cache[key] = name
+            names.append(name)
+        return pa.array(names, pa.string()).take(pa.array(rows.reshape(-1)))
 
     def table(self, hits):
         """The pretable rows of ``hits``, in their order."""
@@ -118,14 +138,12 @@ class HitRows:
         hits = hits.filter(pc.invert(bots))
         if not hits.num_rows:
             return pa.Table.from_batches([], schema=parquet_schema())
+        # no cache of its own: AgentFacts already remembers each agent, across days too
         agent_dropped, browser, version = per_value(hits.column("user_agent"), self._agent,
-                                                    [pa.bool_(), pa.string(), pa.string()], self._agents)
+                                                    [pa.bool_(), pa.string(), pa.string()])
         ip_dropped, lat, lon = per_value(hits.column("ip"), self._address,
                                          [pa.bool_(), pa.float64(), pa.float64()], self._addresses)
-        kinds = pc.if_else(hits.column("download"), "d", "p")
-        keys = pc.binary_join_element_wise(kinds, hits.column("host").cast(pa.string()),
-                                           hits.column("path").cast(pa.string()), "\n")
-        (name,) = per_value(keys, self._action, [pa.string()], self._actions)
+        name = self._action_names(hits)
         keep = pc.and_(pc.invert(pc.or_(agent_dropped, ip_dropped)), pc.is_valid(name))
         columns = [hits.column("time"), browser, version, hits.column("ip").cast(pa.string()), lat, lon, name]
         return pa.Table.from_arrays(columns, schema=parquet_schema()).filter(keep)

@@ -25,7 +25,7 @@ from ..errors import InputError
 from ..logs import open_log, scan
 from ..vocabulary import DOWNLOADS, FILE_INVALID, PAGES
 from . import hit_store
-from .classify import ClassifyOptions
+from .importer import options_from_plan
 
 
 @dataclass
@@ -51,11 +51,6 @@ class LocalDay:
         return start, end
 
 
-def _classify_options(plan: dict) -> ClassifyOptions:
-    raw = plan.get("classify") or {}
-    return ClassifyOptions(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()})
-
-
 def hit_store_dir(settings) -> Path:
     """Where the import keeps each file's hit store: ``<home>/hits``."""
     return Path(settings.home) / "hits"
@@ -72,7 +67,7 @@ def rebuild_store(directory: Path, record):
     if not is_recorded_content(record.path, record):
         raise InputError(f"{record.path} is no longer the content that was imported (it grew or was replaced); "
                          "import it again, then rerun this step")
-    plan = json.loads(record.plan)
+    options = options_from_plan(json.loads(record.plan), batch_size=0)  # as at its first import
     key = hit_store.record_key(record)
     try:
         writer = hit_store.HitStoreWriter(hit_store.store_path(directory, record.id), key)
@@ -81,9 +76,8 @@ def rebuild_store(directory: Path, record):
                          "check the state directory (ANALYTICS_INGEST_HOME)") from None
     try:
         with open_log(record.path) as source:
-            stats = scan(source, format_name=plan.get("format_name"), regex=plan.get("regex"),
-                         date_format=plan.get("date_format"), options=_classify_options(plan),
-                         on_tracked=writer.on_tracked)
+            stats = scan(source, format_name=options.format_name, regex=options.regex,
+                         date_format=options.date_format, options=options.classify, on_tracked=writer.on_tracked)
     except OSError as exc:
         writer.abort()
         raise InputError(f"cannot re-read {record.path}: {exc.strerror or exc}; "
@@ -133,8 +127,7 @@ class DayHits:
 
         stats = self.stats
         start, end = LocalDay(self.site.timezone).bounds_utc(self.day)
-        lo = pa.scalar(start.replace(tzinfo=None), pa.timestamp("s")).cast(pa.timestamp("s", tz="UTC"))
-        hi = pa.scalar(end.replace(tzinfo=None), pa.timestamp("s")).cast(pa.timestamp("s", tz="UTC"))
+        lo, hi = (pa.scalar(moment, pa.timestamp("s", tz="UTC")) for moment in (start, end))
         wanted = list(dict.fromkeys(("line_no", "time", "download", "bot", *columns)))
         ledger = self.ledger
         records = ledger.files_feeding_day(self.site.id, self.day) if self.records is None else self.records
