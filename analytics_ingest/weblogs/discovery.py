@@ -50,7 +50,7 @@ class Observed:
 def list_candidates(root: str | os.PathLike, pattern: str, *, now: dt.datetime | None = None) -> list[Observed]:
     """Regular files below ``root`` (recursively) whose name matches ``pattern``, sorted by path.
 
-    Skipped: dot-prefixed names (rsync's temporary ``.name.XXXXXX`` files, hidden files and
+    Skipped: dot-prefixed names (rsync's temporary ``.name.a1B2c3`` files, hidden files and
     folders), names holding the current UTC hour's ``YYYY-MM-DD-HH`` stamp (``now``; a naive
     ``now`` is taken as UTC), symlinked folders, and entries that vanish or cannot be read. A
     missing ``root`` gives ``[]``.
