@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import gc
+import hashlib
 import threading
 import time
 
 import pytest
-from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import MetaData, insert, inspect, select
 
 from analytics_ingest.errors import ConfigError
-from analytics_ingest.ledger import DayRecord, FileRecord, Ledger
-from analytics_ingest.ledger import migrate, schema
+from analytics_ingest.ledger import DayRecord, FileRecord, Ledger, migrate, schema
 from analytics_ingest.vocabulary import (
     DAY_CALCULATED,
     DAY_DONE,
@@ -670,3 +668,57 @@ def test_head_is_alembics_head_and_a_current_ledger_opens_without_alembic(tmp_pa
     with engine.connect() as conn:
         assert migrate.current_revision(conn) == migrate.HEAD
     engine.dispose()
+
+
+def test_a_new_ledger_is_created_at_head_and_migrates_like_a_migrated_one(ledger_url, tmp_path):
+    """Issue #16: a database with none of the ledger's tables is created from the schema, without
+    Alembic, and is then indistinguishable from one Alembic built: same tables, indexes and
+    constraint names, Alembic's own version table, and it migrates down and back up."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom analytics_ingest.ledger import Ledger\nLedger(sys.argv[1]).close()\n"
+            "print(sorted(m for m in sys.modules if m == 'alembic' or m.startswith('alembic.')))")
+    done = subprocess.run([sys.executable, "-c", code, ledger_url], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"  # created without loading Alembic
+
+    def shape(conn) -> dict:
+        inspector = inspect(conn)
+        return {
+            table: (sorted(c["name"] for c in inspector.get_columns(table)),
+                    inspector.get_pk_constraint(table)["name"] if conn.dialect.name == "postgresql" else None,
+                    sorted(ix["name"] for ix in inspector.get_indexes(table)),
+                    sorted(str(fk["name"]) for fk in inspector.get_foreign_keys(table)),
+                    sorted(str(uq["name"]) for uq in inspector.get_unique_constraints(table)))
+            for table in inspector.get_table_names() if table.startswith("ledger_")
+        }
+
+    led = Ledger(ledger_url)  # opens the created ledger: current, nothing to do
+    try:
+        engine = led._engine
+        with engine.connect() as conn:
+            assert migrate.current_revision(conn) == migrate.HEAD
+            assert _schema_diffs(conn) == []
+            created = shape(conn)
+        migrate.downgrade(engine, "0001")  # constraint names must be what the migrations expect
+        migrate.upgrade(engine)
+        with engine.connect() as conn:
+            assert migrate.current_revision(conn) == migrate.HEAD
+            assert _schema_diffs(conn) == []
+            assert shape(conn) == created
+        led.register_file(path="/logs/a.log", site_id=1, size=10, fingerprint="f" * 64, fingerprint_len=10)
+    finally:
+        led.close()
+    # and built by Alembic alone, the database has the same shape as the created one
+    other = Ledger(ledger_url, migrate=False)
+    try:
+        with other._engine.begin() as conn:
+            for table in reversed(schema.metadata.sorted_tables):
+                table.drop(conn)
+            conn.exec_driver_sql(f"DROP TABLE {migrate.VERSION_TABLE}")
+        migrate.upgrade(other._engine)
+        with other._engine.connect() as conn:
+            assert shape(conn) == created
+    finally:
+        other.close()

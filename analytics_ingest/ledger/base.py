@@ -111,7 +111,7 @@ class LedgerBase:
             try:
                 self._release_thread_connection()  # DDL on MariaDB/SQLite goes better without our open conn
                 if not _migrate.is_current(self._engine):
-                    _migrate.upgrade(self._engine)
+                    _migrate.create_or_upgrade(self._engine)
             except Exception as exc:  # noqa: BLE001
                 self.close()
                 reason = one_line(getattr(exc, "orig", None) or exc, secret)

@@ -1,5 +1,11 @@
 """Bring a ledger database to the newest schema with Alembic, configured in code.
 
+A database that holds none of the ledger's tables is created at :data:`HEAD` straight from
+:mod:`.schema` (what Alembic's cookbook calls building an up-to-date database from scratch): a
+new ledger costs one ``CREATE`` per table instead of loading Alembic and replaying every
+migration, a quarter of a second of a short import. Tests check that both ways give the same
+schema and that the created one migrates down and up like any other.
+
 No ``alembic.ini`` is needed: the script location is the ``migrations`` folder next to this file,
 so it works from a source tree, an installed package and any working directory. The version is
 kept in its own table (:data:`VERSION_TABLE`), so the ledger can share a database with other
@@ -14,8 +20,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy import text
+from sqlalchemy import Column, MetaData, PrimaryKeyConstraint, String, Table, insert, inspect, text
 from sqlalchemy.engine import Connection, Engine
+
+from . import schema
 
 if TYPE_CHECKING:  # Alembic is imported when a migration runs, not to open a current ledger
     from alembic.config import Config
@@ -71,6 +79,32 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     _migrate(engine, command.upgrade, revision)
 
 
+def create_or_upgrade(engine: Engine) -> None:
+    """Bring the database to :data:`HEAD`: created from :mod:`.schema` when it holds none of the
+    ledger's tables, else migrated by Alembic. Decided under the migration lock, so two processes
+    opening one new ledger create it once."""
+
+    def step(conn: Connection) -> None:
+        existing = set(inspect(conn).get_table_names())
+        if existing & (set(schema.metadata.tables) | {VERSION_TABLE}):
+            from alembic import command
+
+            command.upgrade(alembic_config(conn), "head")
+            return
+        schema.metadata.create_all(conn)
+        _version_table().create(conn)
+        conn.execute(insert(_version_table()).values(version_num=HEAD))
+
+    _locked(engine, step)
+
+
+def _version_table() -> Table:
+    """Alembic's version table as Alembic creates it (32-character revision, primary key named
+    ``<table>_pkc``), so that later migrations find it as their own."""
+    return Table(VERSION_TABLE, MetaData(), Column("version_num", String(32), nullable=False),
+                 PrimaryKeyConstraint("version_num", name=f"{VERSION_TABLE}_pkc"))
+
+
 def downgrade(engine: Engine, revision: str) -> None:
     """Migrate the database behind ``engine`` back to ``revision``."""
     from alembic import command
@@ -79,6 +113,13 @@ def downgrade(engine: Engine, revision: str) -> None:
 
 
 def _migrate(engine: Engine, step, revision: str) -> None:
+    _locked(engine, lambda conn: step(alembic_config(conn), revision))
+
+
+def _locked(engine: Engine, work) -> None:
+    """Run ``work(connection)`` in one transaction, alone among the processes migrating this
+    database (an advisory lock on PostgreSQL, a named lock on MariaDB; SQLite callers hold
+    :func:`.database.sqlite_setup_lock`)."""
     with engine.connect() as conn:
         dialect = conn.dialect.name
         if dialect in ("mysql", "mariadb"):
@@ -93,7 +134,7 @@ def _migrate(engine: Engine, step, revision: str) -> None:
             with conn.begin():
                 if dialect == "postgresql":
                     conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK_KEY})
-                step(alembic_config(conn), revision)
+                work(conn)
         finally:
             if dialect == "sqlite":
                 conn.connection.dbapi_connection.execute("PRAGMA foreign_keys=ON")
@@ -102,5 +143,5 @@ def _migrate(engine: Engine, step, revision: str) -> None:
                 conn.commit()
 
 
-__all__ = ["HEAD", "upgrade", "downgrade", "head_revision", "current_revision", "is_current", "alembic_config",
+__all__ = ["HEAD", "upgrade", "create_or_upgrade", "downgrade", "head_revision", "current_revision", "is_current", "alembic_config",
            "VERSION_TABLE", "MIGRATIONS_DIR"]
