@@ -25,6 +25,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -92,17 +93,26 @@ def measure(cmd: list[str], env: dict) -> tuple[str, float, float]:
     start = time.perf_counter()
     with tempfile.TemporaryFile("w+") as out_f, tempfile.TemporaryFile("w+") as err_f:
         proc = subprocess.Popen(cmd, env=env, stdout=out_f, stderr=err_f, text=True)
-        peak = 0
-        while proc.poll() is None:
-            peak = max(peak, _tree_rss_kb(proc.pid))
-            time.sleep(0.2)  # a coarse poll: the scan of /proc must not steal the CPU it measures
+        peak = [0]
+        done = threading.Event()
+
+        def sample() -> None:
+            # A coarse poll: the scan of /proc must not steal the CPU it measures.
+            while not done.wait(0.2):
+                peak[0] = max(peak[0], _tree_rss_kb(proc.pid))
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        proc.wait()  # the wall time ends when the child does, not at the sampler's next tick
         wall = time.perf_counter() - start
+        done.set()
+        sampler.join()
         out_f.seek(0)
         err_f.seek(0)
         out, err = out_f.read(), err_f.read()
     if proc.returncode not in (0, 1):
         raise SystemExit(f"benchmark child failed ({proc.returncode}): {err.strip()[-500:]}")
-    return out, wall, peak / 1024
+    return out, wall, peak[0] / 1024
 
 
 def parse_only(path: Path, manifest: dict, fmt: str) -> dict:
