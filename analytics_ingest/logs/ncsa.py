@@ -54,6 +54,9 @@ class NcsaParser(LineParser):
         fast = re.compile((_F_HOST if has_host else _F_NO_HOST) + _F_COMMON + (_F_AGENT if has_agent else _F_NO_AGENT))
         slow = re.compile((_S_HOST if has_host else _S_NO_HOST) + _S_COMMON + (_S_AGENT if has_agent else _S_NO_AGENT))
         self._matchers = (fast.match, slow.match)
+        #: The strict expression alone: its ten groups are those of every line it matches
+        #: (``weblogs.ncsa_lines`` reads them without the stepper).
+        self.fast_match = fast.match
         holder: list = [None]
         step = _make_step(*self._matchers, lambda path, status, agent, host: _BUILD, holder, (_BUILD,))
 

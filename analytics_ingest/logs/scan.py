@@ -176,15 +176,15 @@ class _Counter:
                         on_tracked(hit, category, is_bot(hit) if is_bot is not None else False)
                 elif category is skip:
                     counts[filtered] += 1
-                    self._count_filtered(W3C_HEADER)
+                    self.count_filtered(W3C_HEADER)
                 else:
                     count = counts_get(category)
                     if count is None:
-                        self._invalid(line_no, category, line)
+                        self.invalid(line_no, category, line)
                     else:
                         counts[category] = count + 1
                         if category is filtered:
-                            self._count_filtered(self.classifier.filter_reason(holder[0]) or "filtered")
+                            self.count_filtered(self.classifier.filter_reason(holder[0]) or "filtered")
         finally:
             # Count what was processed even if on_tracked raised (that hit is counted tracked).
             counts[pages] += n_pages
@@ -199,7 +199,7 @@ class _Counter:
         for line in lines:
             self.line_no += 1
             self.stats.lines_total += 1
-            self._invalid(self.line_no, invalid_reason(line), line)
+            self.invalid(self.line_no, invalid_reason(line), line)
 
     def flush(self) -> None:
         """Fold the collected tracked cdts into days / first / last."""
@@ -217,7 +217,7 @@ class _Counter:
             minutes[minute] = minutes.get(minute, 0) + n
         cdts.clear()
 
-    def _invalid(self, line_no: int, reason: str, line: str) -> None:
+    def invalid(self, line_no: int, reason: str, line: str) -> None:
         stats = self.stats
         stats.counts[INVALID] += 1
         reasons = stats.invalid_reasons
@@ -225,7 +225,7 @@ class _Counter:
         if len(stats.invalid_samples) < MAX_SAMPLES:
             stats.invalid_samples.append((line_no, reason, line[:SAMPLE_CHARS]))
 
-    def _count_filtered(self, reason: str) -> None:
+    def count_filtered(self, reason: str) -> None:
         reasons = self.stats.filtered_reasons
         reasons[reason] = reasons.get(reason, 0) + 1
 

@@ -66,33 +66,41 @@ class RequestBuilder:
 
     def render(self, hit: Hit, category: str, is_bot: bool) -> tuple[str, str]:
         """Return ``(pv_id, request_json)`` for a tracked hit."""
-        url = self.url_of(hit.host, hit.path)
-        pv_id = self.pv_ids(hit.line_no)
-        out = [self.prefix, _q(url), ',"cip":', _q(hit.ip), ',"cdt":"', hit.cdt, '","pv_id":"', pv_id, '"']
-        if hit.user_agent:
-            out += (',"ua":', _q(hit.user_agent))
-        if hit.referrer:
-            out += (',"urlref":', _q(hit.referrer[:MAX_URL_PATH]))
-        if hit.user_id:
-            out += (',"uid":', _q(hit.user_id))
-        if hit.length:  # import_logs.py leaves out 0 and "-" alike
-            out += (',"bw_bytes":', str(hit.length))
-        if hit.generation_ms:
-            out += (',"pf_srv":', str(hit.generation_ms))
+        extra = hit.extra
+        if extra and extra.get("tracking_params") is not None:
+            pv_id = self.pv_ids(hit.line_no)
+            return pv_id, self._render_replay(hit, extra["tracking_params"], pv_id, is_bot)
+        return self.render_fields(hit.line_no, hit.host, hit.path, hit.ip, hit.cdt, hit.user_agent, hit.referrer,
+                                  hit.user_id, hit.length, hit.generation_ms, hit.status, category, is_bot, extra)
+
+    def render_fields(self, line_no: int, host: str, path: str, ip: str, cdt: str, agent: str, referrer: str,
+                      user: str, length: int | None, generation_ms: int | None, status: int, category: str,
+                      is_bot: bool, extra: dict | None = None) -> tuple[str, str]:
+        """:meth:`render` of a hit given as its fields (``""``/None for absent ones, as in
+        :class:`Hit`): the workers' fused loop renders lines without building a Hit."""
+        url = self.url_of(host, path)
+        pv_id = self.pv_ids(line_no)
+        out = [self.prefix, _q(url), ',"cip":', _q(ip), ',"cdt":"', cdt, '","pv_id":"', pv_id, '"']
+        if agent:
+            out += (',"ua":', _q(agent))
+        if referrer:
+            out += (',"urlref":', _q(referrer[:MAX_URL_PATH]))
+        if user:
+            out += (',"uid":', _q(user))
+        if length:  # import_logs.py leaves out 0 and "-" alike
+            out += (',"bw_bytes":', str(length))
+        if generation_ms:
+            out += (',"pf_srv":', str(generation_ms))
         if category == DOWNLOADS:
             out += (',"download":', _q(url))
-        elif hit.status >= 300 and hit.status != 304:
+        elif status >= 300 and status != 304:
             # Only reached when --enable-http-errors/--enable-http-redirects let it through:
             # import_logs.py names such page views after the status, URL and referrer.
-            name = f"{hit.status}/URL = {quote(url, safe='')}/From = {quote(hit.referrer, safe='')}"
+            name = f"{status}/URL = {quote(url, safe='')}/From = {quote(referrer, safe='')}"
             out += (',"action_name":', _q(name))
         if is_bot or self.enable_bots:
             out.append(',"bots":1')
-        extra = hit.extra
         if extra:
-            original = extra.get("tracking_params")
-            if original is not None:
-                return pv_id, self._render_replay(hit, original, pv_id, is_bot)
             for key, param in (("event_category", "e_c"), ("event_action", "e_a"), ("event_name", "e_n")):
                 value = extra.get(key)
                 if value:

@@ -154,7 +154,10 @@ class Classifier:
 
     def is_bot(self, hit: Hit) -> bool:
         """Whether the user agent matches a bot substring (cached per user agent)."""
-        agent = hit.user_agent
+        return self.agent_is_bot(hit.user_agent)
+
+    def agent_is_bot(self, agent: str) -> bool:
+        """:meth:`is_bot` of a user agent string."""
         bot = self._agents.get(agent)
         if bot is None:
             bot = self._agent_is_bot(agent)

@@ -71,35 +71,29 @@ def record_key(record) -> str:
 
 
 class HitColumns:
-    """Tracked hits gathered straight into column lists: :attr:`on_tracked` per hit, then
-    :meth:`encode`. Only the hits' field values are kept, never the Hit objects: a few thousand
-    live objects per job would make the garbage collector rescan them again and again (it doubled
-    a worker's time)."""
+    """Tracked hits gathered as rows, one tuple of :data:`COLUMNS` per hit (:attr:`add`, or
+    :attr:`on_tracked` for a Hit), then :meth:`encode`. Only the hits' field values are kept,
+    never the Hit objects: a few thousand live objects per job would make the garbage collector
+    rescan them again and again (it doubled a worker's time); a tuple of strings and numbers
+    leaves its first collection untracked."""
 
     def __init__(self) -> None:
-        self._columns = columns = tuple([] for _ in COLUMNS)
-        lines, times, ips, agents, users, hosts, paths, downloads, bots, events = (c.append for c in columns)
+        self._rows: list[tuple] = []
+        #: ``add((line_no, time, ip, user_agent, user_id, host, path, download, bot, event))``
+        self.add = add = self._rows.append
 
         def on_tracked(hit: Hit, category: str, is_bot: bool) -> None:
-            lines(hit.line_no)
-            times(hit.cdt)
-            ips(hit.ip)
-            agents(hit.user_agent)
-            users(hit.user_id)
-            hosts(hit.host)
-            paths(hit.path)
-            downloads(category == DOWNLOADS)
-            bots(is_bot)
-            events(hit.extra is not None and is_event(hit))
+            add((hit.line_no, hit.cdt, hit.ip, hit.user_agent, hit.user_id, hit.host, hit.path,
+                 category == DOWNLOADS, is_bot, hit.extra is not None and is_event(hit)))
 
         self.on_tracked = on_tracked
 
     def __len__(self) -> int:
-        return len(self._columns[0])
+        return len(self._rows)
 
     @property
     def first_line(self) -> int:
-        return self._columns[0][0]
+        return self._rows[0][0]
 
     def encode(self) -> dict:
         """The hits gathered so far as one part (see :func:`write_part`); starts afresh.
@@ -107,20 +101,19 @@ class HitColumns:
         Text columns are dictionary-encoded here, in plain Python, so that the worker processes
         that write parts never load pyarrow (it would cost each of them ~130 MB and a third of a
         second): the distinct values once, then one 32-bit index per hit."""
-        lines, times, ips, agents, users, hosts, paths, downloads, bots, events = self._columns
+        lines, times, ips, agents, users, hosts, paths, downloads, bots, events = zip(*self._rows)
         part: dict = {"format": FORMAT_VERSION, "rows": len(lines), "line_no": array("q", lines).tobytes()}
         for name, values in zip(TEXT_COLUMNS, (times, ips, agents, users, hosts, paths)):
-            codes: dict[str, int] = {}
-            index = [codes.setdefault(v, len(codes)) for v in values]
-            part[name] = (array("i", index).tobytes(), [_valid_text(v) for v in codes])
+            distinct = list(dict.fromkeys(values))  # in order of first appearance
+            codes = {v: i for i, v in enumerate(distinct)}
+            part[name] = (array("i", map(codes.__getitem__, values)).tobytes(), [_valid_text(v) for v in distinct])
         for name, values in (("download", downloads), ("bot", bots), ("event", events)):
             part[name] = array("b", values).tobytes()
         self.clear()
         return part
 
     def clear(self) -> None:
-        for column in self._columns:
-            column.clear()
+        self._rows.clear()
 
 
 def write_part(directory: str | os.PathLike, columns: HitColumns) -> tuple[str, dict] | None:

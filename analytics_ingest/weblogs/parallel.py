@@ -27,9 +27,11 @@ from ..logs.reader import decode_part, part_line_count
 from ..logs.scan import MAX_SAMPLES, ScanStats, _Counter, scan
 from ..matomo.pageview_ids import PageviewIds
 from ..matomo.tracking import RequestBuilder
+from ..vocabulary import DOWNLOADS
 from .classify import Classifier
 from .hit_store import HitColumns, write_part
 from .lanes import lane_of
+from .ncsa_lines import run_lines
 
 JOB_LINES = 10000
 STATELESS = {"common", "combined", "common_vhost", "common_complete", "nginx_json", "elb", "alb", "regex"}
@@ -115,6 +117,8 @@ def _work(config: dict, parts: list, first_line_no: int):
     store_dir = config.get("hit_store")  # where this job writes its part of the file's hit store
     tracked = HitColumns() if store_dir else None  # every tracked hit, delivered before or not
     keep = tracked.on_tracked if tracked is not None else None
+    add = tracked.add if tracked is not None else None
+    render_fields = builder.render_fields
 
     def on_tracked(hit, category, is_bot):
         nonlocal skipped
@@ -132,11 +136,34 @@ def _work(config: dict, parts: list, first_line_no: int):
         days[lane].append(day_of_hour(hit.cdt[:13]))  # one shared str per day: pickled once
         requests[lane].append(request)
 
+    def track(line_no, host, path, ip, cdt, agent, referrer, user, length, status, category, is_bot):
+        # on_tracked for a line of the fused NCSA loop: the same steps on the fields of a line
+        # that has no Hit (an NCSA line has no events and no generation time).
+        nonlocal skipped
+        if add is not None:
+            add((line_no, cdt, ip, agent, user, host, path, category is DOWNLOADS, is_bot, False))
+        key = user or ip
+        lane = cache.get(key)
+        if lane is None:
+            lane = cache[key] = lane_of(key, n_lanes)
+        if line_no <= delivered[lane]:
+            skipped += 1
+            return
+        _pv_id, request = render_fields(line_no, host, path, ip, cdt, agent, referrer, user, length, None, status,
+                                        category, is_bot)
+        lines[lane].append(line_no)
+        days[lane].append(day_of_hour(cdt[:13]))
+        requests[lane].append(request)
+
     stats = ScanStats()
     counter.stats = stats
     counter.on_tracked = on_tracked
     counter.line_no = first_line_no - 1
-    counter.run(step, text_lines)
+    fast_match = getattr(parser, "fast_match", None)
+    if fast_match is not None and config.get("fused", True):
+        run_lines(text_lines, first_line_no, fast_match=fast_match, counter=counter, step=step, track=track)
+    else:
+        counter.run(step, text_lines)
     counter.flush()
     lanes = []
     for lane in range(n_lanes):
