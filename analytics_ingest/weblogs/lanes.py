@@ -20,6 +20,7 @@ import zlib
 from zoneinfo import ZoneInfo
 
 from ..errors import DeliveryError, IngestError
+from ..logs.scan import local_day_of_hour
 from ..matomo.batches import Batch
 
 QUEUE_DEPTH = 4  # batches waiting per lane: bounded so memory stays flat
@@ -49,20 +50,12 @@ class DayGate:
         self._cond = threading.Condition()
         self._open: set[str] = set()
         self._opening: set[str] = set()
-        self._hour_day: dict[str, str] = {}
+        self._day_of_hour = local_day_of_hour(self.tz)
 
     def days_of(self, batch: Batch) -> set[str]:
         if batch.days is not None:  # computed by the worker that rendered the hits
             return set(batch.days)
-        hours = {item[3][:13] for item in batch.items}
-        days = set()
-        for hour in hours:
-            day = self._hour_day.get(hour)
-            if day is None:
-                utc = dt.datetime.strptime(hour, "%Y-%m-%d %H").replace(tzinfo=dt.timezone.utc)
-                day = self._hour_day[hour] = utc.astimezone(self.tz).date().isoformat()
-            days.add(day)
-        return days
+        return {self._day_of_hour(hour) for hour in {item[3][:13] for item in batch.items}}
 
     def enter(self, days: set[str], stop: threading.Event) -> set[str]:
         """Wait until no day of ``days`` is being opened by another lane; claim the unopened ones."""

@@ -24,7 +24,7 @@ from ..config import DEFAULT_PARALLEL_MIN_BYTES
 from ..logs.detect import DETECT_LINES, detect_parser
 from ..logs.formats import make_parser
 from ..logs.reader import decode_part, part_line_count
-from ..logs.scan import MAX_SAMPLES, ScanStats, _Counter, scan
+from ..logs.scan import MAX_SAMPLES, ScanStats, _Counter, local_day_of_hour, scan
 from ..matomo.pageview_ids import PageviewIds
 from ..matomo.tracking import RequestBuilder
 from ..vocabulary import DOWNLOADS
@@ -180,19 +180,7 @@ def _work(config: dict, parts: list, first_line_no: int):
 
 def _hour_days(timezone: str):
     """``"YYYY-MM-DD HH"`` (UTC) -> site-local day, cached; the same str object per day."""
-    tz = dt.timezone.utc if timezone in ("", "UTC") else ZoneInfo(timezone)
-    cache: dict[str, str] = {}
-    interned: dict[str, str] = {}
-
-    def day_of(hour: str) -> str:
-        day = cache.get(hour)
-        if day is None:
-            utc = dt.datetime.strptime(hour, "%Y-%m-%d %H").replace(tzinfo=dt.timezone.utc)
-            local = utc.astimezone(tz).date().isoformat()
-            day = cache[hour] = interned.setdefault(local, local)
-        return day
-
-    return day_of
+    return local_day_of_hour(dt.timezone.utc if timezone in ("", "UTC") else ZoneInfo(timezone))
 
 
 # ---- in the main process --------------------------------------------------------------------
