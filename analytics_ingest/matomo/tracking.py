@@ -47,6 +47,10 @@ class RequestBuilder:
         # Constant part first, hoisted out of the per-hit path.
         self.prefix = '{"idsite":%d,"rec":1,"apiv":1,"dp":1,"url":' % int(idsite)
         self._host_prefix: dict[str, str] = {}
+        # The JSON of the user agent and referrer parameters, per value: a log repeats a few
+        # hundred agents and referrers, and escaping a 150-character agent is most of a render.
+        self._agent_json: dict[str, str] = {}
+        self._referrer_json: dict[str, str] = {}
         # import_logs.py --enable-bots sends bots=1 with every request, so that Matomo's own
         # bot detection (DeviceDetector) does not drop bots our substring list missed.
         self.enable_bots = enable_bots
@@ -58,6 +62,13 @@ class RequestBuilder:
             if len(self._host_prefix) < 10_000:
                 self._host_prefix[host] = base
         return base
+
+    @staticmethod
+    def _remember(cache: dict[str, str], key: str, text: str) -> str:
+        if len(cache) >= 20_000:  # bounded: memory stays flat whatever the log
+            cache.clear()
+        cache[key] = text
+        return text
 
     def url_of(self, host: str, path: str) -> str:
         """The ``url`` (or ``download``) parameter sent for a hit on ``host`` and ``path``; the
@@ -82,9 +93,15 @@ class RequestBuilder:
         pv_id = self.pv_ids(line_no)
         out = [self.prefix, _q(url), ',"cip":', _q(ip), ',"cdt":"', cdt, '","pv_id":"', pv_id, '"']
         if agent:
-            out += (',"ua":', _q(agent))
+            text = self._agent_json.get(agent)
+            if text is None:
+                text = self._remember(self._agent_json, agent, ',"ua":' + _q(agent))
+            out.append(text)
         if referrer:
-            out += (',"urlref":', _q(referrer[:MAX_URL_PATH]))
+            text = self._referrer_json.get(referrer)
+            if text is None:
+                text = self._remember(self._referrer_json, referrer, ',"urlref":' + _q(referrer[:MAX_URL_PATH]))
+            out.append(text)
         if user:
             out += (',"uid":', _q(user))
         if length:  # import_logs.py leaves out 0 and "-" alike
