@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import gc
 import json
 import os
 import stat
@@ -223,6 +224,10 @@ def cmd_import(args) -> int:
         importer = make_importer(settings, ledger, args.site, policy=policy, progress=progress, lease_wait=args.wait,
                                  lease_ttl=args.lease_ttl, site_wait=args.wait, timezone=_site_timezone(args.site),
                                  on_site_wait=lambda line: print(line, file=sys.stderr, flush=True))
+        # What is loaded by now (SQLAlchemy, the engine, the ledger) lives as long as the process:
+        # out of the collector's sight, the collections that the lanes' results set off and the
+        # interpreter's exit no longer walk it (~50 ms of a short import's wall time).
+        gc.freeze()
         results = []
         interrupted = False
         with importer:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import collections
 import datetime as dt
+import gc
 import os
 import signal
 import threading
@@ -69,6 +70,7 @@ def init_worker(parent_pid: int) -> None:
     Ctrl-C reaches the whole process group: only the importer handles it (it stops, records what
     was delivered and says so in one line); a worker would print a traceback per process."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    gc.freeze()  # what the worker inherited from the importer: never garbage, never walked again
     try:
         import ctypes
 
