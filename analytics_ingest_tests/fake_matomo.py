@@ -175,7 +175,7 @@ arrival number and ``_post`` the POST number), ``pv_ids(idsite=None)``, ``duplic
 (one dict per bulk POST: post, path, query, user_agent, content_type, fault, requests, status,
 tracked, invalid; status is the HTTP status, ``"timeout"``, ``"reset"`` or ``"client_gone"``),
 ``bulk_in_flight`` (bulk POSTs being handled, e.g. waiting to commit late) and
-``wait_bulk_idle(timeout=10.0) -> bool``, ``api_calls``, ``connections`` (TCP connections accepted), ``requests_log``
+``wait_bulk_idle(timeout=10.0) -> bool``, ``api_calls``, ``api_tokens_in_url``, ``connections`` (TCP connections accepted), ``requests_log``
 ((method, path, params) of Reporting API calls, token values replaced by ``"***"``),
 ``invalidations``, ``archive_runs``, ``archive_status(idsite)``, ``errors`` (handler exceptions, answered 500; a client hanging up is not an
 error), ``faults`` / ``clear_faults()``, ``reset()``.
@@ -895,6 +895,7 @@ class FakeMatomo:
         self._faults: list[Fault] = []
         self.bulk_log: list[dict] = []
         self.requests_log: list[tuple[str, str, dict]] = []
+        self.api_tokens_in_url = 0  # Reporting API calls whose URL carried token_auth
         self.invalidations: list[dict] = []
         self.errors: list[str] = []
         # Archive model: (idsite, period, first day ISO) -> visits frozen at archiving time.
@@ -1276,6 +1277,9 @@ class FakeMatomo:
     def _handle_api(self, h: _Handler, method: str, path: str, query: str) -> None:
         params = dict(parse_qsl(query, keep_blank_values=True))
         body = h.read_body()
+        if "token_auth" in params:
+            with self._lock:
+                self.api_tokens_in_url += 1  # a proxy or access log would have recorded it
         if method == "POST" and body:
             ctype = (h.headers.get("Content-Type") or "").lower()
             if "json" not in ctype and "multipart" not in ctype:
