@@ -289,3 +289,26 @@ def test_ctrl_c_during_a_parallel_import_is_one_line_and_a_rerun_completes(tmp_p
     assert json.loads(again.stdout)["status"] == "loaded"
     pv_ids = [hit["pv_id"] for hit in outbox_lines(home)]
     assert len(pv_ids) == manifest["tracked"] and len(set(pv_ids)) == len(pv_ids)
+
+
+def test_an_in_process_import_leaves_the_callers_garbage_collector_as_it_was(tmp_path, capsys):
+    """The import command freezes what it loaded (gc.freeze: the interpreter's exit and the scan's
+    collections skip it, issue #16); called in-process, it gives every object back to the
+    collector, or a caller's garbage would be kept for ever."""
+    import gc
+
+    log = tmp_path / "a.log"
+    make_log(log, 200, seed=3)
+    assert gc.get_freeze_count() == 0
+    code, out, err = run(capsys, "import", log, "--site", "1", "--home", tmp_path / "h", "--json")
+    assert code == 0, err
+    assert gc.get_freeze_count() == 0
+    # and a whole process does freeze: the frozen objects are counted just before it exits
+    probe = ("import atexit, gc, sys\nfrom analytics_ingest.cli.main import main\n"
+             "atexit.register(lambda: print('frozen', gc.get_freeze_count() > 10000, file=sys.stderr))\n"
+             "sys.argv = ['analytics-ingest', 'import', sys.argv[1], '--site', '1', '--home', sys.argv[2]]\n"
+             "sys.exit(main())\n")
+    done = subprocess.run([sys.executable, "-c", probe, str(log), str(tmp_path / "h2")], capture_output=True,
+                          text=True, timeout=120, env=subprocess_env())
+    assert done.returncode == 0, done.stderr
+    assert "frozen True" in done.stderr

@@ -367,6 +367,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(INTERRUPTED, file=sys.stderr)
         return EXIT_INTERRUPTED
+    finally:
+        if argv is not None:
+            # Called in-process (tests, a notebook): the import command's gc.freeze() must not
+            # keep the caller's objects from the collector. A whole process exits just after.
+            gc.unfreeze()
 
 
 if __name__ == "__main__":  # pragma: no cover
