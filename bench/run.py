@@ -12,7 +12,8 @@ ledger, four lanes, bulk POSTs with keep-alive) against ``bench/null_matomo.py``
 process on loopback. Parse-only = read + parse + classify + count, in a fresh process.
 Peak memory is the PSS of the child's process tree. ``--import-logs`` runs Matomo's
 ``import_logs.py`` (from matomo-org/matomo-log-analytics; not shipped here) on the same file
-against the same kind of null Matomo, with the same number of recorders and batch size. Logs are generated once per (lines, seed) under
+against the same kind of null Matomo, with the same number of recorders and batch size (and with
+``--import-logs-defaults`` also with its own defaults). Logs are generated once per (lines, seed) under
 ``bench/out/`` by ``bench/gen_logs.py``.
 """
 
@@ -130,17 +131,20 @@ def _null_matomo() -> tuple[subprocess.Popen, int]:
     return server, int(server.stdout.readline().split()[1])
 
 
-def import_logs(script: Path, path: Path, manifest: dict, recorders: int, batch: int) -> dict:
-    """Matomo's importer on the same file, for the ratio (its own defaults otherwise)."""
+def import_logs(script: Path, path: Path, manifest: dict, recorders: int | None, batch: int | None) -> dict:
+    """Matomo's importer on the same file, for the ratio: with our number of recorders and batch
+    size, or (None) with its own defaults (one recorder, 200 requests per POST)."""
     server, port = _null_matomo()
     try:
-        cmd = [sys.executable, str(script), f"--url=http://127.0.0.1:{port}", "--token-auth=bench-token",
-               "--idsite=1", f"--recorders={recorders}", f"--recorder-max-payload-size={batch}", str(path)]
-        _out, wall, rss = measure(cmd, dict(os.environ))
+        cmd = [sys.executable, str(script), f"--url=http://127.0.0.1:{port}", "--token-auth=bench-token", "--idsite=1"]
+        if recorders is not None:
+            cmd += [f"--recorders={recorders}", f"--recorder-max-payload-size={batch}"]
+        _out, wall, rss = measure([*cmd, str(path)], dict(os.environ))
     finally:
         server.terminate()
         server.communicate(timeout=30)
-    return {"mode": "import_logs.py", "lines": manifest["lines"], "wall_s": round(wall, 2),
+    return {"mode": "import_logs.py" if recorders is not None else "import_logs.py (its defaults)",
+            "lines": manifest["lines"], "wall_s": round(wall, 2),
             "lines_per_s": round(manifest["lines"] / wall), "peak_mem_mb": round(rss, 1)}
 
 
@@ -182,6 +186,8 @@ def main() -> None:
     parser.add_argument("--sizes", help="comma-separated line counts, e.g. 10000,200000,1000000 (instead of --lines)")
     parser.add_argument("--import-logs", type=Path, metavar="IMPORT_LOGS_PY",
                         help="also run Matomo's import_logs.py end to end on each file, and print the ratio")
+    parser.add_argument("--import-logs-defaults", action="store_true",
+                        help="with --import-logs: also run it with its own defaults (1 recorder, 200 per POST)")
     args = parser.parse_args()
     if args.sizes:
         sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
@@ -195,9 +201,11 @@ def main() -> None:
             ours = end_to_end(path, manifest, args.format, args.recorders, args.batch_size)
             print(json.dumps(ours), flush=True)
             if args.import_logs:
-                theirs = import_logs(args.import_logs, path, manifest, args.recorders, args.batch_size)
-                theirs["ratio"] = round(theirs["wall_s"] / ours["wall_s"], 1)
-                print(json.dumps(theirs), flush=True)
+                runs = [(args.recorders, args.batch_size)] + ([(None, None)] if args.import_logs_defaults else [])
+                for recorders, batch in runs:
+                    theirs = import_logs(args.import_logs, path, manifest, recorders, batch)
+                    theirs["ratio"] = round(theirs["wall_s"] / ours["wall_s"], 1)
+                    print(json.dumps(theirs), flush=True)
 
 
 if __name__ == "__main__":
