@@ -67,3 +67,19 @@ def test_enable_bots_marks_every_request_and_zero_sizes_are_left_out():
     _, text = builder.render(_hit(length=0, generation_ms=0), PAGES, False)
     req = json.loads(text)
     assert req["bots"] == 1 and "bw_bytes" not in req and "pf_srv" not in req
+
+
+def test_escaped_agents_and_referrers_are_reused_and_their_memory_is_bounded():
+    """Issue #16: the JSON of an agent or referrer is kept per value; whatever the log, the kept
+    values stay few and short, and what is rendered from the cache equals a fresh render."""
+    builder = RequestBuilder(1, "https://example.org", PageviewIds("x"))
+    fresh = lambda hit: RequestBuilder(1, "https://example.org", PageviewIds("x")).render(hit, PAGES, False)  # noqa: E731
+    for n in range(10_000):
+        hit = _hit(line_no=n + 1, user_agent=f"Agent/{n} \u00e9\"x\"", referrer=f"https://r.example/{n % 7}")
+        assert builder.render(hit, PAGES, False) == fresh(hit)
+    assert len(builder._agent_json) <= 4096 and len(builder._referrer_json) == 7
+    huge = _hit(user_agent="A" * 3000, referrer="https://r.example/" + "p" * 2000)
+    _, text = builder.render(huge, PAGES, False)
+    assert json.loads(text)["ua"] == "A" * 3000 and len(json.loads(text)["urlref"]) == 1024
+    assert "A" * 3000 not in builder._agent_json  # too long to keep
+    assert builder.render(huge, PAGES, False) == fresh(huge)

@@ -26,6 +26,8 @@ from ..vocabulary import DOWNLOADS
 from .pageview_ids import PageviewIds
 
 MAX_URL_PATH = 1024  # import_logs.py cuts path and referrer to 1,024 characters
+_CACHED_VALUES = 4096  # user agents (and referrers) whose JSON is kept, per builder
+_CACHED_VALUE_MAX = 512  # characters; longer ones are escaped every time
 
 # Parameters of a replayed tracker request that the engine sets, whatever the original said:
 # idsite is the import's site (checked, never switched); token_auth of the original request is
@@ -65,9 +67,12 @@ class RequestBuilder:
 
     @staticmethod
     def _remember(cache: dict[str, str], key: str, text: str) -> str:
-        if len(cache) >= 20_000:  # bounded: memory stays flat whatever the log
-            cache.clear()
-        cache[key] = text
+        # Bounded in entries and in their size (an agent may be 64 KiB long): a few MB at most,
+        # whatever the log.
+        if len(key) <= _CACHED_VALUE_MAX:
+            if len(cache) >= _CACHED_VALUES:
+                cache.clear()
+            cache[key] = text
         return text
 
     def url_of(self, host: str, path: str) -> str:

@@ -161,8 +161,8 @@ def _work(config: dict, parts: list, first_line_no: int):
     counter.stats = stats
     counter.on_tracked = on_tracked
     counter.line_no = first_line_no - 1
-    fast_match = getattr(parser, "fast_match", None)
-    if fast_match is not None and config.get("fused", True):
+    fast_match = getattr(parser, "fast_match", None)  # NCSA formats only
+    if fast_match is not None and config.get("fused", True):  # "fused": False = the general path (tests)
         run_lines(text_lines, first_line_no, fast_match=fast_match, counter=counter, step=step, track=track)
     else:
         counter.run(step, text_lines)
