@@ -29,6 +29,7 @@ ENV_MATOMO_TOKEN = "MATOMO_API_TOKEN"
 ENV_MATOMO_DB_URL = "MATOMO_DB_URL"  # optional: Matomo's MySQL, for fast pv_id look-ups
 ENV_MATOMO_DB_PREFIX = "MATOMO_DB_TABLE_PREFIX"
 ENV_GEOIP_DB = "ANALYTICS_INGEST_GEOIP_DB"  # optional: a MaxMind-format database, for the pretables' coordinates
+ENV_SITES = "ANALYTICS_INGEST_SITES"  # the sites file (analytics_ingest.sites)
 ENV_PARALLEL_MIN_BYTES = "ANALYTICS_INGEST_PARALLEL_MIN_BYTES"  # files from this size on use worker processes
 DEFAULT_PARALLEL_MIN_BYTES = 8 << 20
 

@@ -22,11 +22,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
+from .config import ENV_SITES
 from .errors import ConfigError, InputError
 from .weblogs.classify import ClassifyOptions
 from .yamlconfig import ConfigErrors, load_strict
 
-ENV_SITES = "ANALYTICS_INGEST_SITES"
 DEFAULT_EXPECTED = 1  # files a day when no range covers the day (the ledger's default too)
 
 _KEYS = ("id", "key", "name", "main_url", "log_dir", "file_pattern", "format", "timezone", "start_date",

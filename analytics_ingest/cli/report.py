@@ -14,7 +14,6 @@ import os
 import sys
 
 from ..errors import IngestError, InputError
-from ..sites import pick_site
 from ..usage.windows import EXAMPLES, resolve_window
 
 EXIT_OK, EXIT_MISSING, EXIT_ERROR = 0, 1, 2
@@ -75,6 +74,8 @@ def run_report(args, *, stdout=None, stderr=None) -> int:
     err = stderr or sys.stderr
     try:
         top, fmt, today = _check_args(args)
+        from ..sites import pick_site  # here: the import command builds this parser too
+
         site = pick_site(args.site)
         window = resolve_window(args.range_name, args.start, args.end, tz=site.timezone, today=today,
                                 first_day=site.start_date)
