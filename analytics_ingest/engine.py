@@ -10,6 +10,7 @@ from .matomo.api import MatomoApi, SiteInfo
 from .matomo.delivery import HttpSink, OutboxSink
 from .matomo.lookup import ApiLookup, MysqlLookup
 from .matomo.retry import RetryPolicy
+from .site_time import site_zone
 from .weblogs.day_hits import hit_store_dir
 from .weblogs.importer import Importer
 
@@ -55,6 +56,7 @@ def make_importer(settings: Settings, ledger, site_id: int, *, policy=None, prog
                 "and in Matomo (Administration > Websites > Manage)"
             )
         site = dataclasses.replace(site, timezone=timezone)
+    site_zone(site.timezone)  # a zone this cannot read is one line now, not a failure after hits were sent
     extra = {} if lease_ttl is None else {"lease_ttl": lease_ttl}
     return Importer(ledger, sink, site, progress=progress, lease_wait=lease_wait, parallel=parallel,
                     site_wait=site_wait, on_site_wait=on_site_wait,

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 
 from ..archiving import archive_day
 from ..errors import ConfigError, IngestError
-from ..weblogs.day_hits import LocalDay
+from ..site_time import LocalDay
 from .fetch import NUM_THREADS, FetchResult, fetch_window, fetch_window_filter_events, make_logs_client
 from .query import (
     DEFAULT_EXCLUDED_AGENTS,

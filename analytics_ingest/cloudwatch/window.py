@@ -9,9 +9,9 @@ thousands of CloudWatch queries.
 from __future__ import annotations
 
 import datetime as dt
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ..errors import ConfigError, InputError
+from ..site_time import site_zone
 
 ENV_MAX_SPAN_HOURS = "ANALYTICS_INGEST_REPLAY_MAX_SPAN_HOURS"
 DEFAULT_MAX_SPAN = dt.timedelta(days=7)
@@ -76,20 +76,9 @@ def check_span(start: dt.datetime, end: dt.datetime, limit: dt.timedelta) -> Non
         )
 
 
-def _zone(tz) -> dt.tzinfo:
-    if isinstance(tz, dt.tzinfo):
-        return tz
-    if tz in (None, "", "UTC"):
-        return dt.timezone.utc
-    try:
-        return ZoneInfo(str(tz))
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ConfigError(f"unknown timezone {str(tz)[:60]!r}; use an IANA name such as Europe/Paris") from None
-
-
 def days_touched(start: dt.datetime, end: dt.datetime, tz="UTC") -> list[dt.date]:
     """The local days (in ``tz``) that ``[start, end)`` overlaps, in order."""
-    zone = _zone(tz)
+    zone = site_zone(tz)
     if end <= start:
         return []
     first = start.astimezone(zone).date()
@@ -99,7 +88,7 @@ def days_touched(start: dt.datetime, end: dt.datetime, tz="UTC") -> list[dt.date
 
 def local_day(timestamp_ms: int, tz="UTC") -> dt.date:
     """The local day (in ``tz``) of an epoch-milliseconds timestamp."""
-    return dt.datetime.fromtimestamp(timestamp_ms / 1000, dt.timezone.utc).astimezone(_zone(tz)).date()
+    return dt.datetime.fromtimestamp(timestamp_ms / 1000, dt.timezone.utc).astimezone(site_zone(tz)).date()
 
 
 def to_ms(value: dt.datetime) -> int:

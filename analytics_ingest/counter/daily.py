@@ -20,12 +20,12 @@ import datetime as dt
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import numpy as np
 
 from ..errors import ConfigError, InputError
 from ..pretable import pretable_paths, read_pretable_tsv
+from ..site_time import site_zone
 from ..vocabulary import DAY_CALCULATED, DAY_DONE, DAY_PRETABLE
 from .items import load_rules
 from .metrics import NO_TIME, PretableColumns, _factorize, compute
@@ -139,7 +139,8 @@ def compute_counter_day(settings, ledger, site, day: dt.date) -> CounterDayResul
     if source is None:
         raise InputError(f"{site.key} {day}: no pretable at {tsv}; materialise the pretable first")
     rules = load_rules(site.counter.items)
-    tz = None if site.timezone == "UTC" else ZoneInfo(site.timezone)
+    zone = site_zone(site.timezone)
+    tz = None if zone is dt.timezone.utc else zone  # None: the rows' UTC times are local already
     clock = time.perf_counter()
     rows = _to_local(_read(source), tz)
     following = _pretable_file(*pretable_paths(settings, site, day + dt.timedelta(days=1)))

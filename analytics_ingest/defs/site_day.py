@@ -12,12 +12,12 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from zoneinfo import ZoneInfo
 
 import dagster as dg
 
 from .. import metadata_keys as keys
 from ..errors import IngestError
+from ..site_time import site_zone
 from .failures import fail
 from .partitions import site_days
 from .pools import MATOMO_POOL
@@ -135,7 +135,7 @@ def yesterday_schedule(site, job, *, name: str, cron: str, description: str,
     @dg.schedule(name=name, job=job, cron_schedule=cron, execution_timezone=site.timezone,
                  default_status=dg.DefaultScheduleStatus.RUNNING, description=description)
     def daily(context: dg.ScheduleEvaluationContext):
-        local = context.scheduled_execution_time.astimezone(ZoneInfo(site.timezone))
+        local = context.scheduled_execution_time.astimezone(site_zone(site.timezone))
         yesterday = (local.date() - dt.timedelta(days=1)).isoformat()
         if yesterday < site.start_date.isoformat():
             return dg.SkipReason(f"{yesterday} is before {site.key}'s start date")

@@ -7,13 +7,13 @@ header lines count as filtered, reason ``w3c_header``) or invalid (with a reason
 
 from __future__ import annotations
 
-import datetime as _dt
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from operator import itemgetter
 
 from ..hits import Hit
+from ..site_time import local_days
 from ..vocabulary import DOWNLOADS, FILTERED, IGNORED_CATEGORIES, INVALID, PAGES, TRACKED_CATEGORIES
 from ..weblogs.classify import Classifier, ClassifyOptions
 from .base import SKIP_LINE, invalid_reason
@@ -233,43 +233,4 @@ class _Counter:
 _MINUTE = itemgetter(slice(0, 16))
 
 
-def local_days(utc_minutes: dict[str, int], timezone: str) -> dict[str, int]:
-    """Fold per-UTC-minute counts into site-local days (``YYYY-MM-DD``) in ``timezone``."""
-    tz = _zone(timezone)
-    days: dict[str, int] = {}
-    for minute, n in utc_minutes.items():
-        utc = _dt.datetime(int(minute[:4]), int(minute[5:7]), int(minute[8:10]), int(minute[11:13]),
-                           int(minute[14:16]), tzinfo=_dt.timezone.utc)
-        day = utc.astimezone(tz).date().isoformat()
-        days[day] = days.get(day, 0) + n
-    return days
-
-
-def local_day_of_hour(tz: _dt.tzinfo) -> Callable[[str], str]:
-    """``"YYYY-MM-DD HH"`` (a UTC hour, a ``cdt[:13]``) -> the site-local day in ``tz``, cached; the
-    same str object for each day, so lists of days pickle each day once. Built from the digits:
-    ``strptime`` would load ``_strptime`` (30 ms of a CLI start) and is slower per call."""
-    cache: dict[str, str] = {}
-    interned: dict[str, str] = {}
-
-    def day_of(hour: str) -> str:
-        day = cache.get(hour)
-        if day is None:
-            utc = _dt.datetime(int(hour[:4]), int(hour[5:7]), int(hour[8:10]), int(hour[11:13]),
-                               tzinfo=_dt.timezone.utc)
-            local = utc.astimezone(tz).date().isoformat()
-            day = cache[hour] = interned.setdefault(local, local)
-        return day
-
-    return day_of
-
-
-def _zone(timezone: str):
-    if not timezone or timezone in ("UTC", "Etc/UTC"):
-        return _dt.timezone.utc
-    from zoneinfo import ZoneInfo
-
-    return ZoneInfo(timezone)
-
-
-__all__ = ["ScanStats", "scan", "local_days", "local_day_of_hour"]
+__all__ = ["ScanStats", "scan", "local_days"]

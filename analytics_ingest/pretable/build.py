@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import ConfigError, IngestError, InputError
+from ..site_time import LocalDay
 from ..vocabulary import DAY_CALCULATED, DAY_DONE, DAY_LOADED, DAY_PRETABLE, DAY_STATUSES
-from ..weblogs.day_hits import DayHits, LocalDay, hit_store_dir
+from ..weblogs.day_hits import DayHits, hit_store_dir
 from .agents import AgentFacts, agents_cache_path
 from .from_hits import HitRows, open_geolocator
 from .from_matomo import matomo_rows

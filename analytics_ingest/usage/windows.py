@@ -27,11 +27,11 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import dataclass
-from zoneinfo import ZoneInfo
 
 from dateutil.relativedelta import relativedelta
 
 from ..errors import InputError
+from ..site_time import site_zone
 
 NAMED = ("TODAY", "ALL")
 EXAMPLES = "TODAY, 1D, 7D, 10D, 30D, ALL or n followed by D/W/M/Y such as 12W, 6M, 1Y"
@@ -55,12 +55,6 @@ class Window:
 
     def __str__(self) -> str:
         return f"{self.label} ({self.first_day.isoformat()}..{self.last_day.isoformat()})"
-
-
-def _zone(tz) -> dt.tzinfo:
-    if isinstance(tz, dt.tzinfo):
-        return tz
-    return dt.timezone.utc if tz in (None, "", "UTC") else ZoneInfo(tz)
 
 
 def _moving_start(name: str, today: dt.date, first_day: dt.date | None) -> dt.date:
@@ -109,7 +103,7 @@ def resolve_window(range_name: str | None, start=None, end=None, *, tz="UTC", to
     ALL). Raises :class:`InputError` (one line) for an unknown name, a bad ISO text, a missing
     half of start/end, or an end before the start.
     """
-    zone = _zone(tz)
+    zone = site_zone(tz)
     if today is None:
         today = dt.datetime.now(zone).date()
     if start is not None or end is not None:

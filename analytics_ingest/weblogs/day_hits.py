@@ -19,10 +19,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
-from zoneinfo import ZoneInfo
 
 from ..errors import InputError
 from ..logs import open_log, scan
+from ..site_time import LocalDay
 from ..vocabulary import DOWNLOADS, FILE_INVALID, PAGES
 from . import hit_store
 from .importer import options_from_plan
@@ -36,19 +36,6 @@ class DayHitsStats:
     bots_tracked: int = 0  # tracked hits flagged as bots (enable_bots)
     rejected_skipped: int = 0  # lines Matomo refused: not in Matomo, so not in the day
     stores_rebuilt: int = 0  # files whose hit store had to be rebuilt from the log
-
-
-class LocalDay:
-    """A site's local day as a span of UTC time, in one place for every reader of a day."""
-
-    def __init__(self, timezone: str) -> None:
-        self.tz = dt.timezone.utc if timezone in ("UTC", "", None) else ZoneInfo(timezone)
-
-    def bounds_utc(self, day: dt.date) -> tuple[dt.datetime, dt.datetime]:
-        """[start, end) of the local day in UTC (23 or 25 hours across DST changes)."""
-        start = dt.datetime.combine(day, dt.time(), self.tz).astimezone(dt.timezone.utc)
-        end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), self.tz).astimezone(dt.timezone.utc)
-        return start, end
 
 
 def hit_store_dir(settings) -> Path:

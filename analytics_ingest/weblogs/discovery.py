@@ -21,7 +21,6 @@ import re
 import stat
 from collections import Counter
 from dataclasses import dataclass
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ..errors import InputError
 from ..hits import Hit
@@ -30,6 +29,7 @@ from ..logs.detect import DETECT_LINES, detect_parser
 from ..logs.formats import make_parser
 from ..logs.reader import TOO_LONG, decode_part
 from ..logs.scan import DETECT_GIVE_UP_LINES
+from ..site_time import local_days, site_zone
 
 COMPRESSED_WHOLE_LIMIT = 64 << 20  # compressed files up to this size are read whole for their days
 TAIL_BYTES = 1 << 20  # plain files: the lines of the last MiB are sampled too
@@ -148,7 +148,7 @@ def inspect_file(
     """
     path = os.fspath(path)
     from_name = name_day(os.path.basename(path))
-    tally = _Tally(_zone(timezone), format_name)
+    tally = _Tally(site_zone(timezone), format_name)
     try:
         size = os.stat(path).st_size
     except OSError as exc:
@@ -162,15 +162,6 @@ def inspect_file(
     if not compressed and head_end is not None and head_end < size:
         _read_tail(path, max(head_end, size - TAIL_BYTES), tally)
     return tally.verdict(from_name, max_days_from_name)
-
-
-def _zone(timezone: str):
-    if timezone in ("UTC", "Etc/UTC"):
-        return _UTC
-    try:
-        return ZoneInfo(timezone)
-    except (ZoneInfoNotFoundError, ValueError, OSError):
-        raise InputError(f"unknown timezone {timezone!r}; use an IANA name such as Europe/Paris") from None
 
 
 def _read_head(source, tally: _Tally, limit: int | None) -> int | None:
@@ -291,15 +282,7 @@ class _Tally:
         self.line_no = number
 
     def _days(self) -> Counter:
-        days: Counter = Counter()
-        tz = self.tz
-        for minute, n in self.minutes.items():
-            if tz is _UTC:
-                days[minute[:10]] += n
-            else:
-                utc = dt.datetime.fromisoformat(minute).replace(tzinfo=_UTC)
-                days[utc.astimezone(tz).date().isoformat()] += n
-        return days
+        return Counter(local_days(self.minutes, self.tz))
 
     def verdict(self, from_name: str | None, max_days_from_name: int) -> FileVerdict:
         if self.parser is None and not self.gave_up and self.pending:

@@ -13,15 +13,13 @@ and stops.
 
 from __future__ import annotations
 
-import datetime as dt
 import queue
 import threading
 import zlib
-from zoneinfo import ZoneInfo
 
 from ..errors import DeliveryError, IngestError
-from ..logs.scan import local_day_of_hour
 from ..matomo.batches import Batch
+from ..site_time import local_day_of_minute
 
 QUEUE_DEPTH = 4  # batches waiting per lane: bounded so memory stays flat
 
@@ -43,19 +41,15 @@ class DayGate:
     """
 
     def __init__(self, timezone: str = "UTC") -> None:
-        try:
-            self.tz = ZoneInfo(timezone) if timezone and timezone != "UTC" else dt.timezone.utc
-        except Exception:  # noqa: BLE001 - Matomo also knows "UTC+2"-style zones; fall back to UTC
-            self.tz = dt.timezone.utc
         self._cond = threading.Condition()
         self._open: set[str] = set()
         self._opening: set[str] = set()
-        self._day_of_hour = local_day_of_hour(self.tz)
+        self._day_of_minute = local_day_of_minute(timezone)
 
     def days_of(self, batch: Batch) -> set[str]:
         if batch.days is not None:  # computed by the worker that rendered the hits
             return set(batch.days)
-        return {self._day_of_hour(hour) for hour in {item[3][:13] for item in batch.items}}
+        return {self._day_of_minute(minute) for minute in {item[3][:16] for item in batch.items}}
 
     def enter(self, days: set[str], stop: threading.Event) -> set[str]:
         """Wait until no day of ``days`` is being opened by another lane; claim the unopened ones."""

@@ -11,7 +11,6 @@ the result is identical to the sequential scan.
 from __future__ import annotations
 
 import collections
-import datetime as dt
 import gc
 import os
 import signal
@@ -19,15 +18,15 @@ import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 from itertools import accumulate, chain
-from zoneinfo import ZoneInfo
 
 from ..config import DEFAULT_PARALLEL_MIN_BYTES
 from ..logs.detect import DETECT_LINES, detect_parser
 from ..logs.formats import make_parser
 from ..logs.reader import decode_part, part_line_count
-from ..logs.scan import MAX_SAMPLES, ScanStats, _Counter, local_day_of_hour, scan
+from ..logs.scan import MAX_SAMPLES, ScanStats, _Counter, scan
 from ..matomo.pageview_ids import PageviewIds
 from ..matomo.tracking import RequestBuilder
+from ..site_time import local_day_of_minute
 from ..vocabulary import DOWNLOADS
 from .classify import Classifier
 from .hit_store import HitColumns, write_part
@@ -114,7 +113,7 @@ def _work(config: dict, parts: list, first_line_no: int):
     requests = [[] for _ in range(n_lanes)]
     render = builder.render
     cache: dict[str, int] = {}
-    day_of_hour = _hour_days(config["timezone"])
+    day_of_minute = local_day_of_minute(config["timezone"])
     skipped = 0
     store_dir = config.get("hit_store")  # where this job writes its part of the file's hit store
     tracked = HitColumns() if store_dir else None  # every tracked hit, delivered before or not
@@ -135,7 +134,7 @@ def _work(config: dict, parts: list, first_line_no: int):
             return
         _pv_id, request = render(hit, category, is_bot)
         lines[lane].append(hit.line_no)
-        days[lane].append(day_of_hour(hit.cdt[:13]))  # one shared str per day: pickled once
+        days[lane].append(day_of_minute(hit.cdt[:16]))  # one shared str per day: pickled once
         requests[lane].append(request)
 
     def track(line_no, host, path, ip, cdt, agent, referrer, user, length, status, category, is_bot):
@@ -154,7 +153,7 @@ def _work(config: dict, parts: list, first_line_no: int):
         _pv_id, request = render_fields(line_no, host, path, ip, cdt, agent, referrer, user, length, None, status,
                                         category, is_bot)
         lines[lane].append(line_no)
-        days[lane].append(day_of_hour(cdt[:13]))
+        days[lane].append(day_of_minute(cdt[:16]))
         requests[lane].append(request)
 
     stats = ScanStats()
@@ -178,11 +177,6 @@ def _work(config: dict, parts: list, first_line_no: int):
         except OSError:
             stored = -1  # the store is a cache: the import goes on, the store is not published
     return stats, lanes, skipped, stored
-
-
-def _hour_days(timezone: str):
-    """``"YYYY-MM-DD HH"`` (UTC) -> site-local day, cached; the same str object per day."""
-    return local_day_of_hour(dt.timezone.utc if timezone in ("", "UTC") else ZoneInfo(timezone))
 
 
 # ---- in the main process --------------------------------------------------------------------
