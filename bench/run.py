@@ -98,9 +98,11 @@ def measure(cmd: list[str], env: dict) -> tuple[str, float, float]:
         done = threading.Event()
 
         def sample() -> None:
-            # A coarse poll: the scan of /proc must not steal the CPU it measures.
-            while not done.wait(0.2):
+            # A coarse poll (the scan of /proc must not steal the CPU it measures), from the start.
+            while True:
                 peak[0] = max(peak[0], _tree_rss_kb(proc.pid))
+                if done.wait(0.2):
+                    return
 
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
