@@ -275,3 +275,24 @@ def test_regex_format_without_regex_and_regex_with_other_format_are_errors():
         make_parser("regex", [])
     with pytest.raises(InputError, match="--log-format-regex"):
         make_parser("combined", [], regex=r"(?P<ip>\S+)")
+
+
+def test_apache_dates_by_the_minute_equal_apache_cdt_second_by_second():
+    """The parsers' slow path works out each minute once and appends the seconds: exact for
+    every offset (whole minutes), across midnight and month ends, and for what is not a time."""
+    from analytics_ingest.logs.timeparse import apache_cdt, apache_cdt_by_minute
+
+    cdt_of = apache_cdt_by_minute()
+    stamps = []
+    for day in ("31/Dec/2023", "29/Feb/2024", "30/Feb/2024", "01/Mar/2024", "1/Mar/2024", "01/mar/2024"):
+        for clock in ("00:00", "00:59", "12:30", "23:59", "24:00", "23:60", "9:05"):
+            for offset in ("+0000", "-0130", "+1400", "+0545", "-1200", "+2500", "+0060", "Z0000"):
+                for second in ("00", "01", "30", "59", "60", "99", "5", "٣٣", "0٣"):
+                    stamps.append(f"{day}:{clock}:{second} {offset}")
+    stamps += ["10/Oct/2024:13:55:36", "10/Oct/2024:13:55:36 +02:00", "", "garbage with twenty six chr"]
+    for _ in range(2):  # the second round is answered from the cache
+        for stamp in stamps:
+            assert cdt_of(stamp) == apache_cdt(stamp), stamp
+    assert cdt_of("31/Dec/2023:23:59:59 -0130") == "2024-01-01 01:29:59"
+    assert cdt_of("01/Mar/2024:00:00:07 +0545") == "2024-02-29 18:15:07"
+    assert cdt_of("29/Feb/2024:23:59:60 +0000") is None and cdt_of("30/Feb/2024:10:00:00 +0000") is None

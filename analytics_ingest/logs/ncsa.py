@@ -14,7 +14,7 @@ import re
 from ..hits import Hit
 from ..vocabulary import DOWNLOADS, FILTERED, PAGES
 from .base import BAD_DATE, LineParser, invalid_reason
-from .timeparse import CACHE_LIMIT, DATE_OUT_OF_RANGE, apache_cdt, cdt_bounds
+from .timeparse import CACHE_LIMIT, DATE_OUT_OF_RANGE, apache_cdt_by_minute, cdt_bounds
 
 # -- fast expressions: the common case of a well-formed line ---------------------------------
 _F_HOST = r"([A-Za-z0-9_.-]*)(?::[0-9]+)? "
@@ -74,6 +74,7 @@ class NcsaParser(LineParser):
 def _make_step(fast, slow, decide, holder: list, with_hit: tuple[str, ...]):
     dates: dict[str, str] = {}
     date_of = dates.get
+    cdt_of = apache_cdt_by_minute()
     statuses: dict[str, int] = {}
     status_of = statuses.get
     hit = Hit
@@ -87,7 +88,7 @@ def _make_step(fast, slow, decide, holder: list, with_hit: tuple[str, ...]):
         host, ip, user, stamp, method, path, status, length, referrer, agent = m.groups()
         cdt = date_of(stamp)
         if cdt is None:
-            cdt = apache_cdt(stamp)
+            cdt = cdt_of(stamp)
             if cdt is None:
                 return BAD_DATE
             if cdt < earliest or cdt > latest:

@@ -138,6 +138,33 @@ def apache_cdt(text: str, tz: str | None = None) -> str | None:
     return utc_cdt(int(year), month, int(day), int(hour), int(minute), int(second), offset)
 
 
+def apache_cdt_by_minute() -> Callable[[str], str | None]:
+    """:func:`apache_cdt` with a cache of what each minute means: the slow path behind a parser's
+    per-second cache. A busy log has up to 60 distinct stamps per minute and the per-second cache
+    misses each once (a third of the lines of a 200,000-line day); this does the date, hour,
+    minute and offset once per minute and appends the seconds.
+
+    Exact because an offset is whole minutes: the seconds of the stamp are those of its ``cdt``,
+    and a stamp with seconds 00-59 is a time exactly when the same minute at :00 is."""
+    minutes: dict[str, str | None] = {}
+    missing = ""
+
+    def cdt_of(text: str) -> str | None:
+        if len(text) == 26 and text[17] == ":" and text[20] == " " and text[18] in "012345" and "0" <= text[19] <= "9":
+            key = text[:17] + text[20:]
+            minute = minutes.get(key, missing)
+            if minute is missing:
+                whole = apache_cdt(text[:17] + ":00" + text[20:])
+                minute = whole[:16] if whole is not None else None
+                if len(minutes) >= 10_000:
+                    minutes.clear()
+                minutes[key] = minute
+            return minute + text[17:20] if minute is not None else None
+        return apache_cdt(text)
+
+    return cdt_of
+
+
 def iso_cdt(text: str, tz: str | None = None) -> str | None:
     """ISO 8601 (``2024-10-10T23:30:00.123+02:00``, ``...Z``, space separator, no offset = UTC)."""
     m = _ISO.match(text)
