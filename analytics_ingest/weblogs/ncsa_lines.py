@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from ..hits import Hit
 from ..logs.base import BAD_DATE
-from ..logs.timeparse import CACHE_LIMIT, DATE_OUT_OF_RANGE, apache_cdt, cdt_bounds
+from ..logs.timeparse import CACHE_LIMIT, DATE_OUT_OF_RANGE, apache_cdt_by_minute, cdt_bounds
 from ..vocabulary import DOWNLOADS, FILTERED, PAGES
 
 
@@ -24,7 +24,8 @@ def run_lines(lines: list[str], first_line_no: int, *, fast_match, counter, step
     """Count ``lines`` (numbered from ``first_line_no``) into ``counter.stats`` like
     ``counter.run(step, lines)`` with ``counter.on_tracked`` does, calling
     ``track(line_no, host, path, ip, cdt, agent, referrer, user, length, status, category, is_bot)`` for
-    each tracked line instead of building a Hit for the callback.
+    each tracked line instead of building a Hit for the callback (``length``: the size as the
+    log's digits, or None).
 
     ``fast_match`` is the parser's fast expression (:attr:`NcsaParser.fast_match`); ``step`` its
     general stepper, bound to ``counter``'s classifier."""
@@ -36,6 +37,9 @@ def run_lines(lines: list[str], first_line_no: int, *, fast_match, counter, step
     add_cdt = counter.cdts.append
     dates: dict[str, str] = {}
     date_of = dates.get
+    codes: dict[str, int] = {}  # "200" -> 200: three digits, at most 1,000 entries
+    code_of = codes.get
+    cdt_of = apache_cdt_by_minute()
     earliest, latest = cdt_bounds()
     pages, downloads = PAGES, DOWNLOADS
     n_pages = n_downloads = 0
@@ -52,7 +56,7 @@ def run_lines(lines: list[str], first_line_no: int, *, fast_match, counter, step
             host, ip, user, stamp, _method, path, status, length, referrer, agent = m.groups()
             cdt = date_of(stamp)
             if cdt is None:
-                cdt = apache_cdt(stamp)
+                cdt = cdt_of(stamp)
                 reason = BAD_DATE if cdt is None else DATE_OUT_OF_RANGE if not earliest <= cdt <= latest else None
                 if reason is not None:
                     stats.lines_total += 1
@@ -61,7 +65,9 @@ def run_lines(lines: list[str], first_line_no: int, *, fast_match, counter, step
                 if len(dates) >= CACHE_LIMIT:
                     dates.clear()
                 dates[stamp] = cdt
-            code = int(status)
+            code = code_of(status)
+            if code is None:
+                code = codes[status] = int(status)
             if host:
                 host = host.lower().strip(".")
             if agent == "-":
@@ -81,8 +87,14 @@ def run_lines(lines: list[str], first_line_no: int, *, fast_match, counter, step
                 others[category] = others.get(category, 0) + 1
                 continue
             add_cdt(cdt)
+            # The size as the digits the request sends (no int() and back); 0 is left out, as
+            # by the general path, and leading zeros are dropped.
+            if length == "-":
+                length = None
+            elif length[0] == "0":
+                length = int(length) or None
             track(line_no, host, path, ip, cdt, agent, "" if referrer == "-" else referrer,
-                  "" if user == "-" else user, None if length == "-" else int(length), code, category,
+                  "" if user == "-" else user, length, code, category,
                   agent_is_bot(agent) if agent_is_bot is not None else False)
     finally:
         counts[pages] += n_pages

@@ -104,6 +104,18 @@ def _setup(config: dict):
 
 
 def _work(config: dict, parts: list, first_line_no: int):
+    """One job in a worker: the lines of ``parts``, numbered from ``first_line_no``."""
+    # Without the cycle collector: a job's objects form no cycles, and its tuples (match
+    # groups, hit-store rows: a few per line) made it run some 20 times per job for nothing.
+    # It runs again between jobs.
+    gc.disable()
+    try:
+        return _job(config, parts, first_line_no)
+    finally:
+        gc.enable()
+
+
+def _job(config: dict, parts: list, first_line_no: int):
     parser, counter, step, builder = _setup(config)
     text_lines = [line for part in parts for line in decode_part(part)]
     n_lanes = config["lanes"]
@@ -114,6 +126,7 @@ def _work(config: dict, parts: list, first_line_no: int):
     render = builder.render
     cache: dict[str, int] = {}
     day_of_minute = local_day_of_minute(config["timezone"])
+    day_of_cdt: dict[str, str] = {}  # a job's cdts repeat (one string per second): map each once
     skipped = 0
     store_dir = config.get("hit_store")  # where this job writes its part of the file's hit store
     tracked = HitColumns() if store_dir else None  # every tracked hit, delivered before or not
@@ -134,7 +147,10 @@ def _work(config: dict, parts: list, first_line_no: int):
             return
         _pv_id, request = render(hit, category, is_bot)
         lines[lane].append(hit.line_no)
-        days[lane].append(day_of_minute(hit.cdt[:16]))  # one shared str per day: pickled once
+        day = day_of_cdt.get(hit.cdt)
+        if day is None:
+            day = day_of_cdt[hit.cdt] = day_of_minute(hit.cdt[:16])
+        days[lane].append(day)  # one shared str per day: pickled once
         requests[lane].append(request)
 
     def track(line_no, host, path, ip, cdt, agent, referrer, user, length, status, category, is_bot):
@@ -153,7 +169,10 @@ def _work(config: dict, parts: list, first_line_no: int):
         _pv_id, request = render_fields(line_no, host, path, ip, cdt, agent, referrer, user, length, None, status,
                                         category, is_bot)
         lines[lane].append(line_no)
-        days[lane].append(day_of_minute(cdt[:16]))
+        day = day_of_cdt.get(cdt)
+        if day is None:
+            day = day_of_cdt[cdt] = day_of_minute(cdt[:16])
+        days[lane].append(day)
         requests[lane].append(request)
 
     stats = ScanStats()
