@@ -33,8 +33,10 @@ import os
 import re
 import shutil
 import socket
+import struct
 import uuid
-from array import array
+from itertools import count
+from operator import itemgetter
 from pathlib import Path
 
 from ..errors import InputError
@@ -102,13 +104,17 @@ class HitColumns:
         that write parts never load pyarrow (it would cost each of them ~130 MB and a third of a
         second): the distinct values once, then one 32-bit index per hit."""
         lines, times, ips, agents, users, hosts, paths, downloads, bots, events = zip(*self._rows)
-        part: dict = {"format": FORMAT_VERSION, "rows": len(lines), "line_no": array("q", lines).tobytes()}
+        n = len(lines)
+        # struct and bytes() take a tuple of ints whole; array() parses each item as an argument
+        part: dict = {"format": FORMAT_VERSION, "rows": n, "line_no": struct.pack(f"{n}q", *lines)}
         for name, values in zip(TEXT_COLUMNS, (times, ips, agents, users, hosts, paths)):
             distinct = list(dict.fromkeys(values))  # in order of first appearance
-            codes = {v: i for i, v in enumerate(distinct)}
-            part[name] = (array("i", map(codes.__getitem__, values)).tobytes(), [_valid_text(v) for v in distinct])
+            codes = dict(zip(distinct, count()))
+            # itemgetter looks all the values up in one call (a tuple; one value: the value)
+            indices = itemgetter(*values)(codes) if len(values) > 1 else (codes[values[0]],)
+            part[name] = (struct.pack(f"{n}i", *indices), _valid_texts(distinct))
         for name, values in (("download", downloads), ("bot", bots), ("event", events)):
-            part[name] = array("b", values).tobytes()
+            part[name] = bytes(values)  # bools: one byte each, 0 or 1
         self.clear()
         return part
 
@@ -133,6 +139,15 @@ def write_part(directory: str | os.PathLike, columns: HitColumns) -> tuple[str, 
     with open(directory / name, "wb") as fh:
         fh.write(marshal.dumps(part))
     return name, entry
+
+
+def _valid_texts(values: list[str]) -> list[str]:
+    """:func:`_valid_text` of each value; checked all at once first (nearly always all valid)."""
+    try:
+        "".join(values).encode("utf-8")
+    except UnicodeEncodeError:
+        return [_valid_text(v) for v in values]
+    return values
 
 
 def _valid_text(value: str) -> str:
