@@ -237,7 +237,7 @@ def cmd_import(args) -> int:
                 if progress:
                     progress.start_file(path)
                 try:
-                    result = importer.import_file(path, options, force=args.force)
+                    result = importer.import_file(path, options, force=args.force, usable_checked=real is not None)
                 except BaseException:
                     if spooled is not None:
                         print(f"analytics-ingest: the copy of {given} is kept at {spooled}; "

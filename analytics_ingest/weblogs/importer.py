@@ -273,7 +273,10 @@ class Importer:
         return owner, generation
 
     # -- the whole import -------------------------------------------------------------------
-    def import_file(self, path: str, options: ImportOptions, *, force: bool = False) -> ImportResult:
+    def import_file(self, path: str, options: ImportOptions, *, force: bool = False,
+                    usable_checked: bool = False) -> ImportResult:
+        """Import ``path`` exactly once. ``usable_checked``: the caller ran :meth:`check_usable` on
+        it with these options already (the CLI checks every file before it sends anything)."""
         ident = self._identify(path, options.format_name, force)
         path = ident.path
         record = ident.record
@@ -282,7 +285,7 @@ class Importer:
             if record.path != path:
                 self.ledger.update_file(record.id, path=path)  # where the content is now
             return self._already(path)
-        if record.plan is None and record.kind == KIND_LOG:
+        if record.plan is None and record.kind == KIND_LOG and not usable_checked:
             # Before anything is sent or planned, so a refused file stays importable. Journals are
             # our own files, filtered on purpose (other sites, not tracker requests): not probed.
             self.check_usable(path, options)
