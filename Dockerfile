@@ -13,7 +13,7 @@ RUN apt-get update \
 COPY pyproject.toml README.md ./
 COPY analytics_ingest ./analytics_ingest
 # Editable: Dagster's defs autoloader finds the project by the pyproject.toml beside the package.
-RUN pip install --upgrade pip && pip install -e .
+RUN pip install --upgrade pip && pip install -e . && python -m compileall -q analytics_ingest
 
 COPY deploy/dagster.yaml deploy/workspace.yaml ${DAGSTER_HOME}/
 

@@ -14,3 +14,7 @@ if [ ! -f "$stamp" ]; then
   rm -f .venv/.installed-*
   touch "$stamp"
 fi
+# Byte-compile the project as a non-editable pip install would: where PYTHONDONTWRITEBYTECODE is
+# set (some shells and containers), Python would otherwise compile every module on every run,
+# ~0.1 s of each command's start-up. Up-to-date files are skipped.
+.venv/bin/python -m compileall -q analytics_ingest >/dev/null
