@@ -193,18 +193,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ms-per-hit", type=float, default=0.0, help="simulated server time per hit")
     args = ap.parse_args(argv)
     server = _make_server(args.host, args.port, args.ms_per_post, args.ms_per_hit)
-    done = threading.Event()
-
-    def on_signal(signum, frame) -> None:
-        done.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    # The stop signals are taken by sigwait, not by a handler: a handler that set an Event could
+    # run while this thread held the Event's own lock, and hang the bench on its first stop. The
+    # mask is set before any thread starts, so that only sigwait ever sees them.
+    stops = {signal.SIGTERM, signal.SIGINT}
+    signal.pthread_sigmask(signal.SIG_BLOCK, stops)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     print(f"PORT {server.server_address[1]}", flush=True)
-    while not done.wait(0.5):
-        pass
+    signal.sigwait(stops)
     server.shutdown()
     server.server_close()
     snap = server.stats.snapshot()

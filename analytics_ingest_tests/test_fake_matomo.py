@@ -653,3 +653,25 @@ def test_null_matomo_counts_and_keeps_alive():
         assert stats.snapshot() == {"requests": 6, "posts": 3, "api_calls": 2, "bad_posts": 1, "connections": 1}
     finally:
         stop()
+
+
+def test_null_matomo_command_reports_and_exits_on_each_stop_signal():
+    """The bench's own process: it stops on SIGTERM and on SIGINT and says what it received
+    (a stop handler that hung once left a benchmark waiting forever)."""
+    import signal
+    import subprocess
+    import sys
+
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGTERM):
+        proc = subprocess.Popen([sys.executable, "-m", "analytics_ingest_tests.null_matomo", "--port", "0"],
+                                stdout=subprocess.PIPE, text=True)
+        try:
+            port = int(proc.stdout.readline().split()[1])
+            with requests.Session() as s:
+                resp = s.post(f"http://127.0.0.1:{port}/matomo.php", json={"requests": [{}, {}, {}]})
+                assert resp.json()["tracked"] == 3
+            proc.send_signal(signum)
+            out, _ = proc.communicate(timeout=10)
+        finally:
+            proc.kill()
+        assert proc.returncode == 0 and out.strip() == "RECEIVED 3 POSTS 1"
