@@ -26,15 +26,26 @@ def offset_for(identity: str) -> int:
 
 
 class PageviewIds:
-    """Callable ``line_no -> pv_id`` for one file."""
+    """Callable ``line_no -> pv_id`` for one file; :attr:`of` is the same as a plain function."""
 
-    __slots__ = ("offset",)
+    __slots__ = ("offset", "of")
 
     def __init__(self, identity: str) -> None:
         self.offset = offset_for(identity)
+        self.of = _ids_from(self.offset)
 
     def __call__(self, line_no: int) -> str:
-        n = (self.offset + line_no * STEP) % SPACE
-        hi, rest = divmod(n, 3844 * 3844)
+        return self.of(line_no)
+
+
+def _ids_from(offset: int):
+    # A closure: the renderer calls it once per hit, and calling an instance (__call__) costs
+    # more than the arithmetic's own share.
+    pairs = _PAIRS
+
+    def of(line_no: int) -> str:
+        hi, rest = divmod((offset + line_no * STEP) % SPACE, 3844 * 3844)
         mid, lo = divmod(rest, 3844)
-        return _PAIRS[hi] + _PAIRS[mid] + _PAIRS[lo]
+        return pairs[hi] + pairs[mid] + pairs[lo]
+
+    return of

@@ -45,6 +45,7 @@ class RequestBuilder:
         self.scheme = parts.scheme or "http"
         self.default_host = parts.netloc or "localhost"
         self.pv_ids = pv_ids
+        self._pv_id = pv_ids.of if pv_ids is not None else None
         self.idsite = int(idsite)
         # Constant part first, hoisted out of the per-hit path.
         self.prefix = '{"idsite":%d,"rec":1,"apiv":1,"dp":1,"url":' % int(idsite)
@@ -94,41 +95,40 @@ class RequestBuilder:
                       is_bot: bool, extra: dict | None = None) -> tuple[str, str]:
         """:meth:`render` of a hit given as its fields (``""``/None for absent ones, as in
         :class:`Hit`): the workers' fused loop renders lines without building a Hit."""
-        url = self.url_of(host, path)
-        pv_id = self.pv_ids(line_no)
-        out = [self.prefix, _q(url), ',"cip":', _q(ip), ',"cdt":"', cdt, '","pv_id":"', pv_id, '"']
+        base = self._host_prefix.get(host)  # url_of(host, path), without its two calls
+        url = (base or self._base(host)) + path[:MAX_URL_PATH]
+        pv_id = self._pv_id(line_no)
+        # The parts every request has in one f-string; agent and referrer JSON from their caches.
+        ua = ref = tail = ""
         if agent:
-            text = self._agent_json.get(agent)
-            if text is None:
-                text = self._remember(self._agent_json, agent, ',"ua":' + _q(agent))
-            out.append(text)
+            ua = self._agent_json.get(agent)
+            if ua is None:
+                ua = self._remember(self._agent_json, agent, ',"ua":' + _q(agent))
         if referrer:
-            text = self._referrer_json.get(referrer)
-            if text is None:
-                text = self._remember(self._referrer_json, referrer, ',"urlref":' + _q(referrer[:MAX_URL_PATH]))
-            out.append(text)
+            ref = self._referrer_json.get(referrer)
+            if ref is None:
+                ref = self._remember(self._referrer_json, referrer, ',"urlref":' + _q(referrer[:MAX_URL_PATH]))
         if user:
-            out += (',"uid":', _q(user))
+            tail = ',"uid":' + _q(user)
         if length:  # import_logs.py leaves out 0 and "-" alike
-            out += (',"bw_bytes":', str(length))
+            tail += f',"bw_bytes":{length}'
         if generation_ms:
-            out += (',"pf_srv":', str(generation_ms))
+            tail += f',"pf_srv":{generation_ms}'
         if category == DOWNLOADS:
-            out += (',"download":', _q(url))
+            tail += ',"download":' + _q(url)
         elif status >= 300 and status != 304:
             # Only reached when --enable-http-errors/--enable-http-redirects let it through:
             # import_logs.py names such page views after the status, URL and referrer.
             name = f"{status}/URL = {quote(url, safe='')}/From = {quote(referrer, safe='')}"
-            out += (',"action_name":', _q(name))
+            tail += ',"action_name":' + _q(name)
         if is_bot or self.enable_bots:
-            out.append(',"bots":1')
+            tail += ',"bots":1'
         if extra:
             for key, param in (("event_category", "e_c"), ("event_action", "e_a"), ("event_name", "e_n")):
                 value = extra.get(key)
                 if value:
-                    out += (',"', param, '":', _q(str(value)))
-        out.append("}")
-        return pv_id, "".join(out)
+                    tail += f',"{param}":{_q(str(value))}'
+        return pv_id, f'{self.prefix}{_q(url)},"cip":{_q(ip)},"cdt":"{cdt}","pv_id":"{pv_id}"{ua}{ref}{tail}}}'
 
     def _render_replay(self, hit: Hit, original: dict, pv_id: str, is_bot: bool) -> str:
         """A replayed tracker request: base ``rec``, ``apiv``, ``cip`` (log ip), ``cdt`` (log
