@@ -11,7 +11,15 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from itertools import accumulate
+from itertools import accumulate, count
+from operator import add
+
+
+def join_requests(requests: list[str]) -> tuple[str, list[int]]:
+    """Requests as a batch holds them: ``(text, ends)``, the requests joined with ``,`` and the
+    offset just after each (the lengths so far plus one comma per earlier request; C-level
+    iterators: a worker does this for every hit)."""
+    return ",".join(requests), list(map(add, accumulate(map(len, requests)), count()))
 
 
 class Batch:
@@ -33,9 +41,8 @@ class Batch:
     @classmethod
     def from_items(cls, lane: int, items: list, recovery: bool = False, sent_at: float | None = None) -> "Batch":
         """From ``(line_no, pv_id, ip, cdt, request_json)`` tuples."""
-        requests = [item[4] for item in items]
-        ends = [end - 1 for end in accumulate(len(r) + 1 for r in requests)]
-        return cls(lane, [item[0] for item in items], ",".join(requests), ends, None, recovery, list(items), sent_at)
+        text, ends = join_requests([item[4] for item in items])
+        return cls(lane, [item[0] for item in items], text, ends, None, recovery, list(items), sent_at)
 
     @property
     def items(self) -> list:

@@ -17,13 +17,14 @@ import signal
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
-from itertools import accumulate, chain
+from itertools import chain
 
 from ..config import DEFAULT_PARALLEL_MIN_BYTES
 from ..logs.detect import DETECT_LINES, detect_parser
 from ..logs.formats import make_parser
 from ..logs.reader import decode_part, part_line_count
 from ..logs.scan import MAX_SAMPLES, ScanStats, _Counter, scan
+from ..matomo.batches import join_requests
 from ..matomo.pageview_ids import PageviewIds
 from ..matomo.tracking import RequestBuilder
 from ..site_time import local_day_of_minute
@@ -34,6 +35,7 @@ from .lanes import lane_of
 from .ncsa_lines import run_lines
 
 JOB_LINES = 10000
+LANE_CACHE_MAX = 100_000  # visitors whose lane a worker remembers (a few MB)
 STATELESS = {"common", "combined", "common_vhost", "common_complete", "nginx_json", "elb", "alb", "regex"}
 # Below this, starting processes costs more than it saves (ANALYTICS_INGEST_PARALLEL_MIN_BYTES).
 MIN_PARALLEL_BYTES = DEFAULT_PARALLEL_MIN_BYTES
@@ -99,7 +101,8 @@ def _setup(config: dict):
         counter = _Counter(stats, Classifier(config["classify"]), None)
         builder = RequestBuilder(config["idsite"], config["main_url"], PageviewIds(config["identity"]),
                                  enable_bots=config["classify"].enable_bots)
-        state = _STATE[key] = (parser, counter, counter.stepper(parser), builder)
+        # visitor (user id or IP) -> lane, kept from job to job: a day's visitors come back
+        state = _STATE[key] = (parser, counter, counter.stepper(parser), builder, {})
     return state
 
 
@@ -116,7 +119,9 @@ def _work(config: dict, parts: list, first_line_no: int):
 
 
 def _job(config: dict, parts: list, first_line_no: int):
-    parser, counter, step, builder = _setup(config)
+    parser, counter, step, builder, cache = _setup(config)
+    if len(cache) > LANE_CACHE_MAX:
+        cache.clear()
     text_lines = [line for part in parts for line in decode_part(part)]
     n_lanes = config["lanes"]
     delivered = config["delivered"]
@@ -124,7 +129,6 @@ def _job(config: dict, parts: list, first_line_no: int):
     days = [[] for _ in range(n_lanes)]
     requests = [[] for _ in range(n_lanes)]
     render = builder.render
-    cache: dict[str, int] = {}
     day_of_minute = local_day_of_minute(config["timezone"])
     day_of_cdt: dict[str, str] = {}  # a job's cdts repeat (one string per second): map each once
     skipped = 0
@@ -187,8 +191,7 @@ def _job(config: dict, parts: list, first_line_no: int):
     counter.flush()
     lanes = []
     for lane in range(n_lanes):
-        ends = [end - 1 for end in accumulate(len(r) + 1 for r in requests[lane])]
-        lanes.append((lines[lane], days[lane], ",".join(requests[lane]), ends))
+        lanes.append((lines[lane], days[lane], *join_requests(requests[lane])))
     stored = None
     if tracked is not None:
         try:
