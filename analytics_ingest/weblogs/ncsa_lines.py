@@ -87,12 +87,16 @@ def run_lines(lines: list[str], first_line_no: int, *, fast_match, counter, step
                 others[category] = others.get(category, 0) + 1
                 continue
             add_cdt(cdt)
-            # The size as the digits the request sends (no int() and back); 0 is left out, as
-            # by the general path, and leading zeros are dropped.
+            # The size as the digits the request sends (no int() and back). What is not such
+            # digits goes through int() as in the general path: 0 is left out, leading zeros are
+            # dropped, and a size too long for int() (4,300 digits) is no size.
             if length == "-":
                 length = None
-            elif length[0] == "0":
-                length = int(length) or None
+            elif length[0] == "0" or len(length) > 18:
+                try:
+                    length = int(length) or None
+                except ValueError:
+                    length = None
             track(line_no, host, path, ip, cdt, agent, "" if referrer == "-" else referrer,
                   "" if user == "-" else user, length, code, category,
                   agent_is_bot(agent) if agent_is_bot is not None else False)

@@ -111,11 +111,13 @@ def _work(config: dict, parts: list, first_line_no: int):
     # Without the cycle collector: a job's objects form no cycles, and its tuples (match
     # groups, hit-store rows: a few per line) made it run some 20 times per job for nothing.
     # It runs again between jobs.
+    enabled = gc.isenabled()
     gc.disable()
     try:
         return _job(config, parts, first_line_no)
     finally:
-        gc.enable()
+        if enabled:
+            gc.enable()
 
 
 def _job(config: dict, parts: list, first_line_no: int):
