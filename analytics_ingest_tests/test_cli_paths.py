@@ -7,6 +7,7 @@ import gzip
 import io
 import json
 import os
+import random
 import re
 import signal
 import stat
@@ -312,3 +313,27 @@ def test_an_in_process_import_leaves_the_callers_garbage_collector_as_it_was(tmp
                           text=True, timeout=120, env=subprocess_env())
     assert done.returncode == 0, done.stderr
     assert "frozen True" in done.stderr
+
+
+def test_a_file_replaced_while_an_earlier_one_imports_is_probed_again(tmp_path, capsys, monkeypatch):
+    """Every file is probed before anything is sent; the first is imported at once, and each
+    later one is probed again when its turn comes: here the second file becomes random bytes
+    while the first is imported, and it is refused before any of it is sent."""
+    from analytics_ingest.weblogs.importer import Importer
+
+    first, second = tmp_path / "a.log", tmp_path / "b.log"
+    sent = make_log(first, 200, seed=27)["tracked"]
+    make_log(second, 200, seed=28)
+    home = tmp_path / "h"
+    original = Importer.import_file
+
+    def import_file(self, path, options, **kw):
+        result = original(self, path, options, **kw)
+        if path == os.path.realpath(first):
+            second.write_bytes(random.Random(5).randbytes(40_000))
+        return result
+
+    monkeypatch.setattr(Importer, "import_file", import_file)
+    code, _out, err = run(capsys, "import", first, second, "--site", "1", "--home", home)
+    one_line_error(code, err, str(second))
+    assert len(outbox_lines(home)) == sent  # the first file only

@@ -231,13 +231,16 @@ def cmd_import(args) -> int:
         results = []
         interrupted = False
         with importer:
-            for given, real in inputs:
+            for index, (given, real) in enumerate(inputs):
                 spooled = _spool(given, settings) if real is None else None
                 path = str(spooled) if spooled is not None else real
                 if progress:
                     progress.start_file(path)
                 try:
-                    result = importer.import_file(path, options, force=args.force, usable_checked=real is not None)
+                    # The first file was probed a moment ago; a later one is probed again when
+                    # its turn comes (it may have been rotated or replaced meanwhile).
+                    result = importer.import_file(path, options, force=args.force,
+                                                  usable_checked=index == 0 and real is not None)
                 except BaseException:
                     if spooled is not None:
                         print(f"analytics-ingest: the copy of {given} is kept at {spooled}; "
