@@ -337,3 +337,19 @@ def test_a_file_replaced_while_an_earlier_one_imports_is_probed_again(tmp_path, 
     code, _out, err = run(capsys, "import", first, second, "--site", "1", "--home", home)
     one_line_error(code, err, str(second))
     assert len(outbox_lines(home)) == sent  # the first file only
+
+
+def test_each_unchanged_file_is_probed_once(tmp_path, capsys, monkeypatch):
+    """The command probes every file before it sends anything; import_file does not probe a file
+    again that is as it was then (a changed one it does: the test above)."""
+    from analytics_ingest.weblogs import importer
+
+    logs = [tmp_path / f"{name}.log" for name in "abc"]
+    for seed, log in enumerate(logs, 40):
+        make_log(log, 150, seed=seed)
+    probes = []
+    real = importer.check_usable
+    monkeypatch.setattr(importer, "check_usable", lambda path, **kw: probes.append(path) or real(path, **kw))
+    code, _out, err = run(capsys, "import", *logs, "--site", "1", "--home", tmp_path / "h")
+    assert code == 0, err
+    assert sorted(map(str, probes)) == sorted(os.path.realpath(log) for log in logs)

@@ -59,15 +59,24 @@ OPTIONS = {
 }
 
 
-def _job(tmp_path, name: str, lines: list[str], fmt: str, options: ClassifyOptions, fused: bool, timezone: str):
+def _general_path(lines, first_line_no, *, counter, step, **_):
+    """What a worker does with a job's lines without the fused loop."""
+    counter.run(step, lines)
+
+
+def _job(tmp_path, monkeypatch, name: str, lines: list[str], fmt: str, options: ClassifyOptions, fused: bool,
+         timezone: str):
     store = tmp_path / f"{name}-{'fused' if fused else 'general'}"
     store.mkdir()
     config = {"key": (name, fused), "format_name": fmt, "regex": None, "date_format": None, "classify": options,
               "idsite": 3, "main_url": "https://site.example", "identity": "file-identity", "lanes": 4,
-              "delivered": [0, 40, 0, 7], "timezone": timezone, "hit_store": str(store), "fused": fused}
+              "delivered": [0, 40, 0, 7], "timezone": timezone, "hit_store": str(store)}
     parallel._STATE.clear()
     part = "\r\n".join(lines).encode("utf-8")
-    stats, lanes, skipped, stored = parallel._work(config, [part], 5)
+    with monkeypatch.context() as patch:
+        if not fused:
+            patch.setattr(parallel, "run_lines", _general_path)
+        stats, lanes, skipped, stored = parallel._work(config, [part], 5)
     stored_part = None
     if stored and stored != -1:
         stored_part = marshal.loads((store / stored[0]).read_bytes())
@@ -88,8 +97,8 @@ def test_fused_loop_equals_the_general_path(tmp_path, monkeypatch, options, fmt)
     real = parallel.run_lines
     monkeypatch.setattr(parallel, "run_lines", lambda *a, **kw: calls.append(1) or real(*a, **kw))
 
-    fused = _job(tmp_path, fmt, lines, fmt, OPTIONS[options], True, "Asia/Kolkata")
-    general = _job(tmp_path, fmt, lines, fmt, OPTIONS[options], False, "Asia/Kolkata")
+    fused = _job(tmp_path, monkeypatch, fmt, lines, fmt, OPTIONS[options], True, "Asia/Kolkata")
+    general = _job(tmp_path, monkeypatch, fmt, lines, fmt, OPTIONS[options], False, "Asia/Kolkata")
     assert calls == [1]  # the fused loop did run, once, for the job
     assert fused[0].counts == general[0].counts
     assert fused[0].lines_total == general[0].lines_total == len(lines)

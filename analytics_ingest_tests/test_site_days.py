@@ -16,8 +16,8 @@ import pytest
 
 from analytics_ingest.config import load_settings
 from analytics_ingest.engine import open_ledger
-from analytics_ingest.logs.scan import local_days
 from analytics_ingest.pretable.build import build_pretable
+from analytics_ingest.site_time import local_days
 from analytics_ingest.sites import load_sites
 from analytics_ingest.vocabulary import DAY_LOADED, FILE_LOADED
 from analytics_ingest.weblogs import pipeline

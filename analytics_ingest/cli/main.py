@@ -211,9 +211,8 @@ def cmd_import(args) -> int:
         classify=classify,
     )
 
-    for _given, real in inputs:  # every file is usable before any hit is sent
-        if real is not None:
-            Importer.check_usable(real, options)
+    # every file is usable before any hit is sent; what was probed, so that it is not probed twice
+    probed = {real: Importer.check_usable(real, options) for _given, real in inputs if real is not None}
     policy = RetryPolicy(max_attempts=args.retry_max_attempts, base_delay=args.retry_delay,
                          read_timeout=args.request_timeout, settle_wait=args.settle_wait,
                          settle_interval=min(2.0, max(args.settle_wait / 4, 0.05)))
@@ -231,16 +230,13 @@ def cmd_import(args) -> int:
         results = []
         interrupted = False
         with importer:
-            for index, (given, real) in enumerate(inputs):
+            for given, real in inputs:
                 spooled = _spool(given, settings) if real is None else None
                 path = str(spooled) if spooled is not None else real
                 if progress:
                     progress.start_file(path)
                 try:
-                    # The first file was probed a moment ago; a later one is probed again when
-                    # its turn comes (it may have been rotated or replaced meanwhile).
-                    result = importer.import_file(path, options, force=args.force,
-                                                  usable_checked=index == 0 and real is not None)
+                    result = importer.import_file(path, options, force=args.force, probed=probed.get(real))
                 except BaseException:
                     if spooled is not None:
                         print(f"analytics-ingest: the copy of {given} is kept at {spooled}; "

@@ -233,4 +233,4 @@ class _Counter:
 _MINUTE = itemgetter(slice(0, 16))
 
 
-__all__ = ["ScanStats", "scan", "local_days"]
+__all__ = ["ScanStats", "scan"]

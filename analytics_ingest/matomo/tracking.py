@@ -44,8 +44,7 @@ class RequestBuilder:
         parts = urlsplit(main_url or "http://localhost")
         self.scheme = parts.scheme or "http"
         self.default_host = parts.netloc or "localhost"
-        self.pv_ids = pv_ids
-        self._pv_id = pv_ids.of if pv_ids is not None else None
+        self._pv_id = pv_ids.of if pv_ids is not None else None  # line_no -> pv_id (a plain function)
         self.idsite = int(idsite)
         # Constant part first, hoisted out of the per-hit path.
         self.prefix = '{"idsite":%d,"rec":1,"apiv":1,"dp":1,"url":' % int(idsite)
@@ -85,7 +84,7 @@ class RequestBuilder:
         """Return ``(pv_id, request_json)`` for a tracked hit."""
         extra = hit.extra
         if extra and extra.get("tracking_params") is not None:
-            pv_id = self.pv_ids(hit.line_no)
+            pv_id = self._pv_id(hit.line_no)
             return pv_id, self._render_replay(hit, extra["tracking_params"], pv_id, is_bot)
         return self.render_fields(hit.line_no, hit.host, hit.path, hit.ip, hit.cdt, hit.user_agent, hit.referrer,
                                   hit.user_id, hit.length, hit.generation_ms, hit.status, category, is_bot, extra)

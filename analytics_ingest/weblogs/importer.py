@@ -248,11 +248,16 @@ class Importer:
         return ledger.get_file_by_id(record.id), note
 
     @staticmethod
-    def check_usable(path: str, options: ImportOptions) -> None:
+    def check_usable(path: str, options: ImportOptions) -> tuple | None:
         """Refuse (InputError, one line) a file whose first lines mostly do not parse in the
-        requested or detected format, as import_logs.py does; nothing is recorded for it."""
+        requested or detected format, as import_logs.py does; nothing is recorded for it.
+
+        Returns the file as probed (:func:`_probe_stamp`, taken before the probe): give it to
+        :meth:`import_file` as ``probed`` and the file is not probed again unless it changed."""
+        stamp = _probe_stamp(path)
         check_usable(path, format_name=options.format_name, regex=options.regex, date_format=options.date_format,
                      classify=options.classify)
+        return stamp
 
     # -- 2. lease ------------------------------------------------------------------------------
     def _acquire(self, file_id: int, path: str) -> tuple[str, int]:
@@ -274,9 +279,10 @@ class Importer:
 
     # -- the whole import -------------------------------------------------------------------
     def import_file(self, path: str, options: ImportOptions, *, force: bool = False,
-                    usable_checked: bool = False) -> ImportResult:
-        """Import ``path`` exactly once. ``usable_checked``: the caller ran :meth:`check_usable` on
-        it with these options already (the CLI checks every file before it sends anything)."""
+                    probed: tuple | None = None) -> ImportResult:
+        """Import ``path`` exactly once. ``probed``: what :meth:`check_usable` returned for it with
+        these options (the CLI checks every file before it sends anything); a file that changed
+        since (rotated, replaced, grown) is probed again."""
         ident = self._identify(path, options.format_name, force)
         path = ident.path
         record = ident.record
@@ -285,7 +291,7 @@ class Importer:
             if record.path != path:
                 self.ledger.update_file(record.id, path=path)  # where the content is now
             return self._already(path)
-        if record.plan is None and record.kind == KIND_LOG and not usable_checked:
+        if record.plan is None and record.kind == KIND_LOG and (probed is None or probed != _probe_stamp(path)):
             # Before anything is sent or planned, so a refused file stays importable. Journals are
             # our own files, filtered on purpose (other sites, not tracker requests): not probed.
             self.check_usable(path, options)
@@ -560,6 +566,16 @@ class Importer:
                 "message": result.message[:500],
             },
         )
+
+
+def _probe_stamp(path: str) -> tuple | None:
+    """Which file ``path`` is and how it was when probed: device, inode, size and modification
+    time (None if it cannot be read: then it is probed again, and fails there in one line)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 class _Counted:

@@ -132,7 +132,13 @@ def _job(config: dict, parts: list, first_line_no: int):
     requests = [[] for _ in range(n_lanes)]
     render = builder.render
     day_of_minute = local_day_of_minute(config["timezone"])
-    day_of_cdt: dict[str, str] = {}  # a job's cdts repeat (one string per second): map each once
+    # a job's cdts repeat (one string per second): each is mapped to its local day once
+    days_by_cdt: dict[str, str] = {}
+    day_known = days_by_cdt.get
+
+    def new_day(cdt: str) -> str:
+        day = days_by_cdt[cdt] = day_of_minute(cdt[:16])
+        return day
     skipped = 0
     store_dir = config.get("hit_store")  # where this job writes its part of the file's hit store
     tracked = HitColumns() if store_dir else None  # every tracked hit, delivered before or not
@@ -153,10 +159,7 @@ def _job(config: dict, parts: list, first_line_no: int):
             return
         _pv_id, request = render(hit, category, is_bot)
         lines[lane].append(hit.line_no)
-        day = day_of_cdt.get(hit.cdt)
-        if day is None:
-            day = day_of_cdt[hit.cdt] = day_of_minute(hit.cdt[:16])
-        days[lane].append(day)  # one shared str per day: pickled once
+        days[lane].append(day_known(hit.cdt) or new_day(hit.cdt))  # one shared str per day: pickled once
         requests[lane].append(request)
 
     def track(line_no, host, path, ip, cdt, agent, referrer, user, length, status, category, is_bot):
@@ -175,10 +178,7 @@ def _job(config: dict, parts: list, first_line_no: int):
         _pv_id, request = render_fields(line_no, host, path, ip, cdt, agent, referrer, user, length, None, status,
                                         category, is_bot)
         lines[lane].append(line_no)
-        day = day_of_cdt.get(cdt)
-        if day is None:
-            day = day_of_cdt[cdt] = day_of_minute(cdt[:16])
-        days[lane].append(day)
+        days[lane].append(day_known(cdt) or new_day(cdt))
         requests[lane].append(request)
 
     stats = ScanStats()
@@ -186,7 +186,7 @@ def _job(config: dict, parts: list, first_line_no: int):
     counter.on_tracked = on_tracked
     counter.line_no = first_line_no - 1
     fast_match = getattr(parser, "fast_match", None)  # NCSA formats only
-    if fast_match is not None and config.get("fused", True):  # "fused": False = the general path (tests)
+    if fast_match is not None:
         run_lines(text_lines, first_line_no, fast_match=fast_match, counter=counter, step=step, track=track)
     else:
         counter.run(step, text_lines)
