@@ -18,9 +18,7 @@ import bisect
 import threading
 
 from ..matomo.batches import Batch, LaneBuffer
-from .lanes import DayGate, DeliveryStats, LaneWorker, lane_of
-
-LANE_CACHE_MAX = 200_000  # visitors whose lane is remembered; cleared when full (memory stays flat)
+from .lanes import LANE_CACHE_MAX, DayGate, DeliveryStats, LaneWorker, lane_of
 
 
 class Stopped(Exception):

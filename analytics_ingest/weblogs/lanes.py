@@ -22,6 +22,9 @@ from ..matomo.batches import Batch
 from ..site_time import local_day_of_minute
 
 QUEUE_DEPTH = 4  # batches waiting per lane: bounded so memory stays flat
+# Visitors whose lane a scan remembers (lane_of per hit costs an encode and a CRC): cleared when
+# full, so memory stays flat (a few MB), whatever the number of visitors.
+LANE_CACHE_MAX = 100_000
 
 
 def lane_of(key: str, lanes: int) -> int:

@@ -31,11 +31,10 @@ from ..site_time import local_day_of_minute
 from ..vocabulary import DOWNLOADS
 from .classify import Classifier
 from .hit_store import HitColumns, write_part
-from .lanes import lane_of
+from .lanes import LANE_CACHE_MAX, lane_of
 from .ncsa_lines import run_lines
 
 JOB_LINES = 10000
-LANE_CACHE_MAX = 100_000  # visitors whose lane a worker remembers (a few MB)
 STATELESS = {"common", "combined", "common_vhost", "common_complete", "nginx_json", "elb", "alb", "regex"}
 # Below this, starting processes costs more than it saves (ANALYTICS_INGEST_PARALLEL_MIN_BYTES).
 MIN_PARALLEL_BYTES = DEFAULT_PARALLEL_MIN_BYTES
