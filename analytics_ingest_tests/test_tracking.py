@@ -83,3 +83,19 @@ def test_escaped_agents_and_referrers_are_reused_and_their_memory_is_bounded():
     assert json.loads(text)["ua"] == "A" * 3000 and len(json.loads(text)["urlref"]) == 1024
     assert "A" * 3000 not in builder._agent_json  # too long to keep
     assert builder.render(huge, PAGES, False) == fresh(huge)
+
+
+def test_the_sent_url_is_url_of():
+    """``render_fields`` builds the URL inline (it runs per hit); the pretable rebuilds it with
+    ``url_of`` (a builder without pv_ids) and must get the URL that was sent, byte for byte."""
+    sender = RequestBuilder(1, "https://example.org:8443/", PageviewIds("x"))
+    reader = RequestBuilder(0, "https://example.org:8443/", pv_ids=None)
+    paths = ["/", "/caf%C3%A9/é?q=1", "/a.pdf", "x" * 3000, "/" + "y" * 1023 + "z"]
+    for host in ("", "files.example.org", "Shop.Example.org"):
+        for path in paths:
+            for category in (PAGES, DOWNLOADS):
+                _, text = sender.render(_hit(host=host, path=path), category, False)
+                req = json.loads(text)
+                assert req["url"] == reader.url_of(host, path), (host, path)
+                if category == DOWNLOADS:
+                    assert req["download"] == req["url"]
